@@ -1,0 +1,1 @@
+"""Alerts: from rules and device health to the right people, once, with escalation."""

@@ -1,0 +1,89 @@
+"""The `cityops` command: one entry point, a subcommand per part of the platform.
+
+Each subcommand lives in the module that owns it and is registered here. Errors the
+platform raises on purpose print as `error:` and `hint:` lines (exit 1); wrong usage is
+argparse's message (exit 2); Ctrl-C exits 130 without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from cityops import __version__
+from cityops.errors import CityOpsError
+from cityops.settings import Settings, get_settings
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+# Commands that later work fills in: name -> what it will do.
+PLANNED = {
+    "agent": "run the device agent on a Raspberry Pi: sensors, offline spool, MQTT publishing",
+    "ingest": "run the ingest service: MQTT telemetry into the database, exactly once",
+    "rules": "run the rules engine: damp risk, gritting decisions, bin priorities",
+    "device": "manage the device registry: add, list, show, move, retire, rotate",
+    "route": "solve routing problems: gritting routes, bin collection, benchmarks",
+    "dashboards": "export or push the Grafana boards",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n(run `{self.prog} --help` for the commands)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cityops import bench, dbcli, demo, servecli
+
+    parser = _Parser(
+        prog="cityops",
+        description="CityOps: damp boxes, road and bin sensors, gritting and waste routes for a council.",
+        epilog="Settings come from CITYOPS_* environment variables or a .env file; see README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"cityops {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    demo.register(commands)
+    dbcli.register(commands)
+    servecli.register(commands)
+    bench.register(commands)
+    for name, text in PLANNED.items():
+        sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
+        sub.set_defaults(handler=_planned(name))
+    return parser
+
+
+def _planned(name: str) -> Handler:
+    async def handler(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"cityops {name}: not built yet; see the open issues for when it lands.", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = get_settings()
+        logging.basicConfig(level=settings.log_level,
+                            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        return asyncio.run(args.handler(args, settings))
+    except CityOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

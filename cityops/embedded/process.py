@@ -1,0 +1,104 @@
+"""Child processes for the embedded services that cannot outlive the parent.
+
+Each child gets its own session (so a terminal's Ctrl-C reaches only the parent, which
+then stops the children in order) and a parent-death signal (so a parent killed with
+SIGKILL still takes its children with it: no orphans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cityops.errors import EmbeddedServiceError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def set_pdeathsig() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+    return set_pdeathsig
+
+
+def spawn(argv: Sequence[str], *, log_path: Path, death_signal: int = signal.SIGTERM,
+          user: str | None = None) -> subprocess.Popen[bytes]:
+    """Start a child whose output goes to `log_path` and that dies with this process."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent(death_signal), user=user)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+async def wait_for_port(proc: subprocess.Popen[bytes], port: int, *, name: str, log_path: Path,
+                        timeout_s: float = 30.0) -> None:
+    """Wait until the child listens on `port`; fail with its log's tail if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EmbeddedServiceError(
+                f"{name} exited with code {proc.returncode} while starting: {log_tail(log_path)}",
+                hint=f"see {log_path}")
+        if accepts_connections(port):
+            return
+        await asyncio.sleep(0.1)
+    raise EmbeddedServiceError(f"{name} did not listen on port {port} within {timeout_s:.0f} s",
+                               hint=f"see {log_path}")
+
+
+async def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM,
+                       timeout_s: float = 30.0) -> None:
+    """Ask the child to stop, wait, and kill it if it will not."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"

@@ -1,0 +1,60 @@
+"""The core package's exceptions.
+
+    CityOpsError                  every error the platform raises on purpose
+     +-- ConfigError              settings that cannot work (bad URL, placeholder secret)
+     +-- StorageError             the database refused or could not be reached
+     |    +-- DatabaseUnavailable     cannot connect (wrong host, port, password, name)
+     |    +-- ExtensionError          TimescaleDB wanted but missing or not permitted
+     |    +-- MigrationError          a migration failed; it was rolled back
+     +-- EmbeddedServiceError     an embedded PostgreSQL or broker would not start
+     +-- BrokerUnavailable        the MQTT broker could not be reached
+
+Each carries `hint`: one line on what to do. The CLI prints `error: <message>` and
+`hint: <hint>` and exits 1; nothing below it prints a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class CityOpsError(Exception):
+    """Base of every deliberate error; `hint` says what to do about it."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigError(CityOpsError):
+    hint = "check the CITYOPS_ environment variables or the .env file (see README)"
+
+
+class StorageError(CityOpsError):
+    def __init__(self, message: str, *, hint: str | None = None, sqlstate: str | None = None):
+        super().__init__(message, hint=hint)
+        self.sqlstate = sqlstate
+
+
+class DatabaseUnavailable(StorageError):
+    hint = "check CITYOPS_DATABASE_URL, or unset it to use the embedded PostgreSQL"
+
+
+class ExtensionError(StorageError):
+    pass
+
+
+class MigrationError(StorageError):
+    def __init__(self, message: str, *, version: int, hint: str | None = None,
+                 sqlstate: str | None = None):
+        super().__init__(message, hint=hint, sqlstate=sqlstate)
+        self.version = version
+
+
+class EmbeddedServiceError(CityOpsError):
+    pass
+
+
+class BrokerUnavailable(CityOpsError):
+    hint = "check CITYOPS_MQTT_URL, or unset it to use the embedded broker"

@@ -1,0 +1,48 @@
+"""Running uvicorn inside a process that owns its own signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Generator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from cityops.embedded.process import port_is_free
+from cityops.errors import ConfigError
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The caller handles SIGINT/SIGTERM and sets should_exit, so that it can stop
+        # the other services in order after the web server has drained.
+        yield
+
+
+def http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    if not port_is_free(port, host):
+        raise ConfigError(f"cannot serve on {host}:{port}: the port is in use",
+                          hint="stop what uses it or choose another with CITYOPS_API__PORT / --port")
+    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (installed on the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_until_stopped(server: uvicorn.Server, stop: asyncio.Event) -> None:
+    """Serve until a stop signal (or the server ends by itself), then drain."""
+    serving = asyncio.create_task(server.serve())
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    waiting.cancel()
+    await serving

@@ -1,0 +1,29 @@
+"""`cityops api`: serve the operations API against the configured services."""
+
+from __future__ import annotations
+
+import argparse
+
+from cityops.services import database_for
+from cityops.serve import http_server, serve_until_stopped, stop_event_on_signals
+from cityops.settings import Settings
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    api = commands.add_parser("api", help="serve the operations API and web pages",
+                              description="Serve the operations API (FastAPI) with uvicorn.")
+    api.add_argument("--host", help="address to listen on (default CITYOPS_API__HOST)")
+    api.add_argument("--port", type=int, help="port (default CITYOPS_API__PORT)")
+    api.set_defaults(handler=run_api)
+
+
+async def run_api(args: argparse.Namespace, settings: Settings) -> int:
+    from ops_api import create_app
+
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    stop = stop_event_on_signals()
+    async with database_for(settings) as db:
+        print(f"CityOps API on http://{host}:{port}/ (docs at /docs); Ctrl-C stops it", flush=True)
+        await serve_until_stopped(http_server(create_app(settings, db=db), host, port), stop)
+    return 0

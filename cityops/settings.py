@@ -1,0 +1,143 @@
+"""The one settings object, read from `CITYOPS_*` environment variables and `.env`.
+
+Nested groups use `__`: `CITYOPS_STORAGE__TIMESCALE=off`, `CITYOPS_API__PORT=8080`.
+The two service URLs are top level (`CITYOPS_DATABASE_URL`, `CITYOPS_MQTT_URL`);
+leaving one unset means "use the embedded default" that `cityops demo` starts.
+URLs may hold passwords, so they are secrets: print them with `redact_url`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cityops.errors import ConfigError
+
+DB_SCHEMES = ("postgresql", "postgres")
+MQTT_SCHEMES = ("mqtt", "mqtts")
+
+
+class StorageSettings(BaseModel):
+    # auto: use TimescaleDB when the server has it; require: refuse to run without it;
+    # off: plain PostgreSQL even where TimescaleDB is installed.
+    timescale: Literal["auto", "require", "off"] = "auto"
+    compress_after: timedelta = timedelta(days=7)
+    retain_for: timedelta = timedelta(days=730)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class EmbeddedSettings(BaseModel):
+    data_dir: Path = Path(".cityops")
+    postgres_port: int = Field(default=54329, ge=1, le=65535)
+    mqtt_port: int = Field(default=18830, ge=1, le=65535)
+    # "auto": a `mosquitto` binary on PATH if there is one, otherwise amqtt in-process
+    broker: Literal["auto", "mosquitto", "amqtt"] = "auto"
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CITYOPS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    database_url: SecretStr | None = None
+    mqtt_url: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    storage: StorageSettings = StorageSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    api: ApiSettings = ApiSettings()
+
+    @field_validator("database_url", "mqtt_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        _check_scheme(value, DB_SCHEMES, "CITYOPS_DATABASE_URL", "postgresql://user:pass@host:5432/db")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        _check_scheme(value, MQTT_SCHEMES, "CITYOPS_MQTT_URL", "mqtt://user:pass@host:1883")
+        return value
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.mqtt_url is None
+
+    def embedded_database_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.embedded.postgres_port}/cityops"
+
+    def embedded_mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.embedded.mqtt_port}"
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to: the configured one, else the embedded server's."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.embedded_database_url()
+
+    def resolved_mqtt_url(self) -> str:
+        if self.mqtt_url is not None:
+            return self.mqtt_url.get_secret_value()
+        return self.embedded_mqtt_url()
+
+
+def _check_scheme(value: SecretStr | None, schemes: tuple[str, ...], name: str, example: str) -> None:
+    if value is None:
+        return
+    scheme = urlsplit(value.get_secret_value()).scheme
+    if scheme not in schemes:
+        raise ValueError(f"{name} must start with {' or '.join(s + '://' for s in schemes)} "
+                         f"(for example {example}), got scheme {scheme or 'none'!r}")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to log or print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings now; a bad value is a ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CITYOPS_{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

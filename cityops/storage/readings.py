@@ -1,0 +1,126 @@
+"""The readings write path and the hourly read path, the same on both back ends.
+
+Writes are one statement per batch, `INSERT ... SELECT FROM unnest($1::type[], ...)
+ON CONFLICT DO NOTHING`: a replayed reading (same device and timestamp) is ignored, and
+the count that comes back is the number of new rows. (COPY is faster on PostgreSQL but
+cannot ignore duplicates without a staging table, and unnest also works where COPY does
+not, e.g. PGlite.)
+
+Hourly statistics come from `<kind>_hourly`: a continuous aggregate on TimescaleDB, a
+date_bin view on plain PostgreSQL, with the same columns; callers never branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+
+from cityops.errors import StorageError
+from cityops.storage.database import Database, translate_query_error
+
+DeviceKind = Literal["frog", "road", "bin"]
+
+
+@dataclass(frozen=True)
+class ReadingTable:
+    kind: DeviceKind
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type), key columns first
+    hourly_columns: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return f"{self.kind}_readings"
+
+    @property
+    def hourly_view(self) -> str:
+        return f"{self.kind}_hourly"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def insert_sql(self) -> str:
+        names = ", ".join(self.column_names)
+        arrays = ", ".join(f"${i}::{pgtype}[]" for i, (_, pgtype) in enumerate(self.columns, start=1))
+        return (f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT (device_id, ts) DO NOTHING")
+
+
+_KEY = (("device_id", "text"), ("ts", "timestamptz"))
+
+READING_TABLES: dict[str, ReadingTable] = {
+    "frog": ReadingTable("frog", (*_KEY, ("air_temp_c", "real"), ("rh_pct", "real")),
+                         ("air_temp_avg", "air_temp_min", "air_temp_max", "rh_avg", "rh_min", "rh_max")),
+    "road": ReadingTable("road", (*_KEY, ("surface_temp_c", "real"), ("air_temp_c", "real"),
+                                  ("surface_state", "text"), ("lat", "float8"), ("lon", "float8")),
+                         ("surface_temp_avg", "surface_temp_min", "surface_temp_max",
+                          "air_temp_avg", "air_temp_min", "air_temp_max")),
+    "bin": ReadingTable("bin", (*_KEY, ("distance_mm", "real"), ("fill_fraction", "real"),
+                                ("temp_c", "real"), ("tilt_deg", "real")),
+                        ("fill_avg", "fill_max", "distance_min", "temp_max", "tilt_max")),
+}
+
+
+def reading_table(kind: str) -> ReadingTable:
+    try:
+        return READING_TABLES[kind]
+    except KeyError:
+        raise StorageError(f"unknown device kind {kind!r}; expected one of {', '.join(READING_TABLES)}") \
+            from None
+
+
+@dataclass(frozen=True)
+class HourlyStat:
+    device_id: str
+    bucket: datetime
+    readings: int
+    values: dict[str, float | None]
+
+
+async def insert_readings(executor: Database | asyncpg.Connection, kind: str,
+                          rows: Sequence[Sequence[Any]]) -> int:
+    """Write rows (tuples in the table's column order) in one statement; return how many were new."""
+    spec = reading_table(kind)
+    if not rows:
+        return 0
+    width = len(spec.columns)
+    if any(len(row) != width for row in rows):
+        raise StorageError(f"{spec.table} rows need {width} values: {', '.join(spec.column_names)}")
+    columns = [list(col) for col in zip(*rows, strict=True)]
+    conn = executor.pool if isinstance(executor, Database) else executor
+    try:
+        status = await conn.execute(spec.insert_sql, *columns)
+    except asyncpg.PostgresError as exc:
+        raise translate_query_error(exc) from exc
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def hourly_stats(db: Database, kind: str, start: datetime, end: datetime,
+                       device_ids: Sequence[str] | None = None) -> list[HourlyStat]:
+    """Hourly count and statistics per device for buckets in [start, end)."""
+    spec = reading_table(kind)
+    columns = ", ".join(spec.hourly_columns)
+    query = (f"SELECT device_id, bucket, readings, {columns} FROM {spec.hourly_view} "
+             f"WHERE bucket >= $1 AND bucket < $2 AND ($3::text[] IS NULL OR device_id = ANY($3)) "
+             f"ORDER BY device_id, bucket")
+    rows = await db.fetch(query, start, end, list(device_ids) if device_ids is not None else None)
+    return [HourlyStat(device_id=row["device_id"], bucket=row["bucket"], readings=row["readings"],
+                       values={name: row[name] for name in spec.hourly_columns})
+            for row in rows]
+
+
+async def insert_dead_letter(executor: Database | asyncpg.Connection, *, topic: str, payload: bytes,
+                             reason: str, device_id: str | None = None) -> None:
+    """Keep a message that could not be accepted, with why, for an operator to inspect."""
+    conn = executor.pool if isinstance(executor, Database) else executor
+    try:
+        await conn.execute(
+            "INSERT INTO dead_letters (topic, device_id, reason, payload) VALUES ($1, $2, $3, $4)",
+            topic, device_id, reason, payload)
+    except asyncpg.PostgresError as exc:
+        raise translate_query_error(exc) from exc

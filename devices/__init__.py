@@ -1,0 +1,1 @@
+"""Devices: the registry, provisioning with broker credentials, health."""

@@ -1,0 +1,1 @@
+"""The device agent that runs on a Raspberry Pi: drivers, spool, MQTT publishing."""

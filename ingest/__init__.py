@@ -1,0 +1,1 @@
+"""Ingest: MQTT telemetry into the database, each reading accepted exactly once."""
