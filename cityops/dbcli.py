@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import migrate, status
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     db = commands.add_parser("db", help="migrate the database and show its state",
                              description="Database schema and state.")
     actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -43,7 +44,8 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print("          (TimescaleDB is available on this server but not used by this database)")
     for row in state.applied:
         note = "  CHANGED since applied" if row.version in state.changed else ""
-        print(f"applied  {row.version:04d}_{row.name}  [{row.backend}]  {row.applied_at:%Y-%m-%d %H:%M}{note}")
+        when = f"{row.applied_at:%Y-%m-%d %H:%M}"
+        print(f"applied  {row.version:04d}_{row.name}  [{row.backend}]  {when}{note}")
     for migration in state.pending:
         print(f"pending  {migration.version:04d}_{migration.name}")
     if not state.pending:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 from contextlib import AsyncExitStack
+from typing import Any
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.mqtt import check_broker
@@ -20,7 +21,7 @@ from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     demo = commands.add_parser(
         "demo", help="run the whole platform locally (embedded database and broker)",
         description="Start the embedded PostgreSQL and MQTT broker (unless CITYOPS_DATABASE_URL / "
@@ -45,7 +46,8 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.api.port
     async with AsyncExitStack() as services:
         if settings.uses_embedded_database:
-            progress.step(f"starting PostgreSQL (embedded; data in {settings.embedded.data_dir}/postgres) ...")
+            data_dir = settings.embedded.data_dir / "postgres"
+            progress.step(f"starting PostgreSQL (embedded; data in {data_dir}) ...")
             postgres = await services.enter_async_context(embedded_postgres(settings))
             database_url = postgres.url
         else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from cityops.services import database_for
 from cityops.serve import http_server, serve_until_stopped, stop_event_on_signals
+from cityops.services import database_for
 from cityops.settings import Settings
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[Any]) -> None:
     api = commands.add_parser("api", help="serve the operations API and web pages",
                               description="Serve the operations API (FastAPI) with uvicorn.")
     api.add_argument("--host", help="address to listen on (default CITYOPS_API__HOST)")

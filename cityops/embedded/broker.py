@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from cityops.embedded.process import port_is_free, spawn, stop_process, wait_for_port
+from cityops.embedded.process import make_traversable, port_is_free, spawn, stop_process, wait_for_port
 from cityops.errors import EmbeddedServiceError
 
 log = logging.getLogger("cityops.embedded.broker")
@@ -91,8 +91,9 @@ class EmbeddedBroker:
     async def _start_mosquitto(self) -> None:
         broker_dir = self.data_dir / "mosquitto"
         broker_dir.mkdir(parents=True, exist_ok=True)
-        user = _mosquitto_user()
+        user = mosquitto_user()
         if user:
+            make_traversable(broker_dir)
             shutil.chown(broker_dir, user)
         config = broker_dir / "mosquitto.conf"
         config.write_text(mosquitto_config(self.port, broker_dir if self.persistent else None))
@@ -123,7 +124,7 @@ def _choose(kind: Literal["auto", "mosquitto", "amqtt"]) -> Literal["mosquitto",
 
 
 
-def _mosquitto_user() -> str | None:
+def mosquitto_user() -> str | None:
     """Under root, the `mosquitto` account to run as. Started as root, Mosquitto would drop
     to it by itself, and that change of user would cancel our parent-death signal."""
     import os

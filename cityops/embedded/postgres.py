@@ -21,7 +21,7 @@ from types import TracebackType
 
 import asyncpg
 
-from cityops.embedded.process import port_is_free, spawn, stop_process, wait_for_port
+from cityops.embedded.process import make_traversable, port_is_free, spawn, stop_process, wait_for_port
 from cityops.errors import EmbeddedServiceError
 
 log = logging.getLogger("cityops.embedded.postgres")
@@ -124,10 +124,10 @@ class EmbeddedPostgres:
         """Under root: an unprivileged account that can reach the binaries and the data directory."""
         assert self._user is not None
         _ensure_system_user(self._user)
-        _make_traversable(self.pgdata.parent)
+        make_traversable(self.pgdata.parent)
         install = _bin_dir().parent
         if not (install / "bin" / "postgres").stat().st_mode & 0o001:  # once per install
-            _make_traversable(install)
+            make_traversable(install)
             _make_tree_readable(install)
         self.log_path.touch(exist_ok=True)
         shutil.chown(self.log_path, self._user, self._user)
@@ -148,14 +148,6 @@ def _ensure_system_user(name: str) -> None:
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
                        check=True, capture_output=True)
-
-
-def _make_traversable(folder: Path) -> None:
-    """Let other accounts reach `folder` (read and search it and its parents, not write)."""
-    for parent in [folder, *folder.parents]:
-        mode = parent.stat().st_mode
-        if mode & 0o055 != 0o055:
-            parent.chmod(mode | 0o055)
 
 
 def _make_tree_readable(folder: Path) -> None:

@@ -88,12 +88,11 @@ async def stop_process(proc: subprocess.Popen[bytes], *, sig: int = signal.SIGTE
     if proc.poll() is not None:
         return
     proc.send_signal(sig)
-    deadline = time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    if proc.poll() is None:
+    try:
+        await asyncio.to_thread(proc.wait, timeout_s)
+    except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        await asyncio.to_thread(proc.wait)
 
 
 def log_tail(path: Path, lines: int = 3) -> str:
@@ -102,3 +101,11 @@ def log_tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return "(no log)"
     return " | ".join(text[-lines:]) or "(empty log)"
+
+
+def make_traversable(folder: Path) -> None:
+    """Let other accounts reach `folder` (read and search it and its parents, not write)."""
+    for parent in [folder, *folder.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o055 != 0o055:
+            parent.chmod(mode | 0o055)

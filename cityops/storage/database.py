@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from cityops.errors import DatabaseUnavailable, StorageError
 from cityops.settings import Settings, StorageSettings, redact_url
 
 log = logging.getLogger("cityops.storage")
+
+# A connection of our own or one lent by the pool: both run queries the same way.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 CLOSE_TIMEOUT_S = 5.0
 
@@ -42,7 +46,7 @@ class Backend:
         return f"plain PostgreSQL {self.server_version}"
 
 
-async def read_backend(conn: asyncpg.Connection) -> Backend:
+async def read_backend(conn: Connection) -> Backend:
     row = await conn.fetchrow(
         """
         SELECT current_setting('server_version') AS server_version,

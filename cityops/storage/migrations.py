@@ -13,10 +13,10 @@ database stays at the last version that applied cleanly.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 
 import asyncpg
@@ -24,7 +24,7 @@ import asyncpg
 from cityops.errors import ExtensionError, MigrationError
 from cityops.settings import StorageSettings
 from cityops.storage import policies
-from cityops.storage.database import Backend, Database, read_backend
+from cityops.storage.database import Backend, Connection, Database, read_backend
 
 log = logging.getLogger("cityops.storage.migrations")
 
@@ -126,9 +126,9 @@ async def migrate(db: Database, storage: StorageSettings,
     async with db.pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
         try:
-            await conn.execute(_CREATE_TABLE)
             applied = await _applied(conn)
             timescale = await _choose_backend(conn, storage, applied)
+            await conn.execute(_CREATE_TABLE)
             done = {m.version for m in applied}
             newly: list[Migration] = []
             for migration in migrations:
@@ -144,7 +144,7 @@ async def migrate(db: Database, storage: StorageSettings,
     return MigrationReport(backend=backend, applied=newly, policy_changes=changes)
 
 
-async def _applied(conn: asyncpg.Connection) -> list[AppliedMigration]:
+async def _applied(conn: Connection) -> list[AppliedMigration]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return []
@@ -153,7 +153,7 @@ async def _applied(conn: asyncpg.Connection) -> list[AppliedMigration]:
     return [AppliedMigration(**dict(row)) for row in rows]
 
 
-async def _choose_backend(conn: asyncpg.Connection, storage: StorageSettings,
+async def _choose_backend(conn: Connection, storage: StorageSettings,
                           applied: list[AppliedMigration]) -> bool:
     """Decide TimescaleDB or plain, creating the extension when wanted; True for TimescaleDB.
 
@@ -165,7 +165,8 @@ async def _choose_backend(conn: asyncpg.Connection, storage: StorageSettings,
         recorded = applied[0].backend == "timescaledb"
         if storage.timescale == "require" and not recorded:
             raise ExtensionError(
-                "this database was migrated as plain PostgreSQL; it cannot be switched to TimescaleDB in place",
+                "this database was migrated as plain PostgreSQL; "
+                "it cannot be switched to TimescaleDB in place",
                 hint="migrate a new database with TimescaleDB and copy the data across, "
                      "or set CITYOPS_STORAGE__TIMESCALE=auto")
         if recorded and not backend.is_timescale:
@@ -201,7 +202,7 @@ async def _choose_backend(conn: asyncpg.Connection, storage: StorageSettings,
     return True
 
 
-async def _apply(conn: asyncpg.Connection, migration: Migration, timescale: bool) -> None:
+async def _apply(conn: Connection, migration: Migration, timescale: bool) -> None:
     sql = migration.sql_for(timescale)
     label = f"{migration.version:04d}_{migration.name}"
     log.info("applying migration %s", label)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import asyncpg
-
 from cityops.settings import StorageSettings
+from cityops.storage.database import Connection
 
 HYPERTABLES = ("frog_readings", "road_readings", "bin_readings")
 
@@ -23,7 +22,7 @@ SELECT (SELECT (config->>'compress_after')::interval FROM timescaledb_informatio
 """
 
 
-async def sync(conn: asyncpg.Connection, storage: StorageSettings) -> list[str]:
+async def sync(conn: Connection, storage: StorageSettings) -> list[str]:
     """Make every hypertable's policies match the settings; say what changed."""
     changes: list[str] = []
     for table in HYPERTABLES:

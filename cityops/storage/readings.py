@@ -20,7 +20,7 @@ from typing import Any, Literal
 import asyncpg
 
 from cityops.errors import StorageError
-from cityops.storage.database import Database, translate_query_error
+from cityops.storage.database import Connection, Database, translate_query_error
 
 DeviceKind = Literal["frog", "road", "bin"]
 
@@ -82,7 +82,7 @@ class HourlyStat:
     values: dict[str, float | None]
 
 
-async def insert_readings(executor: Database | asyncpg.Connection, kind: str,
+async def insert_readings(executor: Database | Connection, kind: str,
                           rows: Sequence[Sequence[Any]]) -> int:
     """Write rows (tuples in the table's column order) in one statement; return how many were new."""
     spec = reading_table(kind)
@@ -114,7 +114,7 @@ async def hourly_stats(db: Database, kind: str, start: datetime, end: datetime,
             for row in rows]
 
 
-async def insert_dead_letter(executor: Database | asyncpg.Connection, *, topic: str, payload: bytes,
+async def insert_dead_letter(executor: Database | Connection, *, topic: str, payload: bytes,
                              reason: str, device_id: str | None = None) -> None:
     """Keep a message that could not be accepted, with why, for an operator to inspect."""
     conn = executor.pool if isinstance(executor, Database) else executor

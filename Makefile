@@ -1,0 +1,47 @@
+# The same commands everywhere: README, CI and developers use these targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TIER   := tests/timescale/node_modules/.installed
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+## demo: run the whole platform locally (embedded PostgreSQL and broker)
+demo: $(STAMP)
+	$(BIN)/cityops demo
+
+## test: lint, type-check and run every test against real services
+test: lint typecheck pytest
+
+pytest: $(STAMP) $(TIER)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: the storage write-path benchmark (more in README)
+bench: $(STAMP)
+	$(BIN)/cityops bench write
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CityOps needs Python 3.11 or newer: make PYTHON=python3.12 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(TIER): tests/timescale/package.json tests/timescale/package-lock.json
+	@scripts/system-deps.sh
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "installing PGlite with TimescaleDB for the conformance tier ..."; \
+		npm ci --prefix tests/timescale --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "npm not found: the TimescaleDB conformance tier will be skipped"; \
+	fi
+
+clean:
+	rm -rf $(VENV) tests/timescale/node_modules .mypy_cache .ruff_cache .pytest_cache

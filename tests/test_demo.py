@@ -1,0 +1,80 @@
+"""`cityops demo` as a user runs it: starts everything, serves health, Ctrl-C stops all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from cityops.embedded.process import free_port
+
+pytestmark = pytest.mark.embedded
+
+
+def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 60) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip())
+        if needle in line:
+            return seen
+    raise AssertionError(f"{needle!r} not printed; output so far: {seen}")
+
+
+def demo_env(data_dir, port: int) -> dict[str, str]:
+    env = {**os.environ, "CITYOPS_EMBEDDED__DATA_DIR": str(data_dir),
+           "CITYOPS_EMBEDDED__POSTGRES_PORT": str(free_port()),
+           "CITYOPS_EMBEDDED__MQTT_PORT": str(free_port()), "CITYOPS_API__PORT": str(port)}
+    env.pop("CITYOPS_DATABASE_URL", None)
+    env.pop("CITYOPS_MQTT_URL", None)
+    return env
+
+
+def start_demo(data_dir, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "demo"], env=demo_env(data_dir, port),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_demo_starts_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
+    port = free_port()
+    with start_demo(tmp_path, port) as proc:
+        try:
+            _run_and_interrupt(proc, port)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_a_killed_demo_leaves_no_orphan_services(tmp_path) -> None:
+    with start_demo(tmp_path, free_port()) as proc:
+        wait_for_line(proc, "ready: http://")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()  # SIGKILL: no chance to clean up; the children must go by themselves
+        proc.wait()
+        _, alive = psutil.wait_procs(children, timeout=15)
+        assert [p.pid for p in alive] == []
+
+
+def _run_and_interrupt(proc: subprocess.Popen[str], port: int) -> None:
+    output = wait_for_line(proc, "ready: http://")
+    assert any("starting PostgreSQL" in line for line in output)
+    assert any("migrated" in line for line in output)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 2  # the postmaster with its workers, and Mosquitto when on PATH
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+    assert health.status_code == 200, health.text
+    assert health.json()["status"] == "ok"
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert "stopped" in (proc.stdout.read() if proc.stdout else "")
+    time.sleep(0.5)
+    assert [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
