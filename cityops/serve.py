@@ -10,8 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from cityops.embedded.process import port_is_free
-from cityops.errors import ConfigError
+from cityops.embedded.process import claim_port
 
 
 class _Server(uvicorn.Server):
@@ -23,9 +22,7 @@ class _Server(uvicorn.Server):
 
 
 def http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
-    if not port_is_free(port, host):
-        raise ConfigError(f"cannot serve on {host}:{port}: the port is in use",
-                          hint="stop what uses it or choose another with CITYOPS_API__PORT / --port")
+    claim_port(port, "the web server", "CITYOPS_API__PORT (or --port)", host)
     return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
 
 

@@ -165,13 +165,12 @@ def timescale_node() -> Iterator[Path]:
     yield Path(node)
 
 
-@pytest.fixture(scope="session")
-async def timescale_url(timescale_node: Path, tmp_path_factory: pytest.TempPathFactory
-                        ) -> AsyncIterator[str]:
-    """A PostgreSQL URL served by PGlite with the TimescaleDB extension available."""
+@asynccontextmanager
+async def pglite_server(node: Path, log_dir: Path) -> AsyncIterator[str]:
+    """Run tests/timescale/server.mjs on a free port; yield its PostgreSQL URL."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("pglite") / "pglite.log"
-    proc = spawn([str(timescale_node), str(TIMESCALE_DIR / "server.mjs"), str(port)], log_path=log_path)
+    log_path = log_dir / "pglite.log"
+    proc = spawn([str(node), str(TIMESCALE_DIR / "server.mjs"), str(port)], log_path=log_path)
     try:
         await wait_for_port(proc, port, name="PGlite", log_path=log_path, timeout_s=60)
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
@@ -179,19 +178,34 @@ async def timescale_url(timescale_node: Path, tmp_path_factory: pytest.TempPathF
         await stop_process(proc, timeout_s=10)
 
 
-@pytest.fixture(scope="session")
-async def timescale_db(timescale_url: str) -> AsyncIterator[Database]:
+async def pglite_pool(url: str, *session_sql: str) -> asyncpg.Pool:
     """PGlite serves one connection at a time: a pool of one.
 
     PGlite's RESET ALL (which asyncpg runs when a connection returns to the pool) sets
-    search_path to pg_catalog, so each acquire sets it back to public."""
+    search_path to pg_catalog, so each acquire sets it back to public (and runs session_sql)."""
 
-    async def public_schema(conn: asyncpg.Connection) -> None:
+    async def setup(conn: asyncpg.Connection) -> None:
         await conn.execute("SET search_path = public")
+        for sql in session_sql:
+            await conn.execute(sql)
 
-    pool = await asyncpg.create_pool(timescale_url, min_size=1, max_size=1, setup=public_schema)
-    database = Database(pool, timescale_url)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, setup=setup)
+    assert pool is not None
+    return pool
+
+
+@pytest.fixture(scope="session")
+async def timescale_url(timescale_node: Path, tmp_path_factory: pytest.TempPathFactory
+                        ) -> AsyncIterator[str]:
+    """A PostgreSQL URL served by PGlite with the TimescaleDB extension available."""
+    async with pglite_server(timescale_node, tmp_path_factory.mktemp("pglite")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def timescale_db(timescale_url: str) -> AsyncIterator[Database]:
+    database = Database(await pglite_pool(timescale_url), timescale_url)
     try:
         yield database
     finally:
-        await database.close()
+        database.pool.terminate()  # PGlite does not answer a Terminate message

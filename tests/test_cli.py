@@ -71,3 +71,16 @@ def test_bench_rejects_nonsense_sizes() -> None:
     result = cityops("bench", "write", "--rows", "0")
     assert result.returncode == 2
     assert "must be positive" in result.stdout + result.stderr
+
+
+def test_db_migrate_twice_then_status(fresh_database_url: str) -> None:
+    env = {"CITYOPS_DATABASE_URL": fresh_database_url}
+    first = cityops("db", "migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_registry" in first.stdout
+    second = cityops("db", "migrate", env=env)
+    assert second.returncode == 0
+    assert "nothing to do" in second.stdout
+    state = cityops("db", "status", env=env)
+    assert "back end: plain PostgreSQL" in state.stdout
+    assert "applied  0001_registry  [postgresql]" in state.stdout and "up to date" in state.stdout

@@ -109,3 +109,27 @@ async def test_hourly_stats_come_from_the_continuous_aggregate_once_materialised
         T0, T0 + timedelta(hours=2))
     stats = await hourly_stats(migrated, "frog", T0, T0 + timedelta(hours=2), [unique])
     assert [(s.readings, s.values["air_temp_avg"]) for s in stats] == [(4, 11.5), (4, 15.5)]
+
+
+async def test_a_role_that_may_not_create_the_extension_gets_the_cause_and_what_to_do(
+        timescale_node, tmp_path) -> None:
+    """A server with TimescaleDB available, a role without the right: refused, nothing changed."""
+    from cityops.errors import ExtensionError
+    from tests.conftest import pglite_pool, pglite_server
+
+    async with pglite_server(timescale_node, tmp_path) as url:
+        owner = await pglite_pool(url)
+        await owner.execute("CREATE ROLE app; GRANT CREATE ON SCHEMA public TO app")
+        owner.terminate()  # PGlite does not answer a Terminate message; cut the socket
+        app = Database(await pglite_pool(url, "SET ROLE app"), url)
+        try:
+            with pytest.raises(ExtensionError, match="role 'app' may not create the extension") as caught:
+                await migrate(app, StorageSettings(timescale="auto"))
+            assert caught.value.sqlstate == "42501"
+            assert "CREATE EXTENSION timescaledb" in caught.value.hint
+            assert "CITYOPS_STORAGE__TIMESCALE=off" in caught.value.hint
+            backend = await app.backend(refresh=True)
+            assert backend.timescale_available and not backend.is_timescale
+            assert await app.fetchval("SELECT to_regclass('schema_migrations')") is None
+        finally:
+            app.pool.terminate()

@@ -13,10 +13,16 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
-from cityops.embedded.process import make_traversable, port_is_free, spawn, stop_process, wait_for_port
+from cityops.embedded.process import (
+    EmbeddedService,
+    claim_port,
+    make_traversable,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
 from cityops.errors import EmbeddedServiceError
 
 log = logging.getLogger("cityops.embedded.broker")
@@ -43,7 +49,7 @@ def mosquitto_config(port: int, persistence_dir: Path | None, *, extra: str = ""
     return "\n".join(lines) + "\n" + extra
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(EmbeddedService):
     """Start and stop the embedded broker on 127.0.0.1:port."""
 
     def __init__(self, data_dir: Path, port: int,
@@ -60,19 +66,8 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> EmbeddedBroker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
-
     async def start(self) -> str:
-        if not port_is_free(self.port):
-            raise EmbeddedServiceError(
-                f"port {self.port} for the embedded MQTT broker is already in use",
-                hint="stop what uses it or set CITYOPS_EMBEDDED__MQTT_PORT")
+        claim_port(self.port, "the embedded MQTT broker", "CITYOPS_EMBEDDED__MQTT_PORT")
         if self.kind == "mosquitto":
             await self._start_mosquitto()
         else:

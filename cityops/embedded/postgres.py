@@ -17,11 +17,17 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
 import asyncpg
 
-from cityops.embedded.process import make_traversable, port_is_free, spawn, stop_process, wait_for_port
+from cityops.embedded.process import (
+    EmbeddedService,
+    claim_port,
+    make_traversable,
+    spawn,
+    stop_process,
+    wait_for_port,
+)
 from cityops.errors import EmbeddedServiceError
 
 log = logging.getLogger("cityops.embedded.postgres")
@@ -42,7 +48,7 @@ def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedService):
     """Start (initialising on first use) and stop one embedded PostgreSQL server."""
 
     def __init__(self, data_dir: Path, port: int, *, database: str = "cityops", durable: bool = True):
@@ -62,22 +68,11 @@ class EmbeddedPostgres:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    async def __aenter__(self) -> EmbeddedPostgres:
-        await self.start()
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.stop()
-
     async def start(self) -> str:
         """Start the server (initialising the data directory on first use); return its URL."""
         if self.running:
             return self.url
-        if not port_is_free(self.port):
-            raise EmbeddedServiceError(
-                f"port {self.port} for the embedded PostgreSQL is already in use",
-                hint="stop what uses it (another `cityops demo`?) or set CITYOPS_EMBEDDED__POSTGRES_PORT")
+        claim_port(self.port, "the embedded PostgreSQL", "CITYOPS_EMBEDDED__POSTGRES_PORT")
         await asyncio.to_thread(self._prepare)
         argv = [str(_bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",

@@ -17,10 +17,31 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from cityops.errors import EmbeddedServiceError
 
 _PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedService:
+    """A service this process runs, used as `async with`: started on entry, stopped on exit."""
+
+    async def start(self) -> str:
+        """Start the service; return the URL to reach it."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
 
 
 def _die_with_parent(sig: int) -> Callable[[], None]:
@@ -55,6 +76,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def claim_port(port: int, what: str, setting: str, host: str = "127.0.0.1") -> None:
+    """Fail with a clear message, naming the setting to change, if `port` is taken."""
+    if not port_is_free(port, host):
+        raise EmbeddedServiceError(f"port {port} for {what} is already in use",
+                                   hint=f"stop what uses it (another `cityops demo`?) or set {setting}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
