@@ -1,8 +1,11 @@
 """The write path (idempotent, counts new rows) and hourly statistics on plain PostgreSQL."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cityops.errors import StorageError
 from cityops.storage import Database, hourly_stats, insert_dead_letter, insert_readings
@@ -83,3 +86,25 @@ async def test_dead_letters_keep_topic_payload_and_reason(db: Database, unique: 
         "SELECT device_id, reason, payload, received_at FROM dead_letters WHERE topic = $1", topic)
     assert (row["device_id"], row["reason"], row["payload"]) == (unique, "bad JSON", b"\xff not json")
     assert row["received_at"] is not None
+
+
+_keys = st.tuples(st.integers(0, 3), st.integers(0, 20))  # (device number, minute)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(_keys, max_size=30), min_size=1, max_size=4))
+async def test_new_row_counts_add_up_to_the_distinct_readings_however_batches_repeat(
+        db: Database, batches: list[list[tuple[int, int]]]) -> None:
+    """Property: whatever the batches and repeats, the new-row counts sum to the distinct keys
+    and a replay of everything adds nothing."""
+    run = uuid.uuid4().hex[:8]
+
+    def row(key: tuple[int, int]) -> tuple:
+        return (f"p{run}-{key[0]}", T0 + timedelta(minutes=key[1]), 20.0, 50.0)
+
+    counted = 0
+    for batch in batches:
+        counted += await insert_readings(db, "frog", [row(k) for k in batch])
+    distinct = {k for batch in batches for k in batch}
+    assert counted == len(distinct)
+    assert await insert_readings(db, "frog", [row(k) for batch in batches for k in batch]) == 0
