@@ -23,7 +23,6 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 # Commands that later work fills in: name -> what it will do.
 PLANNED = {
     "agent": "run the device agent on a Raspberry Pi: sensors, offline spool, MQTT publishing",
-    "ingest": "run the ingest service: MQTT telemetry into the database, exactly once",
     "rules": "run the rules engine: damp risk, gritting decisions, bin priorities",
     "device": "manage the device registry: add, list, show, move, retire, rotate",
     "route": "solve routing problems: gritting routes, bin collection, benchmarks",
@@ -39,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from cityops import bench, dbcli, demo, servecli
+    from ingest import bench as ingest_bench
+    from ingest import cli as ingest_cli
 
     parser = _Parser(
         prog="cityops",
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     dbcli.register(commands)
     servecli.register(commands)
-    bench.register(commands)
+    benchmarks = bench.register(commands)
+    ingest_cli.register(commands)
+    ingest_bench.register_bench(benchmarks)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
         sub.set_defaults(handler=_planned(name))

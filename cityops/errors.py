@@ -32,9 +32,18 @@ class ConfigError(CityOpsError):
 
 
 class StorageError(CityOpsError):
+    # SQLSTATE classes that pass: connection trouble, insufficient resources, operator
+    # intervention (shutdown, restart), transaction rollback (serialization, deadlock)
+    TRANSIENT_CLASSES = ("08", "53", "57", "40")
+
     def __init__(self, message: str, *, hint: str | None = None, sqlstate: str | None = None):
         super().__init__(message, hint=hint)
         self.sqlstate = sqlstate
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: the connection went, or the server is restarting or overloaded."""
+        return self.sqlstate is None or self.sqlstate[:2] in self.TRANSIENT_CLASSES
 
 
 class DatabaseUnavailable(StorageError):

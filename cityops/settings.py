@@ -42,6 +42,27 @@ class EmbeddedSettings(BaseModel):
     broker: Literal["auto", "mosquitto", "amqtt"] = "auto"
 
 
+class IngestSettings(BaseModel):
+    # consumers sharing this group split the telemetry between them ($share/<group>/...);
+    # empty: one consumer on a plain subscription (Mosquitto restores those after a
+    # restart, but not shared ones; see ingest/source.py)
+    share_group: str = Field(default="ingest", pattern=r"^[A-Za-z0-9_-]*$")
+    # the broker keeps this consumer's session (and queues for it) under this id;
+    # give each consumer process its own, stable across restarts
+    client_id: str = Field(default="cityops-ingest-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # MQTT 5 Receive Maximum: messages delivered but not yet acknowledged (= committed);
+    # the broker sends no more until some are, which is the consumer's backpressure
+    receive_maximum: int = Field(default=10_000, ge=1, le=65_535)
+    batch_readings: int = Field(default=5_000, ge=1)  # flush when a batch holds this many
+    flush_interval_s: float = Field(default=0.2, gt=0)  # ... or this long after its first message
+    max_clock_ahead_s: float = Field(default=300.0, ge=0)  # readings further in the future are refused
+    registry_refresh_s: float = Field(default=30.0, gt=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=0, le=65_535)  # 0: no metrics endpoint
+    retry_max_s: float = Field(default=10.0, gt=0)  # longest pause between database retries
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -61,6 +82,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     api: ApiSettings = ApiSettings()
+    ingest: IngestSettings = IngestSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

@@ -159,7 +159,7 @@ def decode_batch(payload: bytes) -> TelemetryBatch:
     """Structure and types of a whole message; TelemetryError with the reason otherwise."""
     try:
         batch = _decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a key is the latter
         raise TelemetryError(f"malformed telemetry: {exc}") from None
     if batch.v != SCHEMA_VERSION:
         raise TelemetryError(f"unsupported payload version {batch.v} (this platform reads {SCHEMA_VERSION})")
@@ -216,7 +216,7 @@ class DeviceConfig(msgspec.Struct, frozen=True, omit_defaults=True):
 def decode_config(payload: bytes) -> DeviceConfig:
     try:
         return msgspec.json.decode(payload, type=DeviceConfig)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise TelemetryError(f"malformed config: {exc}") from None
 
 

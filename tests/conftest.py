@@ -26,7 +26,7 @@ from typing import NoReturn
 import asyncpg
 import pytest
 
-from cityops.embedded.broker import mosquitto_config, mosquitto_user
+from cityops.embedded.broker import EmbeddedBroker, mosquitto_config, mosquitto_user
 from cityops.embedded.postgres import EmbeddedPostgres
 from cityops.embedded.process import (
     accepts_connections,
@@ -147,6 +147,16 @@ async def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[B
         yield BrokerInstance(port=port, config_path=config)
     finally:
         await stop_process(proc)
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    """A persistent Mosquitto of this test's own, which the test may restart."""
+    if shutil.which("mosquitto") is None:
+        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
+    server = EmbeddedBroker(tmp_path, free_port(), "mosquitto", persistent=True)
+    async with server:
+        yield server
 
 
 @pytest.fixture(scope="session")

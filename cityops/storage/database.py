@@ -109,27 +109,42 @@ class Database:
                 self._backend = await read_backend(conn)
         return self._backend
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction; every failure comes out as a StorageError."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        except DB_ERRORS as exc:
+            raise translate_query_error(exc) from exc
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
             return await self.pool.fetch(query, *args)
-        except asyncpg.PostgresError as exc:
+        except DB_ERRORS as exc:
             raise translate_query_error(exc) from exc
 
     async def fetchval(self, query: str, *args: Any) -> Any:
         try:
             return await self.pool.fetchval(query, *args)
-        except asyncpg.PostgresError as exc:
+        except DB_ERRORS as exc:
             raise translate_query_error(exc) from exc
 
     async def execute(self, query: str, *args: Any) -> str:
         try:
             return await self.pool.execute(query, *args)
-        except asyncpg.PostgresError as exc:
+        except DB_ERRORS as exc:
             raise translate_query_error(exc) from exc
 
 
-def translate_query_error(exc: asyncpg.PostgresError) -> StorageError:
-    return StorageError(f"database error: {exc}", sqlstate=getattr(exc, "sqlstate", None))
+# What a query can raise: the server's errors, and a connection that broke or never came.
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+def translate_query_error(exc: BaseException) -> StorageError:
+    if isinstance(exc, asyncpg.PostgresError):
+        return StorageError(f"database error: {exc}", sqlstate=exc.sqlstate)
+    return StorageError(f"lost the database connection: {type(exc).__name__}: {exc}")
 
 
 def translate_connect_error(exc: BaseException, url: str) -> DatabaseUnavailable:

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import asyncpg
-
 from cityops.errors import StorageError
-from cityops.storage.database import Connection, Database, translate_query_error
+from cityops.storage.database import DB_ERRORS, Connection, Database, translate_query_error
 
 DeviceKind = Literal["frog", "road", "bin"]
 
@@ -95,7 +93,7 @@ async def insert_readings(executor: Database | Connection, kind: str,
     conn = executor.pool if isinstance(executor, Database) else executor
     try:
         status = await conn.execute(spec.insert_sql, *columns)
-    except asyncpg.PostgresError as exc:
+    except DB_ERRORS as exc:
         raise translate_query_error(exc) from exc
     return int(status.rsplit(" ", 1)[-1])
 
@@ -114,13 +112,34 @@ async def hourly_stats(db: Database, kind: str, start: datetime, end: datetime,
             for row in rows]
 
 
-async def insert_dead_letter(executor: Database | Connection, *, topic: str, payload: bytes,
-                             reason: str, device_id: str | None = None) -> None:
-    """Keep a message that could not be accepted, with why, for an operator to inspect."""
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message (or one reading of it) that could not be accepted, and why."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    device_id: str | None = None
+    received_at: datetime | None = None  # None: the time of writing
+
+
+async def insert_dead_letters(executor: Database | Connection, letters: Sequence[DeadLetter]) -> int:
+    """Keep refused messages for an operator to inspect, in one statement."""
+    if not letters:
+        return 0
     conn = executor.pool if isinstance(executor, Database) else executor
     try:
         await conn.execute(
-            "INSERT INTO dead_letters (topic, device_id, reason, payload) VALUES ($1, $2, $3, $4)",
-            topic, device_id, reason, payload)
-    except asyncpg.PostgresError as exc:
+            "INSERT INTO dead_letters (topic, device_id, reason, payload, received_at) "
+            "SELECT t, d, r, p, coalesce(a, now()) FROM unnest($1::text[], $2::text[], $3::text[], "
+            "$4::bytea[], $5::timestamptz[]) AS u(t, d, r, p, a)",
+            [x.topic for x in letters], [x.device_id for x in letters], [x.reason for x in letters],
+            [x.payload for x in letters], [x.received_at for x in letters])
+    except DB_ERRORS as exc:
         raise translate_query_error(exc) from exc
+    return len(letters)
+
+
+async def insert_dead_letter(executor: Database | Connection, *, topic: str, payload: bytes,
+                             reason: str, device_id: str | None = None) -> None:
+    await insert_dead_letters(executor, [DeadLetter(topic, payload, reason, device_id)])

@@ -1,0 +1,169 @@
+"""`cityops bench ingest`: readings/s committed and publish-to-commit latency, end to end.
+
+For each case (1 or 2 consumers on a shared subscription; 1 or 50 readings per message)
+a publisher process streams QoS 1 telemetry through a real Mosquitto started for the run,
+`cityops ingest` processes consume it into the configured database, and the database
+says what arrived: rows, lost (expected minus stored), duplicated (stored minus distinct),
+and latency from `received_at - ts`. Each case runs twice: flat out (throughput), then at
+half that rate (latency). The ceiling is the same rows written straight into the database
+in batches of 5,000, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cityops.embedded.broker import EmbeddedBroker
+from cityops.embedded.process import free_port
+from cityops.errors import ConfigError
+from cityops.services import database_for
+from cityops.settings import Settings, redact_url
+from cityops.storage import Database, insert_readings, migrate
+
+CASES = [(1, 1), (1, 50), (2, 1), (2, 50)]  # (consumers, readings per message)
+
+
+def register_bench(which: argparse._SubParsersAction[Any]) -> None:
+    bench = which.add_parser("ingest", help="MQTT to database: readings/s, latency, loss, against the ceiling")
+    bench.add_argument("--readings", type=int, default=100_000, help="readings per case (default 100000)")
+    bench.add_argument("--devices", type=int, default=200, help="simulated devices (default 200)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.set_defaults(handler=run_bench)
+
+
+async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if shutil.which("mosquitto") is None:
+        raise ConfigError("the ingest benchmark needs a `mosquitto` binary", hint="apt-get install mosquitto")
+    run = uuid.uuid4().hex[:6]
+    results: list[dict[str, Any]] = []
+    async with database_for(settings) as db:
+        await migrate(db, settings.storage)
+        ceiling = await _ceiling(db, args.readings, run)
+        if not args.json:
+            print(f"database: {redact_url(db.url)}; {args.readings} readings per case, {args.devices} devices")
+            print(f"ceiling (straight inserts, batches of 5000): {ceiling:,.0f} readings/s", flush=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            for consumers, per_message in CASES:
+                prefix = f"bench{run}-{consumers}c{per_message}r"
+                await _register(db, prefix, args.devices)
+                try:
+                    full = await _case(db, settings, Path(scratch), prefix, args, consumers, per_message, 0.0)
+                    half = await _case(db, settings, Path(scratch), prefix, args, consumers, per_message,
+                                       full["messages_per_s"] / 2)
+                finally:
+                    await _cleanup(db, prefix)
+                row = {"consumers": consumers, "readings_per_message": per_message,
+                       "readings_per_s": full["readings_per_s"], "messages_per_s": full["messages_per_s"],
+                       "of_ceiling": full["readings_per_s"] / ceiling,
+                       "p50_ms": full["p50_ms"], "p99_ms": full["p99_ms"],
+                       "p50_ms_at_half_rate": half["p50_ms"], "p99_ms_at_half_rate": half["p99_ms"],
+                       "lost": full["lost"] + half["lost"], "duplicated": full["duplicated"] + half["duplicated"]}
+                results.append(row)
+                if not args.json:
+                    _print_row(row)
+    if args.json:
+        print(json.dumps({"ceiling_readings_per_s": ceiling, "cases": results}, indent=2))
+    return 0
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    print(f"{row['consumers']} consumer(s), {row['readings_per_message']:>2} readings/msg: "
+          f"{row['readings_per_s']:>9,.0f} readings/s ({row['messages_per_s']:,.0f} msg/s, "
+          f"{row['of_ceiling']:.0%} of ceiling); p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms; "
+          f"at half rate p50 {row['p50_ms_at_half_rate']:.0f} ms, p99 {row['p99_ms_at_half_rate']:.0f} ms; "
+          f"lost {row['lost']}, duplicated {row['duplicated']}", flush=True)
+
+
+async def _ceiling(db: Database, readings: int, run: str) -> float:
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    rows = [(f"ceil{run}-{i % 200:04d}", start + timedelta(seconds=i // 200), 20.0, 55.0) for i in range(readings)]
+    began = time.perf_counter()
+    async with db.pool.acquire() as conn:
+        for i in range(0, readings, 5000):
+            await insert_readings(conn, "frog", rows[i:i + 5000])
+    elapsed = time.perf_counter() - began
+    await db.execute("DELETE FROM frog_readings WHERE device_id LIKE $1", f"ceil{run}-%")
+    return readings / elapsed
+
+
+async def _register(db: Database, prefix: str, devices: int) -> None:
+    await db.execute(
+        "INSERT INTO devices (device_id, kind, registered_at) "
+        "SELECT $1 || '-' || lpad(i::text, 4, '0'), 'frog', now() - interval '1 day' "
+        "FROM generate_series(0, $2 - 1) AS i", prefix, devices)
+
+
+async def _cleanup(db: Database, prefix: str) -> None:
+    await db.execute("DELETE FROM frog_readings WHERE device_id LIKE $1", f"{prefix}-%")
+    await db.execute("DELETE FROM devices WHERE device_id LIKE $1", f"{prefix}-%")
+
+
+async def _case(db: Database, settings: Settings, scratch: Path, prefix: str, args: argparse.Namespace,
+                consumers: int, per_message: int, rate: float) -> dict[str, float]:
+    """One run; rate 0 is flat out. Rows are counted in the database as they stand before and after."""
+    messages = max(1, args.readings // per_message)
+    expected = messages * per_message
+    before = await _stored(db, prefix)
+    broker = EmbeddedBroker(scratch / f"broker-{uuid.uuid4().hex[:6]}", free_port(), "mosquitto")
+    async with broker:
+        procs = [_consumer(settings, db.url, broker.url, f"bench-{prefix}-{n}", prefix) for n in range(consumers)]
+        try:
+            await asyncio.sleep(1.5)  # connected and subscribed
+            began = time.perf_counter()
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ingest.bench_publisher", broker.url, prefix, str(args.devices),
+                str(messages), str(per_message), str(rate), stdout=asyncio.subprocess.PIPE)
+            await publisher.communicate()
+            await _until_stored(db, prefix, before + expected, timeout_s=120)
+            elapsed = time.perf_counter() - began
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                await asyncio.to_thread(proc.wait, 30)
+    stored = await _stored(db, prefix) - before
+    duplicated = await db.fetchval(
+        "SELECT count(*) - count(DISTINCT (device_id, ts)) FROM frog_readings WHERE device_id LIKE $1",
+        f"{prefix}-%")
+    latency = await db.fetch(
+        "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)) "
+        "AS p FROM (SELECT received_at, ts FROM frog_readings WHERE device_id LIKE $1 "
+        "ORDER BY ts DESC LIMIT $2) AS latest", f"{prefix}-%", expected)
+    p50, p99 = latency[0]["p"] or [0.0, 0.0]
+    return {"readings_per_s": stored / elapsed, "messages_per_s": stored / per_message / elapsed,
+            "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "lost": expected - stored, "duplicated": duplicated}
+
+
+async def _until_stored(db: Database, prefix: str, rows: int, timeout_s: float) -> None:
+    """Poll the database until it holds `rows` of this case, or the time is up (the rest is lost)."""
+    deadline = time.perf_counter() + timeout_s
+    for _ in iter(lambda: time.perf_counter() < deadline, False):
+        if await _stored(db, prefix) >= rows:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def _stored(db: Database, prefix: str) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM frog_readings WHERE device_id LIKE $1", f"{prefix}-%"))
+
+
+def _consumer(settings: Settings, database_url: str, broker_url: str, client_id: str, group: str
+              ) -> Any:
+    import subprocess
+
+    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_MQTT_URL": broker_url,
+           "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
+           "CITYOPS_INGEST__METRICS_PORT": "0", "CITYOPS_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

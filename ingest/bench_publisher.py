@@ -1,0 +1,58 @@
+"""The benchmark's simulated devices: a separate process publishing frog telemetry, QoS 1.
+
+    python -m ingest.bench_publisher URL DEVICE_PREFIX DEVICES MESSAGES READINGS [RATE]
+
+Each reading's timestamp is the moment its message is published (made unique per
+device), so the database's `received_at - ts` is the publish-to-commit latency. RATE
+is messages per second (0: as fast as the broker takes them). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+
+from cityops.mqtt import MqttTarget
+from cityops.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
+
+
+def main(argv: list[str]) -> int:
+    url, prefix, devices, messages, readings = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    rate = float(argv[5]) if len(argv) > 5 else 0.0
+    target = MqttTarget.from_url(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(target.hostname, target.port)
+    client.loop_start()
+    ids = [f"{prefix}-{i:04d}" for i in range(devices)]
+    last: dict[str, datetime] = {}
+    started = time.perf_counter()
+    infos = []
+    for n in range(messages):
+        if rate:
+            ahead = started + n / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+        device = ids[n % devices]
+        now = max(datetime.now(UTC), last.get(device, datetime.min.replace(tzinfo=UTC)) + timedelta(microseconds=1))
+        stamps = [now + timedelta(microseconds=i) for i in range(readings)]
+        last[device] = stamps[-1]
+        batch = FrogBatch(v=1, device_id=device, seq=n // devices, fw="bench", readings=[
+            FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
+        infos.append(client.publish(telemetry_topic(device), encode_batch(batch), qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    elapsed = time.perf_counter() - started
+    client.loop_stop()
+    client.disconnect()
+    print(json.dumps({"messages": messages, "seconds": elapsed}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

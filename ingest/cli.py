@@ -1,0 +1,90 @@
+"""`cityops ingest`: run the consumer, or `--check` a running one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import urllib.request
+from typing import Any
+
+from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from cityops.errors import ConfigError
+from cityops.serve import stop_event_on_signals
+from cityops.services import database_for
+from cityops.settings import Settings, redact_url
+from cityops.storage import status
+from ingest.metrics import IngestMetrics
+from ingest.service import IngestService
+
+# --check calls a consumer unhealthy when it has not committed for this long while connected
+STALE_AFTER_S = 300.0
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    ingest = commands.add_parser(
+        "ingest", help="run the ingest service: MQTT telemetry into the database, exactly once",
+        description="Consume device telemetry from the broker (shared subscription, persistent "
+                    "session) and commit it to the database; acknowledge only what is committed.")
+    ingest.add_argument("--check", action="store_true",
+                        help="probe a running consumer through its metrics endpoint; exit 0 if healthy")
+    ingest.set_defaults(handler=run_ingest)
+
+
+async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    if args.check:
+        return await check(settings)
+    stop = stop_event_on_signals()
+    metrics = IngestMetrics()
+    async with database_for(settings) as db:
+        state = await status(db)
+        if state.pending:
+            raise ConfigError(f"the database is missing {len(state.pending)} migrations",
+                              hint="run `cityops db migrate` first")
+        server = None
+        if settings.ingest.metrics_port:
+            server, _ = start_http_server(settings.ingest.metrics_port, settings.ingest.metrics_host,
+                                          registry=metrics.registry)
+        print(f"ingest: {redact_url(settings.resolved_mqtt_url())} -> {redact_url(db.url)} "
+              f"(group {settings.ingest.share_group}, client {settings.ingest.client_id}); "
+              f"metrics on :{settings.ingest.metrics_port}", flush=True)
+        try:
+            await IngestService(db, settings.resolved_mqtt_url(), settings.ingest, metrics).run(stop)
+        finally:
+            if server is not None:
+                server.shutdown()
+    return 0
+
+
+async def check(settings: Settings) -> int:
+    """Healthy: the consumer runs, is connected, and has committed recently (or had nothing to)."""
+    url = f"http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics"
+    try:
+        text = await asyncio.to_thread(_fetch, url)
+    except OSError as exc:
+        print(f"UNHEALTHY: no ingest metrics at {url} ({exc})")
+        return 1
+    values = {sample.name: sample.value
+              for family in text_string_to_metric_families(text) for sample in family.samples}
+    problems = []
+    if values.get("cityops_ingest_up") != 1:
+        problems.append("not running")
+    if values.get("cityops_ingest_broker_connected") != 1:
+        problems.append("not connected to the broker")
+    last = values.get("cityops_ingest_last_commit_timestamp_seconds", 0.0)
+    in_flight = values.get("cityops_ingest_in_flight_messages", 0.0)
+    if in_flight and last and time.time() - last > STALE_AFTER_S:
+        problems.append(f"{in_flight:.0f} messages waiting and no commit for {time.time() - last:.0f} s")
+    if problems:
+        print("UNHEALTHY: " + "; ".join(problems))
+        return 1
+    print(f"OK: connected; {values.get('cityops_ingest_messages_total', 0):.0f} messages so far")
+    return 0
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()

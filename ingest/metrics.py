@@ -1,0 +1,49 @@
+"""Ingest's Prometheus metrics, in a registry of its own (one per service instance)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class IngestMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.messages = Counter("cityops_ingest_messages", "MQTT messages received", ["channel"], registry=r)
+        self.readings_written = Counter("cityops_ingest_readings_written",
+                                        "readings committed as new rows", ["kind"], registry=r)
+        self.duplicates = Counter("cityops_ingest_duplicates_dropped",
+                                  "readings already stored (replays, redeliveries)", ["kind"], registry=r)
+        self.dead_letters = Counter("cityops_ingest_dead_letters",
+                                    "messages or readings refused into dead_letters", registry=r)
+        self.batch_readings = Histogram("cityops_ingest_batch_readings", "readings per committed batch",
+                                        buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000), registry=r)
+        self.batch_seconds = Histogram("cityops_ingest_batch_seconds", "time to commit a batch",
+                                       buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
+        self.in_flight = Gauge("cityops_ingest_in_flight_messages",
+                               "messages received but not yet acknowledged", registry=r)
+        self.retries = Counter("cityops_ingest_database_retries", "batches retried after a database failure",
+                               registry=r)
+        self.broker_connected = Gauge("cityops_ingest_broker_connected", "1 while connected to the broker",
+                                      registry=r)
+        self.last_commit = Gauge("cityops_ingest_last_commit_timestamp_seconds",
+                                 "Unix time of the last successful commit", registry=r)
+        self.up = Gauge("cityops_ingest_up", "1 while the service runs", registry=r)
+
+    def committed(self, kind_counts: dict[str, tuple[int, int]], dead: int, readings: int,
+                  seconds: float) -> None:
+        for kind, (new, offered) in kind_counts.items():
+            if new:
+                self.readings_written.labels(kind).inc(new)
+            if offered - new:
+                self.duplicates.labels(kind).inc(offered - new)
+        if dead:
+            self.dead_letters.inc(dead)
+        self.batch_readings.observe(readings)
+        self.batch_seconds.observe(seconds)
+        self.last_commit.set(time.time())

@@ -1,0 +1,226 @@
+"""The ingest service: collect messages into batches, commit each batch, then acknowledge.
+
+Two tasks joined by a queue of at most two batches: the collector decodes messages as
+they arrive and closes a batch when it holds `batch_readings` readings or is
+`flush_interval_s` old; the writer commits batches in order, one transaction each, and
+only then acknowledges their messages. While the writer waits for the database (retrying
+with backoff), the collector fills up, stops taking messages, and the broker stops
+sending once `receive_maximum` messages are unacknowledged. Nothing is acknowledged that
+is not committed, so a crash or outage at any point loses nothing.
+
+On stop (SIGTERM): the collector stops taking messages, the batches already collected
+are committed and acknowledged, and the connection is closed. Messages delivered but
+not taken stay unacknowledged, and the broker delivers them again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cityops.errors import StorageError
+from cityops.settings import IngestSettings
+from cityops.storage import Database, insert_readings
+from cityops.storage.devices import update_device_states
+from cityops.storage.readings import DeadLetter, insert_dead_letters
+from ingest.accept import Decoded, Incoming, Verdict, decode, device_ids, judge, status_news
+from ingest.errors import BrokerError
+from ingest.metrics import IngestMetrics
+from ingest.registry import RegistryCache
+from ingest.source import Received, TelemetrySource
+
+log = logging.getLogger("ingest.service")
+
+POLL_S = 0.25  # how often an idle collector looks at the stop flag and the connection
+RECONNECT_MAX_S = 30.0
+
+
+@dataclass
+class Batch:
+    messages: list[Received] = field(default_factory=list)
+    telemetry: list[Decoded] = field(default_factory=list)
+    statuses: list[Received] = field(default_factory=list)
+    readings: int = 0
+    opened: float = 0.0  # monotonic time of the first message
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    new: int
+    duplicates: int
+    dead_letters: int
+
+
+class IngestService:
+    def __init__(self, db: Database, mqtt_url: str, settings: IngestSettings,
+                 metrics: IngestMetrics | None = None):
+        self.db = db
+        self.mqtt_url = mqtt_url
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics()
+        self.registry = RegistryCache(db, settings.registry_refresh_s)
+        self._max_ahead = timedelta(seconds=settings.max_clock_ahead_s)
+        self._generation = 0
+        self.connected = asyncio.Event()  # set while a connection is up (tests and probes wait on it)
+
+    # --- the outer loop: connect, pump, reconnect -------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, reconnecting with backoff when the broker goes away."""
+        self.metrics.up.set(1)
+        delay = 0.5
+        try:
+            while not stop.is_set():
+                self._generation += 1
+                try:
+                    async with TelemetrySource(self.mqtt_url, self.settings, self._generation) as source:
+                        self.metrics.broker_connected.set(1)
+                        self.connected.set()
+                        delay = 0.5
+                        await self._pump(source, stop)
+                except BrokerError as exc:
+                    log.warning("%s; retrying in %.1f s", exc, delay)
+                finally:
+                    self.connected.clear()
+                    self.metrics.broker_connected.set(0)
+                if not stop.is_set():
+                    await _sleep_unless(stop, delay)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+        finally:
+            self.metrics.up.set(0)
+
+    async def _pump(self, source: TelemetrySource, stop: asyncio.Event) -> None:
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
+        writer = asyncio.create_task(self._write_loop(source, batches, stop))
+        try:
+            await self._collect_loop(source, batches, stop)
+        finally:
+            if not writer.done():
+                await batches.put(None)
+            await writer
+        if not source.connected and not stop.is_set():
+            log.warning("lost the broker connection; reconnecting")
+
+    # --- collector --------------------------------------------------------------------
+
+    async def _collect_loop(self, source: TelemetrySource, batches: asyncio.Queue[Batch | None],
+                            stop: asyncio.Event) -> None:
+        batch = Batch()
+        limit, interval = self.settings.batch_readings, self.settings.flush_interval_s
+        while not stop.is_set() and source.connected:
+            wait = POLL_S if not batch.messages else max(0.0, batch.opened + interval - time.monotonic())
+            message = await source.get(min(wait, POLL_S))
+            if message is not None:
+                self._add(batch, message)
+            due = batch.messages and (batch.readings >= limit
+                                      or time.monotonic() >= batch.opened + interval)
+            if due:
+                await batches.put(batch)
+                batch = Batch()
+        if batch.messages:
+            await batches.put(batch)
+
+    def _add(self, batch: Batch, message: Received) -> None:
+        if not batch.messages:
+            batch.opened = time.monotonic()
+        batch.messages.append(message)
+        self.metrics.in_flight.inc()
+        if message.is_telemetry:
+            self.metrics.messages.labels("telemetry").inc()
+            decoded = decode(Incoming(message.topic, message.payload, datetime.now(UTC)))
+            batch.telemetry.append(decoded)
+            batch.readings += decoded.reading_count
+        else:
+            self.metrics.messages.labels("status").inc()
+            batch.statuses.append(message)
+
+    # --- writer -----------------------------------------------------------------------
+
+    async def _write_loop(self, source: TelemetrySource, batches: asyncio.Queue[Batch | None],
+                          stop: asyncio.Event) -> None:
+        while (batch := await batches.get()) is not None:
+            committed = await self._commit_with_retry(batch, stop)
+            if committed:
+                source.ack(batch.messages)
+            self.metrics.in_flight.dec(len(batch.messages))
+
+    async def _commit_with_retry(self, batch: Batch, stop: asyncio.Event) -> bool:
+        """Commit, retrying transient database failures with backoff until it works or we stop."""
+        delay = 0.2
+        while True:
+            try:
+                try:
+                    await self.commit(batch)
+                except StorageError as exc:
+                    if exc.transient:
+                        raise
+                    await self._commit_one_by_one(batch, exc)
+                return True
+            except StorageError as exc:
+                self.metrics.retries.inc()
+                if stop.is_set():
+                    log.warning("stopping with a batch not committed (%s); the broker will redeliver it", exc)
+                    return False
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    async def commit(self, batch: Batch) -> CommitResult:
+        """Write one batch in one transaction: readings, dead letters, device state."""
+        started = time.perf_counter()
+        registry = await self.registry.lookup(device_ids(batch.telemetry))
+        verdict = judge(batch.telemetry, registry, self._max_ahead)
+        for status in batch.statuses:
+            news = status_news(status.topic, status.payload, registry)
+            if news is not None:
+                verdict.note(news)
+        counts = await self._write(verdict)
+        result = CommitResult(new=sum(new for new, _ in counts.values()),
+                              duplicates=sum(offered - new for new, offered in counts.values()),
+                              dead_letters=len(verdict.dead_letters))
+        self.metrics.committed(counts, result.dead_letters, verdict.reading_count,
+                               time.perf_counter() - started)
+        return result
+
+    async def _write(self, verdict: Verdict) -> dict[str, tuple[int, int]]:
+        counts: dict[str, tuple[int, int]] = {}
+        async with self.db.transaction() as conn:
+            for kind, rows in verdict.rows.items():
+                if rows:
+                    counts[kind] = (await insert_readings(conn, kind, rows), len(rows))
+            await insert_dead_letters(conn, verdict.dead_letters)
+            await update_device_states(conn, list(verdict.states.values()))
+        return counts
+
+    async def _commit_one_by_one(self, batch: Batch, cause: StorageError) -> None:
+        """A batch the database refuses as data (not an outage): find the message at fault.
+
+        Each message is committed alone; one the database still refuses goes to the
+        dead letters with the database's reason, so it never blocks the others."""
+        log.error("database refused a batch (%s); committing its %d messages one by one",
+                  cause, len(batch.messages))
+        for decoded in batch.telemetry:
+            single = Batch(telemetry=[decoded], readings=decoded.reading_count)
+            try:
+                await self.commit(single)
+            except StorageError as exc:
+                if exc.transient:
+                    raise
+                incoming = decoded.incoming
+                letter = DeadLetter(incoming.topic, incoming.payload, f"database refused: {exc}",
+                                    decoded.batch.device_id if decoded.batch else None, incoming.received_at)
+                await insert_dead_letters(self.db, [letter])
+                self.metrics.dead_letters.inc()
+        if batch.statuses:
+            await self.commit(Batch(statuses=batch.statuses))
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+

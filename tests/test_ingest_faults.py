@@ -1,0 +1,142 @@
+"""Ingest through faults: the database gone for 30 s, the consumer killed, SIGTERM, fuzz."""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from cityops.embedded.broker import EmbeddedBroker
+from cityops.storage import Database
+from cityops.telemetry import telemetry_topic
+from tests.ingest_helpers import (
+    devices,
+    eventually,
+    frog_messages,
+    frog_payload,
+    ingest_settings,
+    metric,
+    publish,
+    rows_of,
+    running_ingest,
+)
+from tests.tcp_proxy import CuttableProxy
+
+
+def _through(url: str, proxy: CuttableProxy) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+@pytest.fixture
+async def proxied_db(database_url: str) -> AsyncIterator[tuple[Database, CuttableProxy]]:
+    parts = urlsplit(database_url)
+    async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
+                Database.connect(_through(database_url, proxy)) as db):
+        yield db, proxy
+
+
+async def test_the_database_gone_for_30_seconds_loses_nothing(
+        db: Database, proxied_db: tuple[Database, CuttableProxy], broker: EmbeddedBroker, unique: str) -> None:
+    ingest_db, proxy = proxied_db
+    ids = await devices(db, unique, 4)
+    async with running_ingest(ingest_db, broker.url, ingest_settings(unique)) as service:
+        await publish(broker.url, frog_messages(ids, per_device=100)[:200])
+        await eventually(lambda: _count_is(db, ids, 200), what="the first 200")
+        await proxy.cut()
+        await publish(broker.url, frog_messages(ids, per_device=100)[200:])  # arrives during the outage
+        await asyncio.sleep(30)
+        assert await rows_of(db, ids) == 200
+        assert metric(service, "cityops_ingest_database_retries_total") > 0
+        await proxy.restore()
+        await eventually(lambda: _count_is(db, ids, 400), timeout_s=60, what="all 400 after the outage")
+
+
+def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_MQTT_URL": broker_url,
+           "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
+           "CITYOPS_INGEST__METRICS_PORT": "0", "CITYOPS_INGEST__FLUSH_INTERVAL_S": "0.05"}
+    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
+        db: Database, database_url: str, broker: EmbeddedBroker, unique: str) -> None:
+    ids = await devices(db, unique, 5)
+    messages = frog_messages(ids, per_device=400, readings=2)
+    with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
+        await asyncio.sleep(2)  # connected and subscribed
+        sending = asyncio.create_task(publish(broker.url, messages))
+        await eventually(lambda: _more_than(db, ids, 200), what="a stream under way")
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+        await sending
+    written_at_kill = await rows_of(db, ids)
+    assert written_at_kill < 4000
+    with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
+        try:
+            await eventually(lambda: _count_is(db, ids, 4000), timeout_s=60, what="all 4000 after restart")
+        finally:
+            consumer.send_signal(signal.SIGTERM)
+            assert consumer.wait(timeout=30) == 0  # SIGTERM: drains and exits cleanly
+
+
+async def test_ten_thousand_fuzzed_messages_all_land_in_dead_letters_and_the_consumer_carries_on(
+        db: Database, broker: EmbeddedBroker, unique: str) -> None:
+    [device] = await devices(db, unique, 1)
+    rng = random.Random(20251123)
+    topic = telemetry_topic(device)
+    fuzzed = [_mutate(frog_payload(device, 0), rng) for _ in range(10_000)]
+    expected_keys, expected_letters = _expected(device, fuzzed)
+    async with running_ingest(db, broker.url, ingest_settings(unique)) as service:
+        await publish(broker.url, [(topic, p) for p in fuzzed])
+        await publish(broker.url, [(topic, frog_payload(device, 5))])
+        await eventually(lambda: _count_is(db, [device], len(expected_keys) + 1), timeout_s=90,
+                         what="the good message after the fuzz")
+        letters = await db.fetch("SELECT reason FROM dead_letters WHERE device_id = $1", device)
+    assert metric(service, "cityops_ingest_messages_total", channel="telemetry") == len(fuzzed) + 1
+    assert len(letters) == expected_letters == metric(service, "cityops_ingest_dead_letters_total")
+    assert expected_letters >= 9_000 and all(row["reason"] for row in letters)
+
+
+def _expected(device: str, payloads: list[bytes]) -> tuple[set[tuple[str, object]], int]:
+    """What the pure rules make of the mutants: distinct row keys, and dead letters."""
+    from datetime import UTC, datetime, timedelta
+
+    from cityops.storage.devices import RegisteredDevice
+    from ingest.accept import Incoming, decode, judge
+    from tests.ingest_helpers import T0
+
+    registry = {device: RegisteredDevice(device, "frog", T0 - timedelta(days=30), retired=False)}
+    verdict = judge([decode(Incoming(telemetry_topic(device), p, datetime.now(UTC))) for p in payloads],
+                    registry, timedelta(minutes=5))
+    return {(row[0], row[1]) for row in verdict.rows["frog"]}, len(verdict.dead_letters)
+
+
+def _mutate(payload: bytes, rng: random.Random) -> bytes:
+    data = bytearray(payload)
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.random()
+        position = rng.randrange(len(data))
+        if choice < 0.4:
+            data[position] = rng.randrange(256)
+        elif choice < 0.7:
+            del data[position:position + rng.randint(1, 8)]
+        else:
+            data[position:position] = rng.choice([b"null", b'"x"', b"-1e999", b"{", b"]", b"99999"])
+    return bytes(data)
+
+
+async def _count_is(db: Database, ids: list[str], expected: int) -> bool:
+    return await rows_of(db, ids) == expected
+
+
+async def _more_than(db: Database, ids: list[str], expected: int) -> bool:
+    return await rows_of(db, ids) > expected
