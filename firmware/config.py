@@ -1,0 +1,197 @@
+"""The agent's config file (TOML) for one real device, and the drivers it names.
+
+See deploy/agent/agent.example.toml for every key. Secrets stay out of the file: the
+MQTT password is read from `password_file` (mode 0600). Validation happens here, once,
+with the key's path in the message; the agent never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+
+from cityops.telemetry import DEVICE_ID, Kind
+from firmware.agent import AgentSpec
+from firmware.clock import SystemClock
+from firmware.drivers.base import Battery, Climate, Distance, Driver, Position, Temperature
+from firmware.errors import AgentConfigError
+from firmware.link import Backoff, MqttOptions
+from firmware.sampler import BinSource, FrogSource, ReadingSource, RoadSource
+from firmware.sender import SendPolicy
+
+DriverName = Literal["sht31", "sht4x", "bme280", "dht22", "ds18b20", "hc-sr04", "jsn-sr04t", "nmea-gps",
+                     "power_supply"]
+ROLES: dict[Kind, tuple[set[str], set[str]]] = {  # required, optional (plus `battery` everywhere)
+    "frog": ({"climate"}, set()),
+    "road": ({"surface"}, {"air", "gps"}),
+    "bin": ({"distance"}, {"temperature"}),
+}
+T = TypeVar("T")
+
+
+class SensorConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    driver: DriverName
+    bus: int = 1
+    address: int | None = None
+    iio_device: str = "iio:device0"
+    probe_id: str | None = None
+    trigger_pin: int = 23
+    echo_pin: int = 24
+    pings: Annotated[int, msgspec.Meta(ge=3, le=31)] = 7
+    port: str = "/dev/serial0"
+    baud: int = 9600
+    supply: str = "battery"
+
+
+class MqttConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    url: str
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 60
+
+
+class SpoolConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    path: str = "/var/lib/cityops-agent/spool.sqlite3"
+    budget_mb: Annotated[float, msgspec.Meta(gt=0)] = 50.0
+
+
+class SendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    batch_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 200
+    messages_per_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    replay_jitter_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+
+class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    device_id: str
+    kind: Kind
+    mqtt: MqttConfig
+    sensors: dict[str, SensorConfig]
+    interval_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] | None = None
+    spool: SpoolConfig = SpoolConfig()
+    send: SendConfig = SendConfig()
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise AgentConfigError(f"cannot read the agent config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        config = msgspec.convert(raw, AgentConfig)
+    except msgspec.ValidationError as exc:
+        raise AgentConfigError(f"{path}: {exc}") from None
+    if not DEVICE_ID.match(config.device_id):
+        raise AgentConfigError(f"{path}: device_id {config.device_id!r} must be lower-case letters, digits, "
+                               "'-' or '_' (2-64 characters)")
+    required, optional = ROLES[config.kind]
+    missing = required - config.sensors.keys()
+    unknown = config.sensors.keys() - required - optional - {"battery"}
+    if missing or unknown:
+        problems = [f"missing [sensors.{m}]" for m in sorted(missing)]
+        problems += [f"[sensors.{u}] is not a sensor role for a {config.kind}" for u in sorted(unknown)]
+        roles = ", ".join([*sorted(required | optional), "battery"])
+        raise AgentConfigError(f"{path}: {'; '.join(problems)} (roles for a {config.kind}: {roles})")
+    return config
+
+
+class Remembered(Generic[T]):
+    """A driver that keeps its last good value (the bin's temperature, for the speed of sound)."""
+
+    def __init__(self, inner: Driver[T]):
+        self.inner = inner
+        self.name = inner.name
+        self.last: T | None = None
+
+    def read(self) -> T:
+        self.last = self.inner.read()
+        return self.last
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def make_driver(device_id: str, role: str, cfg: SensorConfig,
+                air_temp: Remembered[Temperature] | None = None) -> Driver[object]:
+    from firmware.drivers import battery, bme280, dht22, ds18b20, gps, sht, ultrasonic
+
+    name = f"{device_id}/{role}/{cfg.driver}"
+    match cfg.driver:
+        case "sht31" | "sht4x":
+            family: Literal["sht3x", "sht4x"] = "sht3x" if cfg.driver == "sht31" else "sht4x"
+            return sht.SHTSensor(name, family, cfg.bus, cfg.address or 0x44)
+        case "bme280":
+            return bme280.BME280Sensor(name, cfg.bus, cfg.address or 0x76)
+        case "dht22":
+            return dht22.DHT22Sensor(name, cfg.iio_device)
+        case "ds18b20":
+            return ds18b20.DS18B20Sensor(name, cfg.probe_id)
+        case "hc-sr04" | "jsn-sr04t":
+            def temperature() -> float:
+                return air_temp.last.temp_c if air_temp is not None and air_temp.last is not None else 15.0
+            return ultrasonic.UltrasonicSensor(name, cfg.driver, cfg.trigger_pin, cfg.echo_pin, cfg.pings,
+                                               air_temp=temperature)
+        case "nmea-gps":
+            return gps.SerialGPS(name, cfg.port, cfg.baud)
+        case "power_supply":
+            return battery.PowerSupplyBattery(name, cfg.supply)
+    raise AgentConfigError(f"unknown driver {cfg.driver!r}")  # unreachable: the Literal checks it
+
+
+def build_source(config: AgentConfig) -> ReadingSource:
+    s, dev = config.sensors, config.device_id
+
+    def role(name: str, value_type: type[T]) -> Driver[T] | None:
+        return make_driver(dev, name, s[name]) if name in s else None  # type: ignore[return-value]
+
+    if config.kind == "frog":
+        climate = role("climate", Climate)
+        assert climate is not None
+        return FrogSource(climate)
+    if config.kind == "road":
+        surface = role("surface", Temperature)
+        assert surface is not None
+        return RoadSource(surface, air=role("air", Climate), position=role("gps", Position))
+    temperature = role("temperature", Temperature)
+    remembered = Remembered(temperature) if temperature is not None else None
+    distance: Driver[Distance] = make_driver(dev, "distance", s["distance"], remembered)  # type: ignore[assignment]
+    return BinSource(distance, temperature=remembered)
+
+
+def read_password(config: MqttConfig) -> str | None:
+    if config.password_file is None:
+        return None
+    try:
+        return Path(config.password_file).read_text().strip()
+    except OSError as exc:
+        raise AgentConfigError(f"cannot read the MQTT password file {config.password_file}: {exc.strerror}",
+                               hint="create it with the device's password, mode 0600, owned by the agent's "
+                                    "user") from None
+
+
+def build_spec(config: AgentConfig) -> AgentSpec:
+    """Everything the agent needs for this device: drivers, MQTT options, spool, policies."""
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    mqtt = MqttOptions.from_url(config.mqtt.url, username=config.mqtt.username,
+                                password=read_password(config.mqtt), ca_file=path(config.mqtt.ca_file),
+                                cert_file=path(config.mqtt.cert_file), key_file=path(config.mqtt.key_file),
+                                keepalive_s=config.mqtt.keepalive_s)
+    battery: Driver[Battery] | None = None
+    if "battery" in config.sensors:
+        battery = make_driver(config.device_id, "battery", config.sensors["battery"])  # type: ignore[assignment]
+    return AgentSpec(device_id=config.device_id, source=build_source(config), clock=SystemClock(), mqtt=mqtt,
+                     spool_path=Path(config.spool.path), spool_budget_bytes=int(config.spool.budget_mb * 1e6),
+                     interval_s=config.interval_s, battery=battery,
+                     send=SendPolicy(config.send.batch_max, 4, config.send.messages_per_s,
+                                     config.send.replay_jitter_s),
+                     backoff=Backoff())

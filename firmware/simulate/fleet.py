@@ -1,0 +1,139 @@
+"""A fleet of simulated agents in one process: homes, road sites, bins and gritters.
+
+Connections: every simulated device has its own MQTT connection (its own paho client
+and network thread), exactly as a real device would. A device's identity on the broker
+belongs to its connection: the client id, the credentials the ACL checks, the Last Will
+that marks it `offline` and the retained `online` status. Multiplexing devices over one
+shared connection would make one dropped socket look like the whole fleet dying and
+could not exercise the per-device status contract. The price is one thread and one
+socket per device: fine for hundreds; for thousands, run several `cityops agent
+simulate` processes with different `--prefix`es.
+
+Determinism: each device draws from its own generator seeded with (seed, kind, index),
+the weather from (seed), and time is a SimClock per device, so a run's readings depend
+only on the seed, the start time and the fleet's shape, never on wall-clock timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from firmware.agent import Agent, AgentSpec
+from firmware.clock import SimClock
+from firmware.drivers.base import Battery, Driver
+from firmware.link import Backoff, MqttOptions
+from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource
+from firmware.sender import SendPolicy
+from firmware.simulate.bins import BinSim, BinSpec
+from firmware.simulate.drivers import (
+    SimBattery,
+    SimBinTemperature,
+    SimBinTilt,
+    SimGPS,
+    SimGritterSurface,
+    SimHomeClimate,
+    SimRoadAir,
+    SimRoadState,
+    SimRoadSurface,
+    sim_ultrasonic,
+)
+from firmware.simulate.gritter import GritterSim, Route
+from firmware.simulate.homes import PROFILES, HomeSim
+from firmware.simulate.roads import RoadSim, RoadSite
+from firmware.simulate.seeds import rng_for
+from firmware.simulate.weather import Weather
+
+GRITTER_INTERVAL_S = 60  # a moving sensor samples often: 35 km/h is ~600 m a minute
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    homes: int = 0
+    roads: int = 0
+    bins: int = 0
+    gritters: int = 0
+    seed: int = 1
+    speed: float = 60.0
+    start: datetime = field(default_factory=lambda: datetime(2026, 1, 5))
+    prefix: str = "sim-"
+    batch_max: int = 200
+    rate: float | None = None  # messages/s per device; default speed / 60, at least 2
+
+    def send_policy(self) -> SendPolicy:
+        rate = self.rate if self.rate is not None else max(2.0, self.speed / 60.0)
+        return SendPolicy(batch_max=self.batch_max, messages_per_s=rate, replay_jitter_s=0.0)
+
+    @property
+    def size(self) -> int:
+        return self.homes + self.roads + self.bins + self.gritters
+
+
+def _spec(plan: FleetPlan, device_id: str, source: ReadingSource, clock: SimClock, mqtt: MqttOptions,
+          spool_dir: Path, seed: str, *, battery: Driver[Battery] | None = None,
+          interval_s: int | None = None) -> AgentSpec:
+    return AgentSpec(device_id=device_id, source=source, clock=clock, mqtt=mqtt,
+                     spool_path=spool_dir / f"{device_id}.sqlite3", spool_durable=False, drivers_block=False,
+                     send=plan.send_policy(),
+                     backoff=Backoff(initial_s=0.2, max_s=5.0, refused_min_s=5.0),
+                     seed=rng_for(seed, "link").randrange(2**32), battery=battery, interval_s=interval_s)
+
+
+def build_fleet(plan: FleetPlan, mqtt: MqttOptions, spool_dir: Path) -> list[AgentSpec]:
+    weather = Weather.seeded(plan.seed)
+    specs: list[AgentSpec] = []
+
+    def clock() -> SimClock:
+        return SimClock(plan.start, plan.speed)
+
+    for i in range(plan.homes):
+        key, c = f"{plan.seed}/home/{i}", clock()
+        rng = rng_for(key)
+        home = HomeSim(PROFILES[i % len(PROFILES)], weather, rng_for(key, "life"), plan.start,
+                       temp_c=rng.uniform(14.0, 19.0), ah_g_m3=rng.uniform(6.0, 8.0))
+        device = f"{plan.prefix}home-{i:03d}"
+        specs.append(_spec(plan, device, FrogSource(SimHomeClimate(f"{device}/sht31", home, c, rng)),
+                           c, mqtt, spool_dir, key))
+    for i in range(plan.roads):
+        key, c = f"{plan.seed}/road/{i}", clock()
+        rng = rng_for(key)
+        site = RoadSite(f"site-{i}", offset_c=round(rng.uniform(-2.5, 2.0), 2), bridge=i % 4 == 3)
+        road = RoadSim(site, weather, plan.start)
+        device = f"{plan.prefix}road-{i:03d}"
+        source: ReadingSource = RoadSource(SimRoadSurface(f"{device}/ds18b20", road, c, rng),
+                                           air=SimRoadAir(f"{device}/sht31", road, c, rng),
+                                           state=SimRoadState(f"{device}/surface-state", road, c))
+        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key))
+    for i in range(plan.bins):
+        key, c = f"{plan.seed}/bin/{i}", clock()
+        rng = rng_for(key)
+        bin_spec = BinSpec(collection_weekday=i % 5, base_fill_per_day=rng.uniform(0.12, 0.4))
+        bin_sim = BinSim(bin_spec, weather, rng_for(key, "life"), plan.start,
+                         fill=rng.uniform(0, 0.5))
+        device = f"{plan.prefix}bin-{i:03d}"
+        source = BinSource(sim_ultrasonic(f"{device}/jsn-sr04t", bin_sim, c),
+                           temperature=SimBinTemperature(f"{device}/ds18b20", bin_sim, c),
+                           tilt=SimBinTilt(f"{device}/tilt", bin_sim, c),
+                           geometry=BinGeometry(bin_spec.sensor_height_mm, bin_spec.depth_mm))
+        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key,
+                           battery=SimBattery(f"{device}/battery", c)))
+    for i in range(plan.gritters):
+        key, c = f"{plan.seed}/gritter/{i}", clock()
+        rng = rng_for(key)
+        gritter = GritterSim(Route(speed_kmh=rng.uniform(30, 40)), weather,
+                             plan.start + timedelta(minutes=5 * i))
+        device = f"{plan.prefix}gritter-{i:03d}"
+        source = RoadSource(SimGritterSurface(f"{device}/ir-probe", gritter, c, rng),
+                            position=SimGPS(f"{device}/gps", gritter, c))
+        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key, interval_s=GRITTER_INTERVAL_S))
+    return specs
+
+
+async def run_fleet(specs: list[AgentSpec], until: datetime | None, drain_timeout_s: float = 30.0) -> None:
+    """Run every agent until `until` (simulated time) and their spools drain, or until cancelled."""
+    agents = [Agent(spec) for spec in specs]
+    async with asyncio.TaskGroup() as group:
+        for agent in agents:
+            group.create_task(agent.run(until, drain_timeout_s), name=f"agent-{agent.device_id}")

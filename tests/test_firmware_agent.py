@@ -1,0 +1,406 @@
+"""The agent against a real Mosquitto: what was sampled arrives, in order, with device
+timestamps; outages, wrong credentials and the config topic; the fleet's determinism.
+
+Tests that stop and restart a broker (or need passwords) start their own Mosquitto on a
+free port (`OwnBroker`); the rest use the session's. Time is simulated and fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cityops.embedded.broker import mosquitto_config, mosquitto_user
+from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
+from cityops.telemetry import (
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    DeviceConfig,
+    FrogReading,
+    Reading,
+    TelemetryBatch,
+    config_topic,
+    decode_batch,
+    encode_config,
+)
+from firmware.agent import Agent, AgentSpec
+from firmware.clock import SimClock
+from firmware.drivers.base import Climate
+from firmware.link import Backoff, MqttOptions
+from firmware.sampler import FrogSource
+from firmware.sender import SendPolicy
+from firmware.simulate.fleet import FleetPlan, build_fleet, run_fleet
+from firmware.spool import Spool
+from tests.conftest import BrokerInstance, skip_or_fail
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+FAST = Backoff(initial_s=0.1, max_s=0.5, refused_min_s=0.2)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+@dataclass
+class Collector:
+    """A QoS 1 subscriber (a persistent session, so it misses nothing across broker restarts)."""
+
+    port: int
+    prefix: str
+    username: str | None = None
+    password: str | None = None
+    tls: dict[str, str] | None = None  # ca_certs, certfile, keyfile for paho's tls_set
+    batches: list[TelemetryBatch] = field(default_factory=list)
+    statuses: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _subscribed: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{uuid.uuid4().hex[:8]}",
+                                  clean_session=False)
+        if self.username:
+            self.client.username_pw_set(self.username, self.password)
+        if self.tls:
+            self.client.tls_set(**self.tls)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(
+            [(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        device = msg.topic.split("/")[3]
+        if not device.startswith(self.prefix):
+            return
+        with self._lock:
+            if msg.topic.endswith("/telemetry"):
+                self.batches.append(decode_batch(msg.payload))
+            else:
+                self.statuses.append((device, msg.payload, bool(msg.retain)))
+
+    def start(self) -> None:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "collector could not subscribe"
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def readings(self, device_id: str | None = None) -> list[Reading]:
+        with self._lock:
+            return [r for b in self.batches if device_id in (None, b.device_id) for r in b.readings]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():  # noqa: ASYNC110 (the state changes on paho's thread)
+                await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def collecting(port: int, prefix: str, **auth: Any) -> AsyncIterator[Collector]:
+    collector = Collector(port, prefix, **auth)
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.stop()
+
+
+class OwnBroker:
+    """A Mosquitto of this test's own (persistence on), to stop, restart, or protect with passwords."""
+
+    def __init__(self, folder: Path, *, users: dict[str, str] | None = None, extra: str = ""):
+        binary = shutil.which("mosquitto")
+        if binary is None:
+            skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
+        assert binary is not None
+        self.binary, self.folder, self.port = binary, folder, free_port()
+        self.user = mosquitto_user()
+        store = folder / "store"
+        store.mkdir(parents=True)
+        if users:
+            passwords = folder / "passwords"
+            passwords.touch()
+            for name, secret in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, secret], check=True)
+            extra += f"password_file {passwords}\n"
+        if self.user:
+            make_traversable(folder)
+            for path in folder.rglob("*"):
+                shutil.chown(path, self.user)
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(mosquitto_config(self.port, store, extra=extra))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        log_path = self.folder / "mosquitto.log"
+        self.proc = spawn([self.binary, "-c", str(self.config)], log_path=log_path, user=self.user)
+        await wait_for_port(self.proc, self.port, name="mosquitto", log_path=log_path)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await stop_process(self.proc)
+            self.proc = None
+
+
+@asynccontextmanager
+async def own_broker(folder: Path, users: dict[str, str] | None = None, extra: str = ""
+                    ) -> AsyncIterator[OwnBroker]:
+    broker = OwnBroker(folder, users=users, extra=extra)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
+
+
+class Counting:
+    """A climate sensor whose k-th read gives a value we can recognise."""
+
+    name = "test/climate"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self) -> Climate:
+        self.reads += 1
+        return Climate(round(15.0 + self.reads / 100, 2), 60.0)
+
+    def close(self) -> None:
+        pass
+
+
+def expected_frog(count: int, interval_s: int = 300) -> list[FrogReading]:
+    return [FrogReading(ts=START + timedelta(seconds=interval_s * k), air_temp_c=round(15.0 + (k + 1) / 100, 2),
+                        rh_pct=60.0) for k in range(count)]
+
+
+def frog_spec(device_id: str, url: str, spool: Path, *, speed: float, **mqtt: str) -> AgentSpec:
+    return AgentSpec(device_id=device_id, source=FrogSource(Counting()), clock=SimClock(START, speed),
+                     mqtt=MqttOptions.from_url(url, **mqtt), spool_path=spool, drivers_block=False,
+                     send=SendPolicy(batch_max=50, messages_per_s=50, replay_jitter_s=0.0), backoff=FAST, seed=1)
+
+
+def distinct_in_first_arrival_order(readings: list[Reading]) -> list[Reading]:
+    seen: dict[datetime, Reading] = {}
+    for reading in readings:
+        seen.setdefault(reading.ts, reading)
+    return list(seen.values())
+
+
+def make_certificates(folder: Path, client_cn: str) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl binary: TLS test skipped")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / name for name in ("ca.pem", "ca.key", "server.pem", "server.key",
+                                               "client.pem", "client.key")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    run("req", "-x509", *ec, "-keyout", str(paths["ca.key"]), "-out", str(paths["ca.pem"]), "-days", "2",
+        "-subj", "/CN=cityops-test-ca")
+    for name, cn, ext in (("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+                          ("client", client_cn, "extendedKeyUsage=clientAuth")):
+        csr, ext_file = folder / f"{name}.csr", folder / f"{name}.ext"
+        ext_file.write_text(ext + "\n")
+        run("req", *ec, "-keyout", str(paths[f"{name}.key"]), "-out", str(csr), "-subj", f"/CN={cn}")
+        run("x509", "-req", "-in", str(csr), "-CA", str(paths["ca.pem"]), "-CAkey", str(paths["ca.key"]),
+            "-CAcreateserial", "-out", str(paths[f"{name}.pem"]), "-days", "2", "-extfile", str(ext_file))
+    return paths
+
+
+# --- tests ------------------------------------------------------------------------------
+
+async def test_what_was_sampled_arrives_in_order_with_device_timestamps(
+        mosquitto: BrokerInstance, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    async with collecting(mosquitto.port, unique) as collector:
+        agent = Agent(frog_spec(device, mosquitto.url, tmp_path / "spool.sqlite3", speed=6000))
+        await agent.run(until=START + timedelta(hours=2), drain_timeout_s=20)  # 24 samples, 1.2 s
+        await collector.wait_for(lambda: len(collector.readings()) >= 24 and len(collector.statuses) >= 2)
+    assert collector.readings(device) == expected_frog(24)  # every one, in order, device time
+    seqs = [b.seq for b in collector.batches]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert {b.fw for b in collector.batches} == {"0.1.0"} and not any(r.unsynced for r in collector.readings())
+    assert [(payload, retained) for _, payload, retained in collector.statuses] == \
+        [(b"online", False), (b"offline", False)]
+    assert agent.sender.counters.acked_readings == 24
+
+
+async def test_a_broker_outage_loses_nothing(unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    async with own_broker(tmp_path / "broker") as broker, collecting(broker.port, unique) as collector:
+        agent = Agent(frog_spec(device, broker.url, tmp_path / "spool.sqlite3", speed=1200))
+        run = asyncio.create_task(agent.run(until=START + timedelta(minutes=80), drain_timeout_s=30))  # 4 s
+        await collector.wait_for(lambda: len(collector.readings()) >= 3)
+        await broker.stop()
+        await asyncio.sleep(1.2)  # ~5 samples while the broker is away
+        spooled_during_outage = agent.spool.pending()
+        await broker.start()
+        await run
+        await collector.wait_for(lambda: len({r.ts for r in collector.readings(device)}) >= 16)
+    assert spooled_during_outage >= 3
+    assert distinct_in_first_arrival_order(collector.readings(device)) == expected_frog(16)
+    assert agent.link is not None and agent.link.counters.connections >= 2
+
+
+async def test_readings_nobody_subscribes_to_stay_spooled_until_someone_does(unique: str, tmp_path: Path) -> None:
+    """MQTT 5 PUBACK 'no matching subscribers' (as after a broker restart, before ingest has
+    resubscribed): the readings are not dropped from the spool but sent again later."""
+    device = f"{unique}-frog"
+    async with own_broker(tmp_path / "broker") as broker:
+        spec = dataclasses.replace(frog_spec(device, broker.url, tmp_path / "spool.sqlite3", speed=1200),
+                                   send=SendPolicy(batch_max=50, messages_per_s=50, replay_jitter_s=0.0,
+                                                   undelivered_retry_s=0.3))
+        agent = Agent(spec)
+        run = asyncio.create_task(agent.run(until=START + timedelta(minutes=60), drain_timeout_s=30))  # 3 s
+        await asyncio.sleep(1.0)
+        assert agent.sender.counters.undelivered > 0 and agent.spool.pending() > 0
+        async with collecting(broker.port, unique) as collector:
+            await run
+            await collector.wait_for(lambda: len({r.ts for r in collector.readings(device)}) >= 12)
+    assert distinct_in_first_arrival_order(collector.readings(device)) == expected_frog(12)
+    assert agent.sender.counters.acked_readings == 12
+
+
+async def test_wrong_credentials_are_reported_once_retried_and_nothing_is_lost(
+        unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    device = f"{unique}-frog"
+    spool = tmp_path / "spool.sqlite3"
+    users = {device: "right-password", "collector": "collector-password"}
+    async with own_broker(tmp_path / "broker", users=users) as broker, \
+            collecting(broker.port, unique, username="collector", password="collector-password") as collector:
+        refused = Agent(frog_spec(device, broker.url, spool, speed=600, username=device, password="wrong"))
+        with caplog.at_level(logging.INFO, logger="firmware.link"):
+            run = asyncio.create_task(refused.run())
+            await collector.wait_for(lambda: refused.link is not None and refused.link.counters.refusals >= 3)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and "refused" in warnings[0] and "not authori" in warnings[0].lower()
+        assert refused.link is not None and refused.link.refused is not None
+        sampled = refused.sampler.samples
+        assert sampled >= 1 and collector.readings() == []
+
+        # The same spool with the right password: everything sampled while refused arrives.
+        fixed = Agent(frog_spec(device, broker.url, spool, speed=600, username=device, password="right-password"))
+        await fixed.run(until=START, drain_timeout_s=20)  # `until` = start: sample nothing, drain the spool
+        await collector.wait_for(lambda: len(collector.readings(device)) >= sampled)
+    assert collector.readings(device) == expected_frog(sampled)
+
+
+async def test_the_retained_config_topic_sets_the_sampling_interval(
+        mosquitto: BrokerInstance, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    try:
+        publisher.publish(config_topic(device), encode_config(DeviceConfig(sample_interval_s=60)), qos=1,
+                          retain=True).wait_for_publish(5)
+        async with collecting(mosquitto.port, unique) as collector:
+            agent = Agent(frog_spec(device, mosquitto.url, tmp_path / "spool.sqlite3", speed=600))
+            await agent.run(until=START + timedelta(minutes=20), drain_timeout_s=20)  # 2 s
+            await collector.wait_for(lambda: len(collector.readings(device)) == agent.sampler.samples)
+        stamps = [r.ts for r in collector.readings(device)]
+        assert agent.sampler.interval_s == 60 and len(stamps) >= 15
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(stamps[1:])}
+        assert gaps == {60.0}  # after the first sample (taken before the config arrived)
+    finally:
+        publisher.publish(config_topic(device), b"", qos=1, retain=True).wait_for_publish(5)
+        publisher.disconnect()
+        publisher.loop_stop()
+
+
+async def fleet_run(url: str, port: int, prefix: str, seed: int, spool_dir: Path) -> dict[str, list[Reading]]:
+    plan = FleetPlan(homes=2, roads=1, bins=1, gritters=1, seed=seed, speed=36_000, start=START, prefix=prefix)
+    specs = build_fleet(plan, MqttOptions.from_url(url), spool_dir)
+    async with collecting(port, prefix) as collector:
+        await run_fleet(specs, START + timedelta(hours=6), drain_timeout_s=30)
+        await collector.wait_for(lambda: len({b.device_id for b in collector.batches}) == len(specs))
+        await asyncio.sleep(0.3)
+    return {spec.device_id.removeprefix(prefix): collector.readings(spec.device_id) for spec in specs}
+
+
+async def test_two_simulator_runs_with_the_same_seed_publish_identical_readings(
+        mosquitto: BrokerInstance, unique: str, tmp_path: Path) -> None:
+    first = await fleet_run(mosquitto.url, mosquitto.port, f"{unique}a-", 5, tmp_path / "a")
+    second = await fleet_run(mosquitto.url, mosquitto.port, f"{unique}b-", 5, tmp_path / "b")
+    other = await fleet_run(mosquitto.url, mosquitto.port, f"{unique}c-", 6, tmp_path / "c")
+    assert set(first) == {"home-000", "home-001", "road-000", "bin-000", "gritter-000"}
+    assert first == second
+    assert first != other and first.keys() == other.keys()
+    assert len(first["home-000"]) == 72 and len(first["road-000"]) == 36 and len(first["bin-000"]) == 12
+    assert 300 < len(first["gritter-000"]) < 360  # one a minute, none before the GPS fix
+
+
+async def test_tls_with_a_ca_and_a_client_certificate(unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    certs = make_certificates(tmp_path / "broker", device)
+    extra = (f"cafile {certs['ca.pem']}\ncertfile {certs['server.pem']}\nkeyfile {certs['server.key']}\n"
+             "require_certificate true\n")
+    client_tls = {"ca_certs": str(certs["ca.pem"]), "certfile": str(certs["client.pem"]),
+                  "keyfile": str(certs["client.key"])}
+    async with own_broker(tmp_path / "broker", extra=extra) as broker, \
+            collecting(broker.port, unique, tls=client_tls) as collector:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        spec = frog_spec(device, url, tmp_path / "spool.sqlite3", speed=6000)
+        options = MqttOptions.from_url(url, ca_file=certs["ca.pem"], cert_file=certs["client.pem"],
+                                       key_file=certs["client.key"])
+        agent = Agent(dataclasses.replace(spec, mqtt=options))
+        await agent.run(until=START + timedelta(minutes=30), drain_timeout_s=20)
+        await collector.wait_for(lambda: len(collector.readings(device)) >= 6)
+        assert collector.readings(device) == expected_frog(6)
+
+        # Without the client certificate the broker will not talk to us: reported, nothing sent.
+        bare_spec = frog_spec(device, url, tmp_path / "other.sqlite3", speed=6000)
+        bare = Agent(dataclasses.replace(bare_spec, mqtt=MqttOptions.from_url(url, ca_file=certs["ca.pem"])))
+        await bare.run(until=START + timedelta(minutes=5), drain_timeout_s=1.5)
+        assert bare.link is not None and bare.link.counters.connections == 0
+        assert bare.link.counters.connect_attempts >= 2 and bare.sender.counters.messages == 0
+
+
+async def test_a_backlog_is_replayed_in_batches_at_the_rate_limit(
+        mosquitto: BrokerInstance, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    spool_path = tmp_path / "spool.sqlite3"
+    spool = Spool(spool_path, FrogReading)
+    backlog = expected_frog(100)  # e.g. eight hours offline
+    for reading in backlog:
+        spool.add(reading)
+    spool.close()
+    policy = SendPolicy(batch_max=10, window=4, messages_per_s=20, replay_jitter_s=0.0)
+    agent = Agent(dataclasses.replace(frog_spec(device, mosquitto.url, spool_path, speed=6000), send=policy))
+    async with collecting(mosquitto.port, unique) as collector:
+        began = time.monotonic()
+        await agent.run(until=START, drain_timeout_s=20)  # sample nothing: only the backlog
+        elapsed = time.monotonic() - began
+        await collector.wait_for(lambda: len(collector.readings(device)) >= 100)
+    assert collector.readings(device) == backlog
+    assert [len(batch.readings) for batch in collector.batches] == [10] * 10
+    assert elapsed >= 9 / 20  # ten messages at 20 a second
