@@ -1,0 +1,179 @@
+"""`cityops rules ...`: dew point by hand, and the rules runner.
+
+    cityops rules dewpoint T RH          dew point and frost point for one reading
+    cityops rules run --damp             assess every frog box once (--every N: every N minutes)
+    cityops rules report --household H   the landlord evidence page (HTML) for a household
+    cityops rules diary add|advice ...   log an activity; spikes it explains and advice
+    cityops rules areas                  damp statistics by area, safe to publish (CSV)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import logging
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cityops.errors import StorageError
+from cityops.services import database_for
+from cityops.settings import Settings
+from rules import psychro
+from rules.damp import council, report
+from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
+from rules.damp_runner import (
+    DampRunSettings,
+    add_diary_entry,
+    diary_analysis,
+    latest_home_risks,
+    load_evidence,
+    run_damp,
+)
+from rules.errors import RulesError
+
+log = logging.getLogger("rules.cli")
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    rules = commands.add_parser("rules", help="run the rules engine: damp risk, gritting, bin priorities",
+                                description="Rules: pure decisions from readings.")
+    which = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+
+    dew = which.add_parser("dewpoint", help="dew point and frost point of one reading",
+                           description="Dew point (over water) and frost point (over ice) for air "
+                                       "temperature T (degC) and relative humidity RH (percent).")
+    dew.add_argument("temp_c", type=float, metavar="T", help="air temperature, degC")
+    dew.add_argument("rh_pct", type=float, metavar="RH", help="relative humidity, percent (0..100)")
+    dew.set_defaults(handler=run_dewpoint)
+
+    run = which.add_parser("run", help="run rules against the database and store the results",
+                           description="Run the chosen rules once (or every N minutes with --every).")
+    run.add_argument("--damp", action="store_true", help="damp and mould risk for every frog box")
+    run.add_argument("--every", type=float, metavar="MINUTES", help="repeat every MINUTES until Ctrl-C")
+    run.add_argument("--recompute", action="store_true",
+                     help="ignore the stored mould state and replay the look-back window")
+    run.add_argument("--outdoor-max-distance-m", type=float, default=DampRunSettings.outdoor_max_distance_m,
+                     help="use an outdoor sensor only within this distance of a home (default 5000)")
+    run.add_argument("--outdoor-fallback-c", type=float, default=DampRunSettings.outdoor_fallback_c,
+                     help="outdoor temperature to assume without a sensor, degC (default 5)")
+    run.set_defaults(handler=run_rules)
+
+    evidence = which.add_parser("report", help="landlord evidence report (printable HTML) for a household",
+                                description="Write the damp and mould evidence page for one household.")
+    evidence.add_argument("--household", required=True, help="the household id (devices.household_id)")
+    evidence.add_argument("--days", type=int, default=30, help="the period: this many days to now (default 30)")
+    evidence.add_argument("--reported-on", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                          help="when the damp was reported to the landlord: adds Awaab's Law dates")
+    evidence.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    evidence.set_defaults(handler=run_report)
+
+    notes = which.add_parser("diary", help="the householder's activity diary: log an entry, get advice",
+                             description="Log activities and see how they explain humidity spikes.")
+    diary_action = notes.add_subparsers(dest="diary_command", metavar="ACTION", required=True)
+    add = diary_action.add_parser("add", help="log an activity")
+    add.add_argument("--household", required=True)
+    add.add_argument("--activity", required=True, choices=[a.value for a in Activity])
+    add.add_argument("--at", type=datetime.fromisoformat, help="when (ISO 8601, UTC if no offset; default now)")
+    add.add_argument("--minutes", type=int, help="how long it lasted")
+    add.set_defaults(handler=run_diary_add)
+    advice = diary_action.add_parser("advice", help="spikes, what explains them, and advice")
+    advice.add_argument("--household", required=True)
+    advice.add_argument("--days", type=int, default=7, help="look back this many days (default 7)")
+    advice.set_defaults(handler=run_diary_advice)
+
+    areas = which.add_parser("areas", help="damp statistics by area, safe to publish (CSV on stdout)",
+                             description="Latest risk by area: small areas withheld, small counts blurred.")
+    areas.add_argument("--min-homes", type=int, default=council.MIN_HOMES,
+                       help=f"withhold areas with fewer homes (default {council.MIN_HOMES})")
+    areas.set_defaults(handler=run_areas)
+
+
+async def run_dewpoint(args: argparse.Namespace, settings: Settings) -> int:
+    dew = float(psychro.dew_point(args.temp_c, args.rh_pct))
+    frost = float(psychro.frost_point(args.temp_c, args.rh_pct))
+    absolute = float(psychro.absolute_humidity(args.temp_c, args.rh_pct))
+    print(f"air {args.temp_c:.2f} °C, relative humidity {args.rh_pct:.1f} %")
+    if not np.isfinite(dew):
+        print("dew point:   none (dry air)")
+        return 0
+    print(f"dew point:   {dew:.2f} °C")
+    note = ("below 0 °C hoar frost forms here, before the dew point" if frost < 0
+            else "above 0 °C: dew, not frost, forms; the dew point applies")
+    print(f"frost point: {frost:.2f} °C  ({note})")
+    print(f"absolute humidity: {absolute:.2f} g/m³")
+    return 0
+
+
+def last_days(days: int) -> tuple[datetime, datetime]:
+    """The period from `days` days ago to now."""
+    if days <= 0:
+        raise RulesError("--days must be positive")
+    end = datetime.now(UTC)
+    return end - timedelta(days=days), end
+
+
+async def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = last_days(args.days)
+    async with database_for(settings) as db:
+        evidence = await load_evidence(db, args.household, start, end, reported_on=args.reported_on)
+    args.out.write_text(report.evidence_report(evidence), encoding="utf-8")
+    print(f"wrote {args.out} ({len(evidence.hours)} hours, {len(evidence.daily_levels)} days)")
+    return 0
+
+
+async def run_diary_add(args: argparse.Namespace, settings: Settings) -> int:
+    entry = DiaryEntry(as_utc_minute(args.at or datetime.now(UTC)), Activity(args.activity), args.minutes)
+    async with database_for(settings) as db:
+        await add_diary_entry(db, args.household, entry)
+    print(f"logged {entry.activity.value} at {str(entry.at).replace('T', ' ')} UTC for {args.household}")
+    return 0
+
+
+async def run_diary_advice(args: argparse.Namespace, settings: Settings) -> int:
+    start, end = last_days(args.days)
+    async with database_for(settings) as db:
+        result = await diary_analysis(db, args.household, start, end)
+    explained = sum(1 for s in result.spikes if s.explained_by)
+    print(f"{len(result.spikes)} rises in humidity over {args.days} days, {explained} explained by the diary")
+    for line in result.advice or ["Nothing to change: no pattern stands out."]:
+        print(f"- {line}")
+    return 0
+
+
+async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
+    async with database_for(settings) as db:
+        homes = await latest_home_risks(db)
+    rows = [stats.as_row() for stats in council.area_statistics(homes, min_homes=args.min_homes)]
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["area"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return 0
+
+
+async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.damp:
+        raise RulesError("say which rules to run", hint="cityops rules run --damp")
+    if args.every is not None and args.every <= 0:
+        raise RulesError("--every must be a positive number of minutes")
+    run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
+                                   outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
+    async with database_for(settings) as db:
+        while True:
+            try:
+                report = await run_damp(db, settings=run_settings)
+            except StorageError as exc:
+                if exc.sqlstate == "42P01":  # undefined table: not migrated yet
+                    raise StorageError(str(exc), hint="run `cityops db migrate` first",
+                                       sqlstate=exc.sqlstate) from None
+                raise
+            print(report.summary())
+            if args.every is None:
+                return 0
+            run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
+                                           outdoor_fallback_c=args.outdoor_fallback_c)
+            await asyncio.sleep(timedelta(minutes=args.every).total_seconds())

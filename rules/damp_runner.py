@@ -1,0 +1,337 @@
+"""The damp runner: frog readings in, assessments out (the adapter around rules.damp).
+
+One run reads, for every active frog box, the hourly statistics of the last `lookback`
+days through the storage layer, the outdoor temperatures of fixed road/air sensors, each
+home's settings and mould state; advances the mould state through the hours it has not
+seen yet; and writes one assessment per box (keyed by the hour the data runs to, stamped
+with the time it was computed) and the new state, in one transaction. Running it twice
+for the same hour changes nothing but `computed_at`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import numpy as np
+import numpy.typing as npt
+
+from cityops.storage import Database, hourly_stats
+from cityops.storage.database import translate_query_error
+from rules.damp import diary, mould, surface
+from rules.damp.council import HomeRisk, rank_homes
+from rules.damp.diary import Activity, DiaryAnalysis, DiaryEntry, as_utc_minute
+from rules.damp.quality import HourlySeries, screen
+from rules.damp.report import EvidenceInput, daily_levels
+from rules.damp.risk import WEEK_H, Assessment, HomeInputs, assess, surface_series
+from rules.errors import RulesError
+
+log = logging.getLogger("rules.damp_runner")
+
+HOUR = timedelta(hours=1)
+FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class DampRunSettings:
+    lookback: timedelta = timedelta(days=37)      # 30-day means, and the week before for "what changed"
+    outdoor_max_distance_m: float = 5_000.0
+    outdoor_fallback_c: float = 5.0
+    recompute: bool = False                        # ignore stored mould state and replay the lookback
+
+
+@dataclass
+class RunReport:
+    data_until: datetime
+    assessed: int
+    levels: Counter[str] = field(default_factory=Counter)
+    hours_applied: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        spread = ", ".join(f"{name} {count}" for name, count in sorted(self.levels.items()))
+        return (f"damp: assessed {self.assessed} frog boxes, data to {self.data_until:%Y-%m-%d %H:%M} UTC "
+                f"({spread or 'none'}); {self.hours_applied} new hours applied in {self.seconds:.2f} s")
+
+
+@dataclass(frozen=True)
+class Box:
+    device_id: str
+    household_id: str | None
+    lon: float
+    lat: float
+    f_rsi: float
+    sensitivity: mould.Sensitivity
+    fallback_c: float
+
+
+def hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+async def run_damp(db: Database, now: datetime | None = None,
+                   settings: DampRunSettings | None = None) -> RunReport:
+    """Assess every active frog box once, with data up to the last complete hour before `now`."""
+    settings = settings or DampRunSettings()
+    began = time.perf_counter()
+    now = now or datetime.now(UTC)
+    end = hour_floor(now)
+    start = end - settings.lookback
+    boxes = await _boxes(db, settings)
+    report = RunReport(data_until=end, assessed=len(boxes))
+    if not boxes:
+        return report
+    ids = [box.device_id for box in boxes]
+    hours = np.arange(_hour64(start), _hour64(end))
+    series = await _frog_series(db, ids, start, end, hours)
+    inputs = await _home_inputs(db, boxes, start, end, hours, settings)
+    future = await _future_readings(db, ids, now)
+
+    quality = screen(series, future)
+    cold = surface_series(series, inputs, quality)
+    state, first_new = await _mould_state(db, boxes, hours, settings.recompute)
+    week_ago_column = len(hours) - WEEK_H - 1
+    week_ago = await _stored_index(db, ids, end - timedelta(days=7))
+    for column in range(int(first_new.min()), len(hours)):
+        fresh = first_new <= column
+        state = mould.step_hour(state, np.where(fresh, cold.temp_c[:, column], np.nan),
+                                np.where(fresh, cold.rh_pct[:, column], np.nan), inputs.classes)
+        if column == week_ago_column:
+            week_ago = np.where(fresh & np.isnan(week_ago), state.index, week_ago)
+        report.hours_applied += int(fresh.sum())
+    assessments = assess(series, inputs, quality, cold, state.index, week_ago)
+    await _write(db, boxes, assessments, state, end, hours[-1])
+    report.levels.update(a.level for a in assessments)
+    report.seconds = time.perf_counter() - began
+    log.info("%s", report.summary())
+    return report
+
+
+async def _boxes(db: Database, settings: DampRunSettings) -> list[Box]:
+    rows = await db.fetch(
+        "SELECT d.device_id, d.household_id, d.lon, d.lat, s.f_rsi, s.sensitivity, s.outdoor_fallback_c "
+        "FROM devices d LEFT JOIN damp_home_settings s ON s.household_id = d.household_id "
+        "WHERE d.kind = 'frog' AND d.status = 'active' ORDER BY d.device_id")
+    return [Box(device_id=r["device_id"], household_id=r["household_id"],
+                lon=r["lon"] if r["lon"] is not None else np.nan,
+                lat=r["lat"] if r["lat"] is not None else np.nan,
+                f_rsi=r["f_rsi"] if r["f_rsi"] is not None else surface.DEFAULT_F_RSI,
+                sensitivity=mould.sensitivity(r["sensitivity"] or mould.DEFAULT_SENSITIVITY.value),
+                fallback_c=(r["outdoor_fallback_c"] if r["outdoor_fallback_c"] is not None
+                            else settings.outdoor_fallback_c))
+            for r in rows]
+
+
+def _hour64(moment: datetime) -> np.datetime64:
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "h")
+
+
+def _column(bucket: datetime, first: np.datetime64) -> int:
+    return int((_hour64(bucket) - first).astype(int))
+
+
+async def _frog_series(db: Database, ids: list[str], start: datetime, end: datetime,
+                       hours: npt.NDArray[np.datetime64]) -> HourlySeries:
+    row_of = {device: i for i, device in enumerate(ids)}
+    shape = (len(ids), len(hours))
+    arrays = {name: np.full(shape, np.nan) for name in ("air_temp_avg", "rh_avg", "rh_min", "rh_max")}
+    readings = np.zeros(shape, dtype=np.int64)
+    for stat in await hourly_stats(db, "frog", start, end, ids):
+        row, col = row_of[stat.device_id], _column(stat.bucket, hours[0])
+        readings[row, col] = stat.readings
+        for name, values in arrays.items():
+            value = stat.values[name]
+            values[row, col] = np.nan if value is None else float(value)
+    return HourlySeries(hours=hours, air_temp=arrays["air_temp_avg"], rh=arrays["rh_avg"],
+                        rh_min=arrays["rh_min"], rh_max=arrays["rh_max"], readings=readings)
+
+
+async def _home_inputs(db: Database, boxes: list[Box], start: datetime, end: datetime,
+                       hours: npt.NDArray[np.datetime64], settings: DampRunSettings) -> HomeInputs:
+    sensors = await db.fetch(
+        "SELECT device_id, lon, lat FROM devices WHERE kind = 'road' AND status = 'active' AND NOT mobile "
+        "AND lon IS NOT NULL AND lat IS NOT NULL ORDER BY device_id")
+    sensor_ids = [r["device_id"] for r in sensors]
+    nearest = surface.nearest_outdoor_sensors(
+        [b.lon for b in boxes], [b.lat for b in boxes],
+        [r["lon"] for r in sensors], [r["lat"] for r in sensors], settings.outdoor_max_distance_m)
+    series = np.full((len(sensor_ids), len(hours)), np.nan)
+    wanted = sorted({sensor_ids[i] for i in nearest.index if i >= 0})
+    if wanted:
+        row_of = {device: i for i, device in enumerate(sensor_ids)}
+        for stat in await hourly_stats(db, "road", start, end, wanted):
+            value = stat.values["air_temp_avg"]
+            if value is not None:
+                series[row_of[stat.device_id], _column(stat.bucket, hours[0])] = float(value)
+    fallback = np.array([b.fallback_c for b in boxes])
+    outdoor, assumed = surface.outdoor_series(nearest, series, fallback)
+    return HomeInputs(f_rsi=surface.check_f_rsi([b.f_rsi for b in boxes]),
+                      classes=mould.ClassArrays.for_homes([b.sensitivity for b in boxes]),
+                      outdoor_c=outdoor,
+                      fallback_note=surface.fallback_notes(nearest, assumed, fallback,
+                                                           settings.outdoor_max_distance_m))
+
+
+async def _future_readings(db: Database, ids: list[str], now: datetime) -> npt.NDArray[np.int64]:
+    rows = await db.fetch("SELECT device_id, count(*) AS n FROM frog_readings WHERE ts > $1 "
+                          "AND device_id = ANY($2) GROUP BY device_id", now + FUTURE_TOLERANCE, ids)
+    counts = {r["device_id"]: r["n"] for r in rows}
+    return np.array([counts.get(device, 0) for device in ids], dtype=np.int64)
+
+
+async def _mould_state(db: Database, boxes: list[Box], hours: npt.NDArray[np.datetime64],
+                       recompute: bool) -> tuple[mould.MouldState, npt.NDArray[np.int64]]:
+    """The stored state per box and, per box, the first window column it has not seen."""
+    state = mould.MouldState.zeros(len(boxes))
+    first_new = np.zeros(len(boxes), dtype=np.int64)
+    if recompute:
+        return state, first_new
+    rows = await db.fetch("SELECT device_id, mould_index, dry_hours, through_hour FROM damp_mould_state "
+                          "WHERE device_id = ANY($1)", [b.device_id for b in boxes])
+    stored = {r["device_id"]: r for r in rows}
+    for i, box in enumerate(boxes):
+        row = stored.get(box.device_id)
+        if row is None:
+            continue
+        state.index[i] = row["mould_index"]
+        state.dry_hours[i] = row["dry_hours"]
+        first_new[i] = max(_column(row["through_hour"], hours[0]) + 1, 0)
+    return state, first_new
+
+
+async def _stored_index(db: Database, ids: list[str], at: datetime) -> npt.NDArray[np.float64]:
+    """Each box's mould index in its last assessment at or before `at` (NaN when there is none)."""
+    rows = await db.fetch("SELECT DISTINCT ON (device_id) device_id, mould_index FROM damp_assessments "
+                          "WHERE device_id = ANY($1) AND data_until <= $2 "
+                          "ORDER BY device_id, data_until DESC", ids, at)
+    found = {r["device_id"]: r["mould_index"] for r in rows}
+    return np.array([found.get(device, np.nan) for device in ids], dtype=np.float64)
+
+
+_WRITE_ASSESSMENTS = """
+INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d,
+                              condensation_hours_7d, surface_rh_30d, surface_t_30d, reasons, changes, faults,
+                              metrics)
+SELECT d, $2, h, l, m, dh, ch, rh, t, r::jsonb, c::jsonb, f::jsonb, x::jsonb
+FROM unnest($1::text[], $3::text[], $4::text[], $5::float8[], $6::int[], $7::int[], $8::real[], $9::real[],
+            $10::text[], $11::text[], $12::text[], $13::text[]) AS u(d, h, l, m, dh, ch, rh, t, r, c, f, x)
+ON CONFLICT (device_id, data_until) DO UPDATE SET
+    computed_at = now(), level = excluded.level, mould_index = excluded.mould_index,
+    damp_hours_7d = excluded.damp_hours_7d, condensation_hours_7d = excluded.condensation_hours_7d,
+    surface_rh_30d = excluded.surface_rh_30d, surface_t_30d = excluded.surface_t_30d,
+    reasons = excluded.reasons, changes = excluded.changes, faults = excluded.faults,
+    metrics = excluded.metrics
+"""
+
+_WRITE_STATE = """
+INSERT INTO damp_mould_state (device_id, mould_index, dry_hours, through_hour, sensitivity)
+SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::timestamptz[], $5::text[])
+ON CONFLICT (device_id) DO UPDATE SET mould_index = excluded.mould_index, dry_hours = excluded.dry_hours,
+    through_hour = excluded.through_hour, sensitivity = excluded.sensitivity, updated_at = now()
+"""
+
+
+def _assessment_columns(assessments: list[Assessment]) -> list[list[object]]:
+    """level, mould index, the metrics columns and the JSON columns, in _WRITE_ASSESSMENTS order."""
+    rows = [(a.level, a.mould_index, int(a.metrics["damp_hours_7d"] or 0),
+             int(a.metrics["condensation_hours_7d"] or 0), a.metrics["surface_rh_30d"],
+             a.metrics["surface_t_30d"], json.dumps(list(a.reasons)), json.dumps(list(a.changes)),
+             json.dumps(list(a.faults)), json.dumps(a.metrics)) for a in assessments]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+async def _write(db: Database, boxes: list[Box], assessments: list[Assessment], state: mould.MouldState,
+                 end: datetime, last_hour: np.datetime64) -> None:
+    through = datetime.fromisoformat(str(last_hour.astype("datetime64[s]"))).replace(tzinfo=UTC)
+    ids = [b.device_id for b in boxes]
+    try:
+        async with db.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_WRITE_ASSESSMENTS, ids, end, [b.household_id for b in boxes],
+                               *_assessment_columns(assessments))
+            await conn.execute(_WRITE_STATE, ids, state.index.tolist(), state.dry_hours.tolist(),
+                               [through] * len(ids), [b.sensitivity.value for b in boxes])
+    except asyncpg.PostgresError as exc:
+        raise translate_query_error(exc) from exc
+
+
+async def latest_home_risks(db: Database) -> list[HomeRisk]:
+    """Each household's latest risk (its worst box), with its area, for the council's views."""
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (a.device_id) a.device_id, a.household_id, a.level, a.mould_index, a.damp_hours_7d, "
+        "s.area FROM damp_assessments a LEFT JOIN damp_home_settings s ON s.household_id = a.household_id "
+        "WHERE a.household_id IS NOT NULL ORDER BY a.device_id, a.data_until DESC")
+    worst: dict[str, HomeRisk] = {}
+    for r in rows:
+        home = HomeRisk(r["household_id"], r["area"], r["level"], float(r["mould_index"]), int(r["damp_hours_7d"]))
+        current = worst.get(home.household_id)
+        if current is None or rank_homes([home, current])[0].home is home:
+            worst[home.household_id] = home
+    return list(worst.values())
+
+
+async def load_evidence(db: Database, household_id: str, start: datetime, end: datetime,
+                        reported_on: date | None = None, settings: DampRunSettings | None = None
+                        ) -> EvidenceInput:
+    """The evidence report's data for a household's box over [start, end), with 30 days' warm-up."""
+    settings = settings or DampRunSettings()
+    boxes = [b for b in await _boxes(db, settings) if b.household_id == household_id]
+    if not boxes:
+        raise RulesError(f"no active frog box is registered to household {household_id!r}",
+                         hint="check the household id (devices.household_id)")
+    box = boxes[0]
+    warm_start = hour_floor(start) - timedelta(days=30)
+    end = hour_floor(end)
+    hours = np.arange(_hour64(warm_start), _hour64(end))
+    series = await _frog_series(db, [box.device_id], warm_start, end, hours)
+    inputs = await _home_inputs(db, [box], warm_start, end, hours, settings)
+    quality = screen(series)
+    cold = surface_series(series, inputs, quality)
+    _, history = mould.run_hours(mould.MouldState.zeros(1), cold.temp_c, cold.rh_pct, inputs.classes,
+                                 keep_history=True)
+    assert history is not None
+    latest = assess(series, inputs, quality, cold, history[:, -1].astype(np.float64))[0]
+    period = hours >= _hour64(start)
+    days = daily_levels(series, inputs)
+    social = await db.fetchval("SELECT social_landlord FROM damp_home_settings WHERE household_id = $1",
+                               household_id)
+    return EvidenceInput(
+        home_label=f"Household {household_id} (frog box {box.device_id})", hours=hours[period],
+        indoor_t=series.air_temp[0, period], indoor_rh=series.rh[0, period],
+        surface_rh=cold.rh_pct[0, period].astype(np.float64), mould_index=history[0, period].astype(np.float64),
+        daily_levels=[(day, level) for day, level in days if day >= start.date()], latest=latest,
+        generated_at=datetime.now(UTC), reported_on=reported_on, social_landlord=bool(social))
+
+
+async def add_diary_entry(db: Database, household_id: str, entry: DiaryEntry) -> None:
+    """Keep one diary entry for a household."""
+    at = datetime.fromisoformat(str(entry.at)).replace(tzinfo=UTC)
+    await db.execute("INSERT INTO damp_diary (household_id, ts, activity, minutes) VALUES ($1, $2, $3, $4)",
+                     household_id, at, entry.activity.value, entry.minutes)
+
+
+async def diary_analysis(db: Database, household_id: str, start: datetime, end: datetime) -> DiaryAnalysis:
+    """The household's diary over [start, end) against its box's 5-minute readings."""
+    boxes = await db.fetch("SELECT device_id FROM devices WHERE household_id = $1 AND kind = 'frog' "
+                           "AND status = 'active' ORDER BY device_id LIMIT 1", household_id)
+    if not boxes:
+        raise RulesError(f"no active frog box is registered to household {household_id!r}",
+                         hint="check the household id (devices.household_id)")
+    readings = await db.fetch("SELECT ts, air_temp_c, rh_pct FROM frog_readings WHERE device_id = $1 "
+                              "AND ts >= $2 AND ts < $3 ORDER BY ts", boxes[0]["device_id"], start, end)
+    logged = await db.fetch("SELECT ts, activity, minutes FROM damp_diary WHERE household_id = $1 "
+                            "AND ts >= $2 AND ts < $3 ORDER BY ts", household_id, start - HOUR, end)
+    first = np.datetime64(hour_floor(start).replace(tzinfo=None), "m")
+    times = first + np.arange(int((end - hour_floor(start)) / diary.SAMPLE.astype(timedelta))) * diary.SAMPLE
+    temp = np.full(times.size, np.nan)
+    rh = np.full(times.size, np.nan)
+    for row in readings:  # onto the 5-minute grid; a late duplicate in the same slot wins
+        slot = int((as_utc_minute(row["ts"]) - first) // diary.SAMPLE)
+        if 0 <= slot < times.size:
+            temp[slot], rh[slot] = row["air_temp_c"], row["rh_pct"]
+    entries = [DiaryEntry(as_utc_minute(r["ts"]), Activity(r["activity"]), r["minutes"]) for r in logged]
+    return diary.analyse(times, temp, rh, entries)

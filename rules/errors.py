@@ -1,0 +1,41 @@
+"""The rules package's exceptions.
+
+    CityOpsError                   (cityops.errors)
+     +-- RulesError                every error the rules raise on purpose
+          +-- InvalidReading       a value no sensor could mean: RH outside 0..100, a fraction
+          |                        passed as percent, a temperature that is not a number
+          +-- InvalidHomeSettings  a home's fRsi or mould sensitivity class that cannot work
+          +-- InvalidDiaryEntry    an activity the diary does not know, or a time that is not one
+
+Each carries fields (`quantity`, `value`, `setting`) besides its text, and `hint`.
+"""
+
+from __future__ import annotations
+
+from cityops.errors import CityOpsError
+
+
+class RulesError(CityOpsError):
+    """Base of the rules' deliberate errors."""
+
+
+class InvalidReading(RulesError):
+    hint = "relative humidity is a percentage 0..100 and temperatures are in degC"
+
+    def __init__(self, message: str, *, quantity: str, value: float | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.quantity = quantity
+        self.value = value
+
+
+class InvalidHomeSettings(RulesError):
+    hint = "fRsi is between 0 and 1 (0.75 is the UK design value); see docs/damp.md for the classes"
+
+    def __init__(self, message: str, *, setting: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.setting = setting
+
+
+class InvalidDiaryEntry(RulesError):
+    hint = "activities: shower, cooking, drying_clothes, windows_opened, heating_on, heating_off"
