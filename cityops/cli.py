@@ -22,8 +22,6 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 # Commands that later work fills in: name -> what it will do.
 PLANNED = {
-    "agent": "run the device agent on a Raspberry Pi: sensors, offline spool, MQTT publishing",
-    "rules": "run the rules engine: damp risk, gritting decisions, bin priorities",
     "device": "manage the device registry: add, list, show, move, retire, rotate",
     "route": "solve routing problems: gritting routes, bin collection, benchmarks",
     "dashboards": "export or push the Grafana boards",
@@ -38,8 +36,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from cityops import bench, dbcli, demo, servecli
+    from firmware import cli as agent_cli
     from ingest import bench as ingest_bench
     from ingest import cli as ingest_cli
+    from rules import bench as rules_bench
+    from rules import cli as rules_cli
 
     parser = _Parser(
         prog="cityops",
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmarks = bench.register(commands)
     ingest_cli.register(commands)
     ingest_bench.register_bench(benchmarks)
+    agent_cli.register(commands)
+    rules_cli.register(commands)
+    rules_bench.register_bench(benchmarks)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
         sub.set_defaults(handler=_planned(name))

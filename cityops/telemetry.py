@@ -226,3 +226,8 @@ def encode_config(config: DeviceConfig) -> bytes:
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+
+# MQTT 5 PUBACK reason 0x10: the broker took a message but nobody subscribes to it, e.g.
+# ingest still resubscribing after a broker restart (Mosquitto does not restore shared
+# subscriptions). A device keeps such readings and sends them again later.
+NO_MATCHING_SUBSCRIBERS = 16

@@ -4,7 +4,9 @@
 
 Each reading's timestamp is the moment its message is published (made unique per
 device), so the database's `received_at - ts` is the publish-to-commit latency. RATE
-is messages per second (0: as fast as the broker takes them). Prints one JSON line.
+is messages per second (0: as fast as the broker takes them). Like an agent, it sends a
+message again when the broker answers "no matching subscribers" (MQTT 5 reason 0x10: a
+consumer not subscribed yet). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cityops.mqtt import MqttTarget
-from cityops.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
+from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +31,17 @@ def main(argv: list[str]) -> int:
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect(target.hostname, target.port)
-    client.loop_start()
+    # One thread drives the network loop between publishes: paho's background thread
+    # would spend most of the time fighting this one for the client's locks.
+    while not client.is_connected():
+        client.loop(0.1)
+    undelivered: set[int] = set()
+
+    def on_publish(_c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
+        if rc.value == NO_MATCHING_SUBSCRIBERS:
+            undelivered.add(mid)
+
+    client.on_publish = on_publish
     ids = [f"{prefix}-{i:04d}" for i in range(devices)]
     last: dict[str, datetime] = {}
     started = time.perf_counter()
@@ -44,13 +57,24 @@ def main(argv: list[str]) -> int:
         last[device] = stamps[-1]
         batch = FrogBatch(v=1, device_id=device, seq=n // devices, fw="bench", readings=[
             FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
-        infos.append(client.publish(telemetry_topic(device), encode_batch(batch), qos=1))
-    for info in infos:
-        info.wait_for_publish(60)
+        message = (telemetry_topic(device), encode_batch(batch))
+        infos.append((client.publish(*message, qos=1), message))
+        if n % 20 == 0:
+            client.loop(0)
+    resent = 0
+    deadline = time.monotonic() + 120
+    while infos and time.monotonic() < deadline:
+        while not all(info.is_published() for info, _ in infos) and time.monotonic() < deadline:
+            client.loop(0.05)
+        again = [message for info, message in infos if info.mid in undelivered]
+        undelivered.clear()
+        resent += len(again)
+        if again:
+            client.loop(0.5)
+        infos = [(client.publish(*message, qos=1), message) for message in again]
     elapsed = time.perf_counter() - started
-    client.loop_stop()
     client.disconnect()
-    print(json.dumps({"messages": messages, "seconds": elapsed}))
+    print(json.dumps({"messages": messages, "seconds": elapsed, "resent": resent}))
     return 0
 
 

@@ -96,6 +96,9 @@ class TelemetrySource:
             await self._client.__aexit__(exc_type, exc, tb)
         except aiomqtt.MqttError as error:
             log.debug("disconnect: %s", error)
+        lost = self._client._disconnected
+        if lost.done() and not lost.cancelled() and lost.exception() is not None:
+            log.info("connection ended: %s", lost.exception())  # read, so asyncio does not warn
 
     @property
     def connected(self) -> bool:

@@ -13,7 +13,7 @@ import aiomqtt
 from cityops.mqtt import MqttTarget
 from cityops.settings import IngestSettings
 from cityops.storage import Database
-from cityops.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
+from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 
@@ -91,8 +91,6 @@ def metric(service: IngestService, name: str, **labels: str) -> float:
     value = service.metrics.registry.get_sample_value(name, labels or None)
     return value or 0.0
 
-
-NO_MATCHING_SUBSCRIBERS = 16
 
 
 def _publish_as_a_device(url: str, messages: list[tuple[str, bytes]], timeout_s: float) -> int:

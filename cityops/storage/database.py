@@ -124,6 +124,12 @@ class Database:
         except DB_ERRORS as exc:
             raise translate_query_error(exc) from exc
 
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self.pool.fetchrow(query, *args)
+        except DB_ERRORS as exc:
+            raise translate_query_error(exc) from exc
+
     async def fetchval(self, query: str, *args: Any) -> Any:
         try:
             return await self.pool.fetchval(query, *args)
