@@ -59,12 +59,13 @@ async def test_the_database_gone_for_30_seconds_loses_nothing(
         await eventually(lambda: _count_is(db, ids, 400), timeout_s=60, what="all 400 after the outage")
 
 
-def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str) -> subprocess.Popen[str]:
+def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str,
+                    metrics_port: str = "0") -> subprocess.Popen[str]:
     env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_MQTT_URL": broker_url,
            "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
-           "CITYOPS_INGEST__METRICS_PORT": "0", "CITYOPS_INGEST__FLUSH_INTERVAL_S": "0.05"}
+           "CITYOPS_INGEST__METRICS_PORT": metrics_port, "CITYOPS_INGEST__FLUSH_INTERVAL_S": "0.05"}
     return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
@@ -140,3 +141,34 @@ async def _count_is(db: Database, ids: list[str], expected: int) -> bool:
 
 async def _more_than(db: Database, ids: list[str], expected: int) -> bool:
     return await rows_of(db, ids) > expected
+
+
+async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_from_a_cut_off_one(
+        db: Database, database_url: str, broker: EmbeddedBroker, unique: str) -> None:
+    import httpx
+
+    from cityops.embedded.process import free_port
+
+    port = str(free_port())
+    probe_env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": port}
+    with _ingest_process(database_url, broker.url, f"{unique}-p", unique, metrics_port=port) as consumer:
+        try:
+            async def healthy() -> bool:
+                probe = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
+                                       capture_output=True, text=True, timeout=30)
+                return probe.returncode == 0 and probe.stdout.startswith("OK")
+            await eventually(healthy, what="the probe to pass")
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            assert "cityops_ingest_broker_connected 1.0" in metrics
+            assert "cityops_ingest_readings_written_total" in metrics
+
+            await broker.stop()
+            probe = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
+                                   capture_output=True, text=True, timeout=30)
+            assert probe.returncode == 1 and "not connected to the broker" in probe.stdout
+        finally:
+            consumer.send_signal(signal.SIGTERM)
+            consumer.wait(timeout=30)
+    gone = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
+                          capture_output=True, text=True, timeout=30)
+    assert gone.returncode == 1 and "no ingest metrics" in gone.stdout
