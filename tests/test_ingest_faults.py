@@ -150,25 +150,31 @@ async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_fro
     from cityops.embedded.process import free_port
 
     port = str(free_port())
-    probe_env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": port}
     with _ingest_process(database_url, broker.url, f"{unique}-p", unique, metrics_port=port) as consumer:
         try:
             async def healthy() -> bool:
-                probe = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
-                                       capture_output=True, text=True, timeout=30)
-                return probe.returncode == 0 and probe.stdout.startswith("OK")
+                code, out = await _probe(port)
+                return code == 0 and out.startswith("OK")
             await eventually(healthy, what="the probe to pass")
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
             assert "cityops_ingest_broker_connected 1.0" in metrics
             assert "cityops_ingest_readings_written_total" in metrics
 
             await broker.stop()
-            probe = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
-                                   capture_output=True, text=True, timeout=30)
-            assert probe.returncode == 1 and "not connected to the broker" in probe.stdout
+            code, out = await _probe(port)
+            assert code == 1 and "not connected to the broker" in out
         finally:
             consumer.send_signal(signal.SIGTERM)
             consumer.wait(timeout=30)
-    gone = subprocess.run([sys.executable, "-m", "cityops.cli", "ingest", "--check"], env=probe_env,
-                          capture_output=True, text=True, timeout=30)
-    assert gone.returncode == 1 and "no ingest metrics" in gone.stdout
+    code, out = await _probe(port)
+    assert code == 1 and "no ingest metrics" in out
+
+
+async def _probe(metrics_port: str) -> tuple[int, str]:
+    """`cityops ingest --check` as an orchestrator's health check would run it."""
+    env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": metrics_port}
+    probe = await asyncio.create_subprocess_exec(sys.executable, "-m", "cityops.cli", "ingest", "--check", env=env,
+                                                 stdout=asyncio.subprocess.PIPE)
+    out, _ = await probe.communicate()
+    return probe.returncode or 0, out.decode()
