@@ -21,12 +21,14 @@ class IngestMetrics:
                                   "readings already stored (replays, redeliveries)", ["kind"], registry=r)
         self.dead_letters = Counter("cityops_ingest_dead_letters",
                                     "messages or readings refused into dead_letters", registry=r)
+        self.telemetry_messages = self.messages.labels("telemetry")
+        self.status_messages = self.messages.labels("status")
         self.batch_readings = Histogram("cityops_ingest_batch_readings", "readings per committed batch",
                                         buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000), registry=r)
         self.batch_seconds = Histogram("cityops_ingest_batch_seconds", "time to commit a batch",
                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
         self.in_flight = Gauge("cityops_ingest_in_flight_messages",
-                               "messages received but not yet acknowledged", registry=r)
+                               "messages in closed batches, not yet committed and acknowledged", registry=r)
         self.retries = Counter("cityops_ingest_database_retries", "batches retried after a database failure",
                                registry=r)
         self.broker_connected = Gauge("cityops_ingest_broker_connected", "1 while connected to the broker",

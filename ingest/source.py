@@ -75,6 +75,7 @@ class TelemetrySource:
             keepalive=30, timeout=10)
         self._paho = self._client._client
         self._paho.manual_ack_set(True)
+        self._paho.disable_logger()  # paho logs every packet at DEBUG: a cost per message
         self._queue: asyncio.Queue[aiomqtt.Message] = self._client._queue
 
     async def __aenter__(self) -> Self:
