@@ -74,7 +74,7 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
     messages = frog_messages(ids, per_device=400, readings=2)
     with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
         await asyncio.sleep(2)  # connected and subscribed
-        sending = asyncio.create_task(publish(broker.url, messages))
+        sending = asyncio.create_task(_stream(broker.url, messages))
         await eventually(lambda: _more_than(db, ids, 200), what="a stream under way")
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
@@ -133,6 +133,14 @@ def _mutate(payload: bytes, rng: random.Random) -> bytes:
         else:
             data[position:position] = rng.choice([b"null", b'"x"', b"-1e999", b"{", b"]", b"99999"])
     return bytes(data)
+
+
+async def _stream(url: str, messages: list[tuple[str, bytes]], chunks: int = 20, pause_s: float = 0.1) -> None:
+    """Publish in chunks with pauses: a stream that lasts a couple of seconds, on any machine."""
+    size = -(-len(messages) // chunks)
+    for start in range(0, len(messages), size):
+        await publish(url, messages[start:start + size])
+        await asyncio.sleep(pause_s)
 
 
 async def _count_is(db: Database, ids: list[str], expected: int) -> bool:
