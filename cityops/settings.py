@@ -68,6 +68,20 @@ class ApiSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
 
 
+class DevicesSettings(BaseModel):
+    # the council's area (lon/lat WKT POLYGON): fixed devices must be inside it.
+    # The default is a box around Bristol.
+    area_wkt: str = "POLYGON ((-2.73 51.39, -2.48 51.39, -2.48 51.55, -2.73 51.55, -2.73 51.39))"
+    # the files `cityops device` generates for Mosquitto (password_file / acl_file in its config)
+    broker_password_file: Path = Path(".cityops/mosquitto/passwords")
+    broker_acl_file: Path = Path(".cityops/mosquitto/acl")
+    # Mosquitto's pid_file: sent SIGHUP after every change; unset: files written, no reload
+    broker_pid_file: Path | None = None
+    # the broker URL written into generated agent configs (what devices connect to)
+    agent_mqtt_url: str = Field(default="mqtts://broker.cityops.example.org:8883", pattern=r"^mqtts?://")
+    agent_config_dir: Path = Path("agents")  # where `device add|import` write agent configs
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYOPS_",
@@ -83,6 +97,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
+    devices: DevicesSettings = DevicesSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

@@ -1,0 +1,154 @@
+"""What a device is, validated where it is built (pure: no I/O).
+
+`parse_spec` turns text fields (a CSV row, command-line options) into a `DeviceSpec`
+and raises `InvalidField` naming the first bad field. Rules:
+- device_id: the topic rule (lower case, digits, - or _, 2-64 characters);
+- kind: frog, road or bin; attributes that belong to another kind are refused;
+- location: lon and lat together, inside the council's area; required unless mobile;
+- frog: household_id; road: road_segment_id, mobile; bin: bin_depth_mm (required),
+  sensor_height_mm below the depth;
+- calibration: `name=offset;...` with the reading fields of the kind, finite, |offset| <= 50.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from cityops.telemetry import DEVICE_ID
+from devices.area import CouncilArea
+from devices.errors import InvalidField
+
+KINDS = ("frog", "road", "bin")
+CALIBRATED_FIELDS = {
+    "frog": ("air_temp_c", "rh_pct"),
+    "road": ("surface_temp_c", "air_temp_c"),
+    "bin": ("distance_mm", "temp_c"),
+}
+KIND_ONLY = {"household_id": "frog", "road_segment_id": "road", "bin_depth_mm": "bin",
+             "sensor_height_mm": "bin"}
+MAX_OFFSET = 50.0
+TEXT_RE_MAX = 64
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    device_id: str
+    kind: str
+    lon: float | None = None
+    lat: float | None = None
+    household_id: str | None = None
+    road_segment_id: str | None = None
+    mobile: bool = False
+    bin_depth_mm: int | None = None
+    sensor_height_mm: int | None = None
+    sensor_type: str | None = None
+    calibration: dict[str, float] = field(default_factory=dict)
+
+
+SPEC_FIELDS = tuple(f.name for f in fields(DeviceSpec))
+
+
+def parse_spec(raw: Mapping[str, str | None], area: CouncilArea, *, row: int | None = None) -> DeviceSpec:
+    """A validated spec from text values; unknown keys are refused, blanks are unset."""
+    values = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
+    values = {k: (v if v != "" else None) for k, v in values.items()}
+    for name in values:
+        if name not in SPEC_FIELDS:
+            raise InvalidField(name, f"unknown column (expected some of {', '.join(SPEC_FIELDS)})", row=row)
+
+    def bad(name: str, reason: str) -> InvalidField:
+        return InvalidField(name, reason, row=row)
+
+    def number(name: str, cast: type[float] | type[int]) -> float | int | None:
+        text = values.get(name)
+        if text is None:
+            return None
+        try:
+            return cast(text)
+        except ValueError:
+            raise bad(name, f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+
+    mobile_text = (values.get("mobile") or "false").lower()
+    if mobile_text not in ("true", "false", "yes", "no", "1", "0"):
+        raise bad("mobile", f"{mobile_text!r} is not true or false")
+    spec = DeviceSpec(
+        device_id=values.get("device_id") or "",
+        kind=values.get("kind") or "",
+        lon=number("lon", float), lat=number("lat", float),
+        household_id=values.get("household_id"), road_segment_id=values.get("road_segment_id"),
+        mobile=mobile_text in ("true", "yes", "1"),
+        bin_depth_mm=number("bin_depth_mm", int),  # type: ignore[arg-type]
+        sensor_height_mm=number("sensor_height_mm", int),  # type: ignore[arg-type]
+        sensor_type=values.get("sensor_type"),
+        calibration=parse_calibration(values.get("calibration"), row=row),
+    )
+    return validate(spec, area, row=row)
+
+
+def parse_calibration(text: str | None, *, row: int | None = None) -> dict[str, float]:
+    """`air_temp_c=-0.3;rh_pct=1.5` -> {"air_temp_c": -0.3, "rh_pct": 1.5}."""
+    offsets: dict[str, float] = {}
+    for item in (text or "").split(";"):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            offsets[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidField("calibration", f"{item.strip()!r} is not name=offset", row=row) from None
+    return offsets
+
+
+def validate(spec: DeviceSpec, area: CouncilArea, *, row: int | None = None) -> DeviceSpec:
+    def bad(name: str, reason: str) -> InvalidField:
+        return InvalidField(name, reason, row=row)
+
+    if not DEVICE_ID.match(spec.device_id):
+        raise bad("device_id", f"{spec.device_id!r} must be 2-64 lower-case letters, digits, '-' or '_', "
+                               "starting with a letter or digit")
+    if spec.kind not in KINDS:
+        raise bad("kind", f"unknown kind {spec.kind!r} (one of {', '.join(KINDS)})")
+    for name, owner in KIND_ONLY.items():
+        if getattr(spec, name) is not None and spec.kind != owner:
+            raise bad(name, f"only a {owner} has a {name}, this is a {spec.kind}")
+    if spec.mobile and spec.kind != "road":
+        raise bad("mobile", f"only a road sensor (on a gritter) is mobile, this is a {spec.kind}")
+    validate_location(spec.lon, spec.lat, area, mobile=spec.mobile, row=row)
+    if spec.kind == "bin":
+        if spec.bin_depth_mm is None or spec.bin_depth_mm <= 0:
+            raise bad("bin_depth_mm", "a bin needs its depth in mm (> 0)")
+        if spec.sensor_height_mm is not None and not 0 <= spec.sensor_height_mm < spec.bin_depth_mm:
+            raise bad("sensor_height_mm", f"must be 0..{spec.bin_depth_mm - 1} (below the bin's depth)")
+    for text_field in ("household_id", "road_segment_id", "sensor_type"):
+        value = getattr(spec, text_field)
+        if value is not None and (len(value) > TEXT_RE_MAX or not value.isprintable()):
+            raise bad(text_field, f"at most {TEXT_RE_MAX} printable characters")
+    allowed = CALIBRATED_FIELDS[spec.kind]
+    for name, offset in spec.calibration.items():
+        if name not in allowed:
+            raise bad("calibration", f"{name!r} is not a {spec.kind} reading (one of {', '.join(allowed)})")
+        if not math.isfinite(offset) or abs(offset) > MAX_OFFSET:
+            raise bad("calibration", f"{name} offset {offset} is not within +-{MAX_OFFSET:g}")
+    return spec
+
+
+def validate_location(lon: float | None, lat: float | None, area: CouncilArea, *, mobile: bool,
+                      row: int | None = None) -> None:
+    if (lon is None) != (lat is None):
+        raise InvalidField("lon" if lon is None else "lat", "give lon and lat together", row=row)
+    if lon is None or lat is None:
+        if not mobile:
+            raise InvalidField("lon", "a fixed device needs its location (lon, lat)", row=row)
+        return
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not area.contains(lon, lat):
+        raise InvalidField("lon" if not area.polygon.bounds[0] <= lon <= area.polygon.bounds[2] else "lat",
+                           f"({lon}, {lat}) is outside the council's area ({area.describe()})", row=row)
+
+
+def moved(spec: DeviceSpec, lon: float, lat: float, area: CouncilArea) -> DeviceSpec:
+    validate_location(lon, lat, area, mobile=spec.mobile)
+    return replace(spec, lon=lon, lat=lat)
