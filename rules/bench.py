@@ -1,4 +1,4 @@
-"""`cityops bench rules --damp`: how fast the damp rules run on this machine (pure computation).
+"""`cityops bench rules --damp | --bins`: how fast the rules run on this machine (pure computation).
 
     incremental   10,000 homes held in a RollingDamp (37 days of hourly rings, running
                   sums, mould state) get one new hour: screening, surface conditions, one
@@ -7,6 +7,12 @@
                   screening, the mould index through every hour, levels and reasons; in
                   chunks of homes so memory stays bounded; time, and peak memory as the
                   process's peak resident set (it runs first, so the peak is its own)
+
+    bins          priorities for 20,000 bins (scoring with reasons, from forecasts), and the
+                  forecast pipeline per bin on simulated bins; a 1,000-bin, 10-truck plan;
+                  fixed round against dynamic collection over 8 simulated weeks;
+                  the mean gap to the best-known values over the CVRPLIB A instances (--cvrp-dir,
+                  default ../shared/bench-data/cvrp) at --cvrp-seconds each (default 10)
 
 The database is not involved (see `cityops rules run --damp` for the end-to-end run);
 synthetic homes come from rules.damp.synthetic, a mix of damp, dry and in-between.
@@ -18,21 +24,37 @@ import argparse
 import resource
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cityops.settings import Settings
+from firmware.simulate.bins import BinSpec
+from rules.bins import assess, insight, priority
+from rules.bins.fill import BinCalibration
+from rules.bins.synthetic import simulate_bin
 from rules.damp import mould, risk, synthetic
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import HomeInputs
 from rules.damp.rolling import HourInput, RollingDamp
+from rules.routing import cvrplib
+from rules.routing.plan import Fleet, PlanBin, plan_collection
 
 
 def register_bench(which: argparse._SubParsersAction[Any]) -> None:
-    bench = which.add_parser("rules", help="rules: damp incremental hour and full 30-day recompute",
+    bench = which.add_parser("rules", help="rules: damp recompute and hour; bin priorities, plans, CVRPLIB",
                              description="Rules benchmarks (pure computation, no database).")
     bench.add_argument("--damp", action="store_true", help="the damp and mould rules")
+    bench.add_argument("--bins", action="store_true", help="bin priorities, a collection plan, CVRPLIB A gaps")
+    bench.add_argument("--bin-count", type=int, default=20_000, help="bins to prioritise (default 20000)")
+    bench.add_argument("--plan-bins", type=int, default=1_000, help="bins in the plan (default 1000)")
+    bench.add_argument("--trucks", type=int, default=10, help="trucks in the plan (default 10)")
+    bench.add_argument("--plan-seconds", type=float, default=55.0, help="the plan's time limit (default 55)")
+    bench.add_argument("--cvrp-dir", type=Path, default=Path("../shared/bench-data/cvrp"),
+                       help="folder with A/*.vrp and bks.csv (default ../shared/bench-data/cvrp)")
+    bench.add_argument("--cvrp-seconds", type=float, default=10.0, help="seconds per CVRPLIB instance (10)")
     bench.add_argument("--homes", type=int, default=10_000, help="homes (default 10000)")
     bench.add_argument("--days", type=int, default=30, help="days of 5-minute data for the full run (30)")
     bench.add_argument("--chunk", type=int, default=1_000, help="homes per chunk in the full run (1000)")
@@ -101,9 +123,16 @@ def time_full(homes: int, days: int, chunk: int) -> tuple[float, float, Counter[
 
 
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.damp:
-        print("error: say which rules to benchmark: cityops bench rules --damp")
+    if not (args.damp or args.bins):
+        print("error: say which rules to benchmark: cityops bench rules --damp (or --bins)")
         return 2
+    if args.bins:
+        if min(args.bin_count, args.plan_bins, args.trucks) <= 0 or min(args.plan_seconds, args.cvrp_seconds) <= 0:
+            print("error: --bin-count, --plan-bins, --trucks and the seconds must be positive")
+            return 2
+        bench_bins(args)
+    if not args.damp:
+        return 0
     if min(args.homes, args.days, args.chunk) <= 0:
         print("error: --homes, --days and --chunk must be positive")
         return 2
@@ -128,3 +157,91 @@ def _peak_rss_mib() -> float:
 
 def _spread(levels: Counter[str]) -> str:
     return ", ".join(f"{name} {levels[name]}" for name in (*risk.LEVELS, risk.UNKNOWN) if levels[name])
+
+
+def bench_bins(args: argparse.Namespace) -> None:
+    scoring, mandatory = time_priorities(args.bin_count)
+    print(f"bin priorities, {args.bin_count} bins: {scoring:.3f} s scoring with reasons ({mandatory} mandatory)")
+    per_bin = time_forecasts(200)
+    print(f"bin forecasts (fill, emptying, weekday profile, fit, events), 200 simulated bins x 28 days of "
+          f"30-minute readings: {per_bin * 1000:.1f} ms per bin, so about {per_bin * args.bin_count:.0f} s "
+          f"for {args.bin_count} bins")
+    print(time_plan(args.plan_bins, args.trucks, args.plan_seconds))
+    print(compare_policies(args.plan_bins))
+    print(cvrp_gaps(args.cvrp_dir, args.cvrp_seconds))
+
+
+def time_priorities(bins: int, seed: int = 0) -> tuple[float, int]:
+    rng = np.random.default_rng(seed)
+    hours = rng.exponential(60.0, bins)
+    hours[rng.random(bins) < 0.02] = np.nan                # no recent readings
+    inputs = priority.PriorityInputs(
+        device_ids=[f"bin-{i:05d}" for i in range(bins)], hours_to_threshold=hours,
+        overflow_risk=rng.beta(0.5, 2.0, bins), hours_to_next_pass=np.full(bins, 24.0),
+        bin_type=rng.choice(np.array(["general", "recycling", "food"]), bins),
+        place=rng.choice(np.array(["", "", "", "town_centre", "school"]), bins),
+        complaints=rng.poisson(0.1, bins), outdoor_c=np.full(bins, 18.0),
+        due_by_schedule=rng.random(bins) < 0.2, has_event=rng.random(bins) < 0.002)
+    began = time.perf_counter()
+    result = priority.score_bins(inputs)
+    return time.perf_counter() - began, int(result.mandatory.sum())
+
+
+def time_forecasts(bins: int) -> float:
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    inputs = []
+    for i in range(bins):
+        spec = BinSpec(base_fill_per_day=0.1 + 0.3 * (i % 7) / 6, collection_weekday=i % 7)
+        history = simulate_bin(spec, start, 28, seed=i)
+        calibration = BinCalibration.for_sensor(spec.sensor_height_mm, spec.depth_mm, "jsn-sr04t")
+        inputs.append(assess.BinInput(f"bin-{i}", calibration, history.times_h, history.distance_mm,
+                                      np.full(history.times_h.size, np.nan), history.temp_c, history.tilt_deg))
+    now = float(inputs[0].times_h[-1])
+    began = time.perf_counter()
+    assess.assess_all(inputs, now, now + 24.0, outdoor_c=8.0)
+    return (time.perf_counter() - began) / bins
+
+
+def time_plan(bins: int, trucks: int, seconds: float, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    stops = [PlanBin(f"bin-{i:04d}", -0.76 + rng.normal(0, 0.04), 52.04 + rng.normal(0, 0.025),
+                     int(rng.integers(60, 240)), bool(rng.random() < 0.3), float(rng.uniform(0, 100)))
+             for i in range(bins)]
+    fleet = Fleet(-0.76, 52.04, trucks, 12_000, datetime(2026, 1, 6, 6, tzinfo=UTC), shift_h=8, break_min=30)
+    began = time.perf_counter()
+    plan = plan_collection(stops, fleet, seed=seed, time_limit_s=seconds, max_iterations=None)
+    took = time.perf_counter() - began
+    mandatory = sum(s.mandatory for s in stops)
+    return (f"bin plan, {bins} bins ({mandatory} mandatory), {trucks} trucks of 12,000 l, 8 h shift with a 30 min "
+            f"break: {took:.1f} s, {'feasible' if plan.feasible else 'NOT feasible'}, {len(plan.visited)} bins "
+            f"collected, {plan.distance_m / 1000:.0f} km, {len(plan.missed_mandatory)} mandatory missed")
+
+
+def compare_policies(bins: int, weeks: int = 8, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    began = time.perf_counter()
+    fixed, dynamic = insight.simulate_policies(-0.76 + rng.normal(0, 0.04, bins), 52.04 + rng.normal(0, 0.025, bins),
+                                               rng.uniform(0.05, 0.4, bins), rng.integers(0, 7, bins),
+                                               (-0.76, 52.04), weeks=weeks, seed=seed)
+    return (f"collection policies, {bins} simulated bins over {weeks} weeks ({time.perf_counter() - began:.1f} s): "
+            f"{fixed.line()}; {dynamic.line()}")
+
+
+def cvrp_gaps(folder: Path, seconds: float) -> str:
+    files = sorted((folder / "A").glob("A-n*.vrp")) if folder.is_dir() else []
+    bks_file = folder / "bks.csv"
+    if not files or not bks_file.is_file():
+        return (f"CVRPLIB A: no instances under {folder}/A with {bks_file} (the bench-data folder is not part "
+                "of the repository; pass --cvrp-dir)")
+    best = cvrplib.read_bks(bks_file)
+    gaps = []
+    for path in files:
+        instance = cvrplib.read_vrp(path)
+        result = cvrplib.solve_cvrp(instance, time_limit_s=seconds, seed=0)
+        gap = result.gap(best.get(instance.name))
+        if gap is not None:
+            gaps.append(gap)
+        print(f"  {instance.name}: {result.cost} (best-known {best.get(instance.name)}, gap "
+              f"{'n/a' if gap is None else f'{gap:+.2%}'})")
+    return (f"CVRPLIB A, {len(gaps)} instances at {seconds:g} s each: mean gap {np.mean(gaps):+.3%}, "
+            f"worst {max(gaps):+.2%}, {sum(g <= 0 for g in gaps)} at the best-known value")

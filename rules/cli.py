@@ -2,6 +2,7 @@
 
     cityops rules dewpoint T RH          dew point and frost point for one reading
     cityops rules run --damp             assess every frog box once (--every N: every N minutes)
+    cityops rules run --bins             bin priorities, fire/tilt events and tomorrow's collection plans
     cityops rules report --household H   the landlord evidence page (HTML) for a household
     cityops rules diary add|advice ...   log an activity; spikes it explains and advice
     cityops rules areas                  damp statistics by area, safe to publish (CSV)
@@ -24,6 +25,7 @@ from cityops.errors import StorageError
 from cityops.services import database_for
 from cityops.settings import Settings
 from rules import psychro
+from rules.bins_runner import BinsRunSettings, run_bins
 from rules.damp import council, report
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp_runner import (
@@ -54,6 +56,10 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run = which.add_parser("run", help="run rules against the database and store the results",
                            description="Run the chosen rules once (or every N minutes with --every).")
     run.add_argument("--damp", action="store_true", help="damp and mould risk for every frog box")
+    run.add_argument("--bins", action="store_true",
+                     help="bin fill forecasts, priorities, fire/tilt events and the next shift's plan per depot")
+    run.add_argument("--plan-seconds", type=float, default=BinsRunSettings.time_limit_s,
+                     help="time limit for each depot's collection plan (default 30)")
     run.add_argument("--every", type=float, metavar="MINUTES", help="repeat every MINUTES until Ctrl-C")
     run.add_argument("--recompute", action="store_true",
                      help="ignore the stored mould state and replay the look-back window")
@@ -156,22 +162,25 @@ async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.damp:
-        raise RulesError("say which rules to run", hint="cityops rules run --damp")
+    if not (args.damp or args.bins):
+        raise RulesError("say which rules to run", hint="cityops rules run --damp, or --bins, or both")
     if args.every is not None and args.every <= 0:
         raise RulesError("--every must be a positive number of minutes")
     run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
                                    outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
+    bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)
     async with database_for(settings) as db:
         while True:
             try:
-                report = await run_damp(db, settings=run_settings)
+                if args.damp:
+                    print((await run_damp(db, settings=run_settings)).summary())
+                if args.bins:
+                    print((await run_bins(db, settings=bins_settings)).summary())
             except StorageError as exc:
                 if exc.sqlstate == "42P01":  # undefined table: not migrated yet
                     raise StorageError(str(exc), hint="run `cityops db migrate` first",
                                        sqlstate=exc.sqlstate) from None
                 raise
-            print(report.summary())
             if args.every is None:
                 return 0
             run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,

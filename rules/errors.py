@@ -6,6 +6,9 @@
           |                        passed as percent, a temperature that is not a number
           +-- InvalidHomeSettings  a home's fRsi or mould sensitivity class that cannot work
           +-- InvalidDiaryEntry    an activity the diary does not know, or a time that is not one
+          +-- InvalidBinSetup      a bin calibration that cannot work (blind zone below full, depth <= 0)
+          +-- RoutingError         a collection plan or CVRPLIB instance that cannot be solved as given
+               +-- InvalidInstance     a .vrp file or plan input that is malformed or impossible
 
 Each carries fields (`quantity`, `value`, `setting`) besides its text, and `hint`.
 """
@@ -39,3 +42,23 @@ class InvalidHomeSettings(RulesError):
 
 class InvalidDiaryEntry(RulesError):
     hint = "activities: shower, cooking, drying_clothes, windows_opened, heating_on, heating_off"
+
+
+class InvalidBinSetup(RulesError):
+    hint = "sensor_height_mm is from the sensor to the bottom of the empty bin; depth_mm is what it holds"
+
+    def __init__(self, message: str, *, device_id: str | None = None, setting: str,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.device_id = device_id
+        self.setting = setting
+
+
+class RoutingError(RulesError):
+    hint = "see docs/bins.md: trucks, depot, shift and the bins to collect"
+
+
+class InvalidInstance(RoutingError):
+    def __init__(self, message: str, *, source: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source

@@ -1,0 +1,249 @@
+"""Today's collection plan as a prize-collecting VRP (Wouda et al. 2024), solved with PyVRP.
+
+Bins that would overflow are required; the others are optional, each with a prize (its
+priority score times `prize_m_per_point`, in metres of driving it is worth). Trucks start and
+end at the depot, carry `capacity` (litres), work a shift, drive at `speed_kmh` on great-circle
+distances scaled by `detour_factor` (streets are not straight), spend `service_s` at each
+bin and honour its time window. An optional driver break of `break_min` is taken out of the
+shift and placed after the stop nearest mid-shift (PyVRP has no break activity; this is the
+simple, safe reading: the work fits the shift minus the break). With `max_trips` > 1 a truck
+may go back to the depot to tip and go out again (PyVRP reload depots); capacity holds per trip.
+
+Deterministic under `seed` when the iteration limit stops the search before the time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyvrp
+
+from rules.errors import RoutingError
+from rules.routing import solver
+
+log = logging.getLogger("rules.routing.plan")
+
+EARTH_RADIUS_M = 6_371_008.8
+MUST_EMPTY_PRIZE_M = 1_000_000    # a must-empty bin, when they do not all fit: worth any detour
+
+
+@dataclass(frozen=True)
+class PlanBin:
+    device_id: str
+    lon: float
+    lat: float
+    load_l: int                           # what the truck takes on, litres
+    mandatory: bool
+    score: float = 0.0                    # priority 0..100, the prize of an optional bin
+    window_s: tuple[int, int] | None = None   # from the shift start
+
+
+@dataclass(frozen=True)
+class Fleet:
+    depot_lon: float
+    depot_lat: float
+    trucks: int
+    capacity_l: int
+    shift_start: datetime
+    shift_h: float = 8.0
+    break_min: float = 0.0
+    speed_kmh: float = 25.0
+    service_s: int = 90
+    detour_factor: float = 1.3
+    prize_m_per_point: float = 100.0
+    max_trips: int = 1                    # >1: the truck may tip at the depot and go out again
+
+    def __post_init__(self) -> None:
+        if self.trucks <= 0 or self.capacity_l <= 0:
+            raise RoutingError(f"need at least one truck with a positive capacity, got {self.trucks} trucks "
+                               f"of {self.capacity_l} l")
+        if self.shift_h <= 0 or not 0 <= self.break_min < self.shift_h * 60:
+            raise RoutingError(f"a {self.shift_h} h shift with a {self.break_min} min break cannot work")
+        if self.speed_kmh <= 0:
+            raise RoutingError("the truck speed must be positive")
+        if self.max_trips < 1:
+            raise RoutingError(f"a truck makes at least one trip, got max_trips={self.max_trips}")
+        _check_coordinates("the depot", self.depot_lon, self.depot_lat)
+
+    @property
+    def working_s(self) -> int:
+        return int((self.shift_h * 60 - self.break_min) * 60)
+
+
+@dataclass(frozen=True)
+class Stop:
+    device_id: str
+    lon: float
+    lat: float
+    arrive: datetime
+    leave: datetime
+    load_after_l: int                     # in the truck after this bin, on this trip
+    trip: int = 1
+
+
+@dataclass(frozen=True)
+class TruckRoute:
+    truck: int
+    stops: list[Stop]
+    distance_m: int
+    start: datetime
+    end: datetime
+    load_l: int                           # everything collected, over all trips
+    break_after: str | None               # the stop after which the driver takes the break
+    trip_loads_l: tuple[int, ...] = ()    # per trip; each within the capacity
+
+    def geojson(self, depot: tuple[float, float]) -> dict[str, Any]:
+        line: list[list[float]] = [list(depot)]
+        for before, stop in zip([None, *self.stops], self.stops, strict=False):
+            if before is not None and before.trip != stop.trip:
+                line.append(list(depot))            # back to tip, then out again
+            line.append([stop.lon, stop.lat])
+        line.append(list(depot))
+        points = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]},
+                   "properties": {"order": i + 1, "device_id": s.device_id, "arrive": s.arrive.isoformat(),
+                                  "load_after_l": s.load_after_l, "trip": s.trip}}
+                  for i, s in enumerate(self.stops)]
+        route = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
+                 "properties": {"truck": self.truck, "distance_m": self.distance_m, "load_l": self.load_l,
+                                "start": self.start.isoformat(), "end": self.end.isoformat()}}
+        return {"type": "FeatureCollection", "features": [route, *points]}
+
+
+@dataclass
+class CollectionPlan:
+    routes: list[TruckRoute]
+    skipped: list[str]                    # optional bins left for another day
+    missed_mandatory: list[str]           # required bins the plan could not fit
+    feasible: bool
+    distance_m: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def visited(self) -> list[str]:
+        return [s.device_id for r in self.routes for s in r.stops]
+
+
+def haversine_m(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Great-circle distance matrix (metres) between all points."""
+    lam, phi = np.radians(np.asarray(lon, dtype=np.float64)), np.radians(np.asarray(lat, dtype=np.float64))
+    dphi = phi[:, None] - phi[None, :]
+    dlam = lam[:, None] - lam[None, :]
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi[:, None]) * np.cos(phi[None, :]) * np.sin(dlam / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
+
+
+def plan_collection(bins: list[PlanBin], fleet: Fleet, *, seed: int = 0, time_limit_s: float = 30.0,
+                    max_iterations: int | None = 2_000) -> CollectionPlan:
+    _check_bins(bins, fleet)
+    if not bins:
+        return CollectionPlan([], [], [], True, 0, 0.0, ["no bins to plan"])
+    lon = np.array([fleet.depot_lon, *(b.lon for b in bins)])
+    lat = np.array([fleet.depot_lat, *(b.lat for b in bins)])
+    distance = np.rint(haversine_m(lon, lat) * fleet.detour_factor).astype(np.int64)
+    duration = np.rint(distance / (fleet.speed_kmh / 3.6)).astype(np.int64)
+    _check_reachable(bins, fleet, duration)
+    result = solver.solve(_problem(bins, fleet, distance, duration), seed=seed, time_limit_s=time_limit_s,
+                          max_iterations=max_iterations)
+    if not result.is_feasible():
+        # the must-empty bins do not all fit: ask again with them optional but worth more than any
+        # detour, so the plan is one the crews can drive and the bins left out are named
+        log.warning("the mandatory bins do not fit %d trucks; planning as many as fit", fleet.trucks)
+        result = solver.solve(_problem(bins, fleet, distance, duration, relax=True), seed=seed,
+                              time_limit_s=time_limit_s, max_iterations=max_iterations)
+        if not result.is_feasible():
+            raise RoutingError("no plan fits the shift, capacity and time windows, even leaving bins out",
+                               hint="check the bins' time windows against the shift")
+    return _plan(result, bins, fleet)
+
+
+def _check_coordinates(what: str, lon: float, lat: float) -> None:
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise RoutingError(f"{what} has impossible coordinates lon={lon}, lat={lat}",
+                           hint="longitude -180..180 and latitude -90..90, in degrees (WGS84)")
+
+
+def _check_bins(bins: list[PlanBin], fleet: Fleet) -> None:
+    seen: set[str] = set()
+    for b in bins:
+        _check_coordinates(f"bin {b.device_id}", b.lon, b.lat)
+        if b.load_l > fleet.capacity_l:
+            raise RoutingError(f"bin {b.device_id} holds {b.load_l} l, more than a truck's capacity of "
+                               f"{fleet.capacity_l} l", hint="check the truck capacity (litres) and the bin volume")
+        if b.load_l < 0:
+            raise RoutingError(f"bin {b.device_id} has a negative load {b.load_l}")
+        if b.device_id in seen:
+            raise RoutingError(f"bin {b.device_id} is listed twice")
+        seen.add(b.device_id)
+
+
+def _check_reachable(bins: list[PlanBin], fleet: Fleet, duration: npt.NDArray[np.int64]) -> None:
+    round_trip = duration[0, 1:] + duration[1:, 0] + fleet.service_s
+    for b, seconds in zip(bins, round_trip, strict=True):
+        if b.mandatory and seconds > fleet.working_s:
+            raise RoutingError(f"bin {b.device_id} is {seconds / 3600:.1f} h there and back from the depot, "
+                               f"longer than the {fleet.working_s / 3600:.1f} h working shift",
+                               hint="check the bin's and the depot's coordinates")
+
+
+def _problem(bins: list[PlanBin], fleet: Fleet, distance: npt.NDArray[np.int64],
+             duration: npt.NDArray[np.int64], relax: bool = False) -> pyvrp.ProblemData:
+    # PyVRP wants integer coordinates only for display; the matrices carry the metric
+    locations = [pyvrp.Location(x=0, y=0) for _ in range(len(bins) + 1)]
+    clients = []
+    for i, b in enumerate(bins, start=1):
+        early, late = b.window_s or (0, fleet.working_s)
+        clients.append(pyvrp.Client(location=i, delivery=[b.load_l], service_duration=fleet.service_s,
+                                    tw_early=early, tw_late=late, required=b.mandatory and not relax,
+                                    prize=_prize(b, fleet, relax),
+                                    name=b.device_id))
+    trucks = pyvrp.VehicleType(num_available=fleet.trucks, capacity=[fleet.capacity_l], tw_early=0,
+                               tw_late=fleet.working_s, shift_duration=fleet.working_s,
+                               reload_depots=[0] if fleet.max_trips > 1 else [],
+                               max_reloads=fleet.max_trips - 1)
+    return solver.problem_data(locations, clients, trucks, distance, duration)
+
+
+def _prize(b: PlanBin, fleet: Fleet, relax: bool) -> int:
+    if b.mandatory:
+        return MUST_EMPTY_PRIZE_M if relax else 0
+    return int(b.score * fleet.prize_m_per_point)
+
+
+def _plan(result: pyvrp.Result, bins: list[PlanBin], fleet: Fleet) -> CollectionPlan:
+    routes: list[TruckRoute] = []
+    at = fleet.shift_start
+    for number, route in enumerate(result.best.routes(), start=1):
+        visits = [(v.idx, v.start_time, v.end_time, v.trip + 1) for v in route.schedule() if v.is_client()]
+        halfway = route.start_time() + (route.end_time() - route.start_time()) / 2
+        break_index = next((k for k, (_, start, _, _) in enumerate(visits) if start >= halfway), None) \
+            if fleet.break_min > 0 else None
+        pause = timedelta(minutes=fleet.break_min)
+        stops: list[Stop] = []
+        trip_loads = [0] * (max((trip for *_, trip in visits), default=0))
+        for k, (idx, start, end, trip) in enumerate(visits):
+            shift = pause if break_index is not None and k >= break_index else timedelta(0)
+            b = bins[idx]
+            trip_loads[trip - 1] += b.load_l
+            stops.append(Stop(b.device_id, b.lon, b.lat, at + timedelta(seconds=start) + shift,
+                              at + timedelta(seconds=end) + shift, trip_loads[trip - 1], trip))
+        end_shift = pause if break_index is not None else timedelta(0)
+        routes.append(TruckRoute(number, stops, int(route.distance()), at + timedelta(seconds=route.start_time()),
+                                 at + timedelta(seconds=route.end_time()) + end_shift, sum(trip_loads),
+                                 stops[break_index - 1].device_id if break_index else None,
+                                 tuple(load for load in trip_loads if load)))
+    visited = {s.device_id for r in routes for s in r.stops}
+    missed = [b.device_id for b in bins if b.mandatory and b.device_id not in visited]
+    skipped = [b.device_id for b in bins if not b.mandatory and b.device_id not in visited]
+    notes = []
+    if missed:
+        notes.append(f"{len(missed)} bins that must be emptied do not fit {fleet.trucks} trucks of "
+                     f"{fleet.capacity_l} l in a {fleet.shift_h:g} h shift: add a truck or a second trip")
+    return CollectionPlan(routes, skipped, missed, not missed,
+                          sum(r.distance_m for r in routes), result.runtime, notes)
