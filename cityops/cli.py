@@ -22,8 +22,6 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 # Commands that later work fills in: name -> what it will do.
 PLANNED = {
-    "device": "manage the device registry: add, list, show, move, retire, rotate",
-    "route": "solve routing problems: gritting routes, bin collection, benchmarks",
     "dashboards": "export or push the Grafana boards",
 }
 
@@ -36,11 +34,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from cityops import bench, dbcli, demo, servecli
+    from devices import cli as devices_cli
     from firmware import cli as agent_cli
     from ingest import bench as ingest_bench
     from ingest import cli as ingest_cli
     from rules import bench as rules_bench
     from rules import cli as rules_cli
+    from rules.routing import cli as routing_cli
 
     parser = _Parser(
         prog="cityops",
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent_cli.register(commands)
     rules_cli.register(commands)
     rules_bench.register_bench(benchmarks)
+    routing_cli.register(commands)
+    devices_cli.register(commands)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
         sub.set_defaults(handler=_planned(name))

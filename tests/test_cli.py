@@ -35,7 +35,7 @@ def test_a_missing_action_says_what_is_required() -> None:
 
 
 def test_a_planned_command_says_it_is_not_built_yet() -> None:
-    result = cityops("device")
+    result = cityops("dashboards")
     assert result.returncode == 2
     assert "not built yet" in result.stderr
 
