@@ -183,7 +183,8 @@ def build_spec(config: AgentConfig) -> AgentSpec:
         return Path(value) if value else None
 
     mqtt = MqttOptions.from_url(config.mqtt.url, username=config.mqtt.username,
-                                password=read_password(config.mqtt), ca_file=path(config.mqtt.ca_file),
+                                password=read_password(config.mqtt), password_file=path(config.mqtt.password_file),
+                                ca_file=path(config.mqtt.ca_file),
                                 cert_file=path(config.mqtt.cert_file), key_file=path(config.mqtt.key_file),
                                 keepalive_s=config.mqtt.keepalive_s)
     battery: Driver[Battery] | None = None

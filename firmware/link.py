@@ -51,6 +51,18 @@ class MqttOptions:
     key_file: Path | None = None
     keepalive_s: int = 60
     connect_timeout_s: float = 10.0
+    # Read again before every connection, so a rotated secret written here is picked up
+    # without a restart (the spool holds the readings meanwhile); `password` is the fallback.
+    password_file: Path | None = None
+
+    def current_password(self) -> str | None:
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().strip() or self.password
+            except OSError as exc:
+                log.warning("cannot read the MQTT password file %s (%s); using the last known password",
+                            self.password_file, exc.strerror)
+        return self.password
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> MqttOptions:
@@ -169,7 +181,7 @@ class MqttLink:
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(0)
         if opts.username is not None:
-            client.username_pw_set(opts.username, opts.password)
+            client.username_pw_set(opts.username, opts.current_password())
         if opts.tls:
             client.tls_set(ca_certs=str(opts.ca_file) if opts.ca_file else None,
                            certfile=str(opts.cert_file) if opts.cert_file else None,

@@ -57,6 +57,34 @@ async def test_a_rotated_device_keeps_publishing_and_loses_no_reading(
     assert fixed.sender.counters.acked_readings >= 3
 
 
+async def test_a_rotated_secret_written_to_the_password_file_is_picked_up_without_a_restart(
+        db: Database, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-frog"
+    password_file = tmp_path / "mqtt-password"
+    async with secured_broker(db, tmp_path / "broker") as broker:
+        [old] = await broker.provision(device)
+        password_file.write_text(old.secret + "\n")
+        async with collecting(broker.port, unique, username="service.ingest",
+                              password=broker.secrets["service.ingest"]) as collector:
+            agent = Agent(frog_spec(device, broker.url, tmp_path / "spool.sqlite3", speed=600, username=device,
+                                    password_file=password_file))
+            run = asyncio.create_task(agent.run())
+            await collector.wait_for(lambda: len(collector.readings(device)) >= 3)
+            new = await rotate_secret(db, device)
+            await broker.sync()
+            await collector.wait_for(lambda: agent.link is not None and agent.link.counters.refusals >= 1
+                                     and agent.spool.pending() >= 2)
+            password_file.write_text(new.secret + "\n")  # the installer's step; the agent keeps running
+            await collector.wait_for(lambda: agent.link is not None and agent.link.counters.connections >= 2
+                                     and agent.spool.pending() == 0)
+            sampled = agent.sampler.samples
+            await collector.wait_for(lambda: len({r.ts for r in collector.readings(device)}) >= sampled)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+    assert {r.ts for r in collector.readings(device)} >= {START + timedelta(minutes=5 * k) for k in range(sampled)}
+
+
 async def test_ingest_refuses_a_payload_whose_device_id_is_not_the_topics(
         db: Database, unique: str, tmp_path: Path) -> None:
     async with secured_broker(db, tmp_path / "broker") as broker:
