@@ -19,19 +19,17 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
 import pytest
 
-from cityops.embedded.broker import EmbeddedBroker, mosquitto_config, mosquitto_user
+from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.postgres import EmbeddedPostgres
 from cityops.embedded.process import (
     accepts_connections,
     free_port,
-    make_traversable,
     spawn,
     stop_process,
     wait_for_port,
@@ -117,45 +115,27 @@ def topic_prefix(unique: str) -> str:
     return f"test/{unique}"
 
 
-@dataclass(frozen=True)
-class BrokerInstance:
-    port: int
-    config_path: Path
+BrokerInstance = EmbeddedBroker  # what the broker fixtures give: .port, .url, .start(), .stop(), .pid
 
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+
+def own_mosquitto(folder: Path, *, persistent: bool = True, extra_config: str = "") -> EmbeddedBroker:
+    """A Mosquitto of a test's own (generated config, free port); a skip when there is no binary."""
+    if shutil.which("mosquitto") is None:
+        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
+    return EmbeddedBroker(folder, free_port(), "mosquitto", persistent=persistent, extra_config=extra_config)
 
 
 @pytest.fixture(scope="session")
-async def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrokerInstance]:
-    """A Mosquitto of the tests' own, from a generated config, on a free port."""
-    binary = shutil.which("mosquitto")
-    if binary is None:
-        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
-    folder = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(mosquitto_config(port, None))
-    log_path = folder / "mosquitto.log"
-    user = mosquitto_user()
-    if user:
-        make_traversable(folder)
-    proc = spawn([binary, "-c", str(config)], log_path=log_path, user=user)
-    try:
-        await wait_for_port(proc, port, name="mosquitto", log_path=log_path)
-        yield BrokerInstance(port=port, config_path=config)
-    finally:
-        await stop_process(proc)
+async def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedBroker]:
+    """The session's Mosquitto, shared by the tests that need no broker of their own."""
+    async with own_mosquitto(tmp_path_factory.mktemp("mosquitto"), persistent=False) as server:
+        yield server
 
 
 @pytest.fixture
 async def broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
     """A persistent Mosquitto of this test's own, which the test may restart."""
-    if shutil.which("mosquitto") is None:
-        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
-    server = EmbeddedBroker(tmp_path, free_port(), "mosquitto", persistent=True)
-    async with server:
+    async with own_mosquitto(tmp_path) as server:
         yield server
 
 

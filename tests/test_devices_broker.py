@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -23,8 +22,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityops.embedded.broker import mosquitto_config, mosquitto_user
-from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
+from cityops.embedded.broker import mosquitto_user
+from cityops.embedded.process import make_traversable
 from cityops.settings import load_settings
 from cityops.storage import Database
 from cityops.telemetry import config_topic, status_topic, telemetry_topic
@@ -42,7 +41,7 @@ from devices.errors import BrokerAuthError
 from devices.registry import Provisioned, add_device, retire_device, rotate_secret, rotate_service_account
 from devices.secrets import hash_secret, verify_secret
 from devices.spec import DeviceSpec
-from tests.conftest import skip_or_fail
+from tests.conftest import own_mosquitto
 
 AREA = CouncilArea.from_wkt("POLYGON ((-2.73 51.39, -2.48 51.39, -2.48 51.55, -2.73 51.55, -2.73 51.39))")
 NOT_AUTHORISED = 0x87
@@ -57,46 +56,39 @@ class SecuredBroker:
     """Mosquitto with the password and ACL files `sync_broker` writes, reloaded by SIGHUP."""
 
     def __init__(self, db: Database, folder: Path):
-        binary = shutil.which("mosquitto")
-        if binary is None:
-            skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
-        assert binary is not None
-        self.db, self.binary, self.folder, self.port = db, binary, folder, free_port()
+        self.db, self.folder = db, folder
         self.passwords, self.acl = folder / "passwords", folder / "acl"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = folder / "broker.log"  # log_dest file is flushed per line, stdout is not
+        extra = (mosquitto_auth_lines(self.passwords, self.acl)
+                 + f"log_type information\nlog_dest file {self.log_path}\n")
+        self.server = own_mosquitto(folder, persistent=False, extra_config=extra)
+        self.port, self.url = self.server.port, self.server.url
         self.secrets: dict[str, str] = {}
 
     @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+    def pid(self) -> int | None:
+        return self.server.pid
 
     async def start(self) -> None:
         for name in ("ingest", "api"):
             self.secrets[service_username(name)] = (await rotate_service_account(self.db, name)).secret
         await sync_broker(self.db, self.passwords, self.acl)
-        self.log_path = self.folder / "broker.log"  # log_dest file is flushed per line, stdout is not
         self.log_path.touch()
         user = mosquitto_user()
         if user:  # run as root: the broker's account must read the files (sync keeps the owner)
             make_traversable(self.folder)
             for path in (self.passwords, self.acl, self.log_path):
                 shutil.chown(path, user)
-        config = self.folder / "mosquitto.conf"
-        extra = (mosquitto_auth_lines(self.passwords, self.acl)
-                 + f"log_type information\nlog_dest file {self.log_path}\n")
-        config.write_text(mosquitto_config(self.port, None, extra=extra))
-        stdout = self.folder / "mosquitto.out"
-        self.proc = spawn([self.binary, "-c", str(config)], log_path=stdout, user=user)
-        await wait_for_port(self.proc, self.port, name="mosquitto", log_path=stdout)
+        await self.server.start()
 
     def reloads(self) -> int:
         return self.log_path.read_text().count("Reloading config.")
 
     async def sync(self) -> None:
         """Rewrite the files, SIGHUP, and wait until the broker has reloaded (SIGHUP is asynchronous)."""
-        assert self.proc is not None
+        assert self.pid is not None
         before = self.reloads()
-        await sync_broker(self.db, self.passwords, self.acl, pid=self.proc.pid)
+        await sync_broker(self.db, self.passwords, self.acl, pid=self.pid)
         await wait_for_reload(self, before)
 
     async def provision(self, *device_ids: str) -> list[Provisioned]:
@@ -106,8 +98,7 @@ class SecuredBroker:
         return issued
 
     async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc)
+        await self.server.stop()
 
 
 async def wait_for_reload(broker: SecuredBroker, reloads_before: int) -> None:
@@ -307,16 +298,16 @@ async def test_cli_rotate_and_retire_reload_the_broker_from_its_pid_file(
         db: Database, database_url: str, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async with secured_broker(db, tmp_path / "broker") as broker:
         [old] = await broker.provision(f"{unique}-a")
-        assert broker.proc is not None
+        assert broker.pid is not None
         pid_file = tmp_path / "mosquitto.pid"
-        pid_file.write_text(f"{broker.proc.pid}\n")
+        pid_file.write_text(f"{broker.pid}\n")
         settings = load_settings(database_url=database_url, devices={
             "broker_password_file": broker.passwords, "broker_acl_file": broker.acl, "broker_pid_file": pid_file})
         args = parse("rotate", old.name, "--json")
         reloads = broker.reloads()
         assert await args.handler(args, settings) == 0
         out = json.loads(capsys.readouterr().out)
-        assert f"reloaded (pid {broker.proc.pid})" in out["broker"]
+        assert f"reloaded (pid {broker.pid})" in out["broker"]
         await wait_for_reload(broker, reloads)
         assert connack(broker.port, old.name, old.secret) != 0
         assert connack(broker.port, old.name, out["secret"]) == 0

@@ -27,8 +27,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityops.embedded.broker import mosquitto_config, mosquitto_user
-from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
+from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
+from cityops.embedded.process import make_traversable
 from cityops.telemetry import (
     STATUS_FILTER,
     TELEMETRY_FILTER,
@@ -48,7 +48,7 @@ from firmware.sampler import FrogSource
 from firmware.sender import SendPolicy
 from firmware.simulate.fleet import FleetPlan, build_fleet, run_fleet
 from firmware.spool import Spool
-from tests.conftest import BrokerInstance, skip_or_fail
+from tests.conftest import BrokerInstance, own_mosquitto
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 FAST = Backoff(initial_s=0.1, max_s=0.5, refused_min_s=0.2)
@@ -122,56 +122,29 @@ async def collecting(port: int, prefix: str, **auth: Any) -> AsyncIterator[Colle
         collector.stop()
 
 
-class OwnBroker:
-    """A Mosquitto of this test's own (persistence on), to stop, restart, or protect with passwords."""
-
-    def __init__(self, folder: Path, *, users: dict[str, str] | None = None, extra: str = ""):
-        binary = shutil.which("mosquitto")
-        if binary is None:
-            skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
-        assert binary is not None
-        self.binary, self.folder, self.port = binary, folder, free_port()
-        self.user = mosquitto_user()
-        store = folder / "store"
-        store.mkdir(parents=True)
-        if users:
-            passwords = folder / "passwords"
-            passwords.touch()
-            for name, secret in users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, secret], check=True)
-            extra += f"password_file {passwords}\n"
-        if self.user:
-            make_traversable(folder)
-            for path in folder.rglob("*"):
-                shutil.chown(path, self.user)
-        self.config = folder / "mosquitto.conf"
-        self.config.write_text(mosquitto_config(self.port, store, extra=extra))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        log_path = self.folder / "mosquitto.log"
-        self.proc = spawn([self.binary, "-c", str(self.config)], log_path=log_path, user=self.user)
-        await wait_for_port(self.proc, self.port, name="mosquitto", log_path=log_path)
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await stop_process(self.proc)
-            self.proc = None
-
-
 @asynccontextmanager
 async def own_broker(folder: Path, users: dict[str, str] | None = None, extra: str = ""
-                    ) -> AsyncIterator[OwnBroker]:
-    broker = OwnBroker(folder, users=users, extra=extra)
-    await broker.start()
-    try:
+                    ) -> AsyncIterator[EmbeddedBroker]:
+    """A Mosquitto of this test's own (persistence on), to stop, restart, or protect with passwords."""
+    async with own_mosquitto(folder, extra_config=_broker_files(folder, users, extra)) as broker:
         yield broker
-    finally:
-        await broker.stop()
+
+
+def _broker_files(folder: Path, users: dict[str, str] | None, extra: str) -> str:
+    """Write the password file (if any) where the broker's account can read it; the config lines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if users:
+        passwords = folder / "passwords"
+        passwords.touch()
+        for name, secret in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, secret], check=True)
+        extra += f"password_file {passwords}\n"
+    user = mosquitto_user()
+    if user:  # run as root: the broker's account must read what the config names
+        make_traversable(folder)
+        for path in folder.rglob("*"):
+            shutil.chown(path, user)
+    return extra
 
 
 class Counting:

@@ -53,11 +53,16 @@ class EmbeddedBroker(EmbeddedService):
     """Start and stop the embedded broker on 127.0.0.1:port."""
 
     def __init__(self, data_dir: Path, port: int,
-                 kind: Literal["auto", "mosquitto", "amqtt"] = "auto", *, persistent: bool = True):
+                 kind: Literal["auto", "mosquitto", "amqtt"] = "auto", *, persistent: bool = True,
+                 extra_config: str = ""):
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.kind = _choose(kind)
         self.persistent = persistent
+        self.extra_config = extra_config  # Mosquitto lines appended (password_file, acl_file, logging)
+        if extra_config and self.kind != "mosquitto":
+            raise EmbeddedServiceError("extra broker configuration needs Mosquitto, not amqtt",
+                                       hint="install mosquitto (apt-get install mosquitto)")
         self.log_path = self.data_dir / "logs" / "broker.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._amqtt: Any = None
@@ -65,6 +70,11 @@ class EmbeddedBroker(EmbeddedService):
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The Mosquitto process while it runs (to send it SIGHUP after its files change)."""
+        return self._proc.pid if self._proc is not None else None
 
     async def start(self) -> str:
         claim_port(self.port, "the embedded MQTT broker", "CITYOPS_EMBEDDED__MQTT_PORT")
@@ -91,7 +101,8 @@ class EmbeddedBroker(EmbeddedService):
             make_traversable(broker_dir)
             shutil.chown(broker_dir, user)
         config = broker_dir / "mosquitto.conf"
-        config.write_text(mosquitto_config(self.port, broker_dir if self.persistent else None))
+        config.write_text(mosquitto_config(self.port, broker_dir if self.persistent else None,
+                                           extra=self.extra_config))
         binary = shutil.which("mosquitto")
         assert binary is not None
         self._proc = spawn([binary, "-c", str(config)], log_path=self.log_path, user=user)
