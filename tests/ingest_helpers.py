@@ -63,6 +63,11 @@ async def rows_of(db: Database, device_ids: list[str], table: str = "frog_readin
     return int(await db.fetchval(f"SELECT count(*) FROM {table} WHERE device_id = ANY($1)", device_ids))
 
 
+async def rows_are(db: Database, device_ids: list[str], expected: int) -> bool:
+    """For `eventually`: the devices' frog rows number exactly `expected`."""
+    return await rows_of(db, device_ids) == expected
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -22,6 +22,7 @@ from tests.ingest_helpers import (
     ingest_settings,
     metric,
     publish,
+    rows_are,
     rows_of,
     running_ingest,
 )
@@ -49,14 +50,14 @@ async def test_the_database_gone_for_30_seconds_loses_nothing(
     ids = await devices(db, unique, 4)
     async with running_ingest(ingest_db, broker.url, ingest_settings(unique)) as service:
         await publish(broker.url, frog_messages(ids, per_device=100)[:200])
-        await eventually(lambda: _count_is(db, ids, 200), what="the first 200")
+        await eventually(lambda: rows_are(db, ids, 200), what="the first 200")
         await proxy.cut()
         await publish(broker.url, frog_messages(ids, per_device=100)[200:])  # arrives during the outage
         await asyncio.sleep(30)
         assert await rows_of(db, ids) == 200
         assert metric(service, "cityops_ingest_database_retries_total") > 0
         await proxy.restore()
-        await eventually(lambda: _count_is(db, ids, 400), timeout_s=60, what="all 400 after the outage")
+        await eventually(lambda: rows_are(db, ids, 400), timeout_s=60, what="all 400 after the outage")
 
 
 def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str,
@@ -83,7 +84,7 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
     assert written_at_kill < 4000
     with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
         try:
-            await eventually(lambda: _count_is(db, ids, 4000), timeout_s=60, what="all 4000 after restart")
+            await eventually(lambda: rows_are(db, ids, 4000), timeout_s=60, what="all 4000 after restart")
         finally:
             consumer.send_signal(signal.SIGTERM)
             assert consumer.wait(timeout=30) == 0  # SIGTERM: drains and exits cleanly
@@ -99,7 +100,7 @@ async def test_ten_thousand_fuzzed_messages_all_land_in_dead_letters_and_the_con
     async with running_ingest(db, broker.url, ingest_settings(unique)) as service:
         await publish(broker.url, [(topic, p) for p in fuzzed])
         await publish(broker.url, [(topic, frog_payload(device, 5))])
-        await eventually(lambda: _count_is(db, [device], len(expected_keys) + 1), timeout_s=90,
+        await eventually(lambda: rows_are(db, [device], len(expected_keys) + 1), timeout_s=90,
                          what="the good message after the fuzz")
         letters = await db.fetch("SELECT reason FROM dead_letters WHERE device_id = $1", device)
     assert metric(service, "cityops_ingest_messages_total", channel="telemetry") == len(fuzzed) + 1
@@ -141,10 +142,6 @@ async def _stream(url: str, messages: list[tuple[str, bytes]], chunks: int = 20,
     for start in range(0, len(messages), size):
         await publish(url, messages[start:start + size])
         await asyncio.sleep(pause_s)
-
-
-async def _count_is(db: Database, ids: list[str], expected: int) -> bool:
-    return await rows_of(db, ids) == expected
 
 
 async def _more_than(db: Database, ids: list[str], expected: int) -> bool:

@@ -14,6 +14,7 @@ from tests.ingest_helpers import (
     metric,
     publish,
     publish_as_a_device,
+    rows_are,
     rows_of,
     running_ingest,
 )
@@ -25,7 +26,7 @@ async def test_published_readings_are_committed_once_and_a_replay_changes_nothin
     messages = frog_messages(ids, per_device=20, readings=5)
     async with running_ingest(db, broker.url, ingest_settings(unique)) as service:
         await publish(broker.url, messages)
-        await eventually(lambda: _equals(rows_of(db, ids), 300), what="300 rows")
+        await eventually(lambda: rows_are(db, ids, 300), what="300 rows")
         await publish(broker.url, messages)  # the same batches again
         await eventually(lambda: _at_least(metric(service, "cityops_ingest_duplicates_dropped_total", kind="frog"),
                                            300), what="300 duplicates counted")
@@ -59,7 +60,7 @@ async def test_bad_messages_and_readings_land_in_dead_letters_and_the_rest_flows
            (telemetry_topic(good), frog_payload(good, 1).replace(b'"rh_pct":60.0', b'"rh_pct":160.0'))]
     async with running_ingest(db, broker.url, ingest_settings(unique)):
         await publish(broker.url, [*bad, (telemetry_topic(good), frog_payload(good, 2))])
-        await eventually(lambda: _equals(rows_of(db, [good]), 1), what="the good reading")
+        await eventually(lambda: rows_are(db, [good], 1), what="the good reading")
         letters = await db.fetch("SELECT device_id, reason FROM dead_letters WHERE device_id = ANY($1) "
                                  "ORDER BY id", [good, stranger])
     assert [(r["device_id"], r["reason"].split(":")[0]) for r in letters] == [
@@ -74,7 +75,7 @@ async def test_two_consumers_on_one_shared_subscription_split_the_work_without_d
     two = ingest_settings(unique, client_id=f"{unique}-b")
     async with running_ingest(db, broker.url, one) as first, running_ingest(db, broker.url, two) as second:
         await publish(broker.url, messages)
-        await eventually(lambda: _equals(rows_of(db, ids), 500), what="500 rows")
+        await eventually(lambda: rows_are(db, ids, 500), what="500 rows")
     taken = [metric(s, "cityops_ingest_messages_total", channel="telemetry") for s in (first, second)]
     assert sum(taken) == 500 and min(taken) > 0, taken
     assert sum(metric(s, "cityops_ingest_duplicates_dropped_total", kind="frog") for s in (first, second)) == 0
@@ -90,7 +91,7 @@ async def test_a_broker_restart_loses_nothing(db: Database, broker: EmbeddedBrok
         await broker.stop()
         await broker.start()
         await publish_as_a_device(broker.url, frog_messages(ids, per_device=220)[1000:])
-        await eventually(lambda: _equals(rows_of(db, ids), 1100), timeout_s=60, what="1100 rows after restart")
+        await eventually(lambda: rows_are(db, ids, 1100), timeout_s=60, what="1100 rows after restart")
         assert service.connected.is_set()
 
 
@@ -99,13 +100,13 @@ async def test_a_single_consumer_without_a_share_group_keeps_its_subscription_ov
     ids = await devices(db, unique, 2)
     async with running_ingest(db, broker.url, ingest_settings(unique, share_group="")):
         await publish(broker.url, frog_messages(ids, per_device=50))
-        await eventually(lambda: _equals(rows_of(db, ids), 100), what="the first 100")
+        await eventually(lambda: rows_are(db, ids, 100), what="the first 100")
     await broker.stop()
     await broker.start()
     resends = await publish_as_a_device(broker.url, frog_messages(ids, per_device=100)[100:])
     assert resends == 0  # the restored session's subscription matched at once
     async with running_ingest(db, broker.url, ingest_settings(unique, share_group="")):
-        await eventually(lambda: _equals(rows_of(db, ids), 200), what="all 200")
+        await eventually(lambda: rows_are(db, ids, 200), what="all 200")
 
 
 async def test_messages_sent_while_ingest_is_down_arrive_when_it_returns(
@@ -116,11 +117,7 @@ async def test_messages_sent_while_ingest_is_down_arrive_when_it_returns(
         pass  # the first connection creates the persistent session and its subscription
     await publish(broker.url, frog_messages(ids, per_device=100))
     async with running_ingest(db, broker.url, settings):
-        await eventually(lambda: _equals(rows_of(db, ids), 200), what="the backlog")
-
-
-async def _equals(value, expected: int) -> bool:
-    return await value == expected
+        await eventually(lambda: rows_are(db, ids, 200), what="the backlog")
 
 
 async def _at_least(value: float, expected: float) -> bool:
