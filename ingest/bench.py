@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from cityops.errors import ConfigError
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, insert_readings, migrate
+from ingest.process import start_consumer
 
 
 def _cases(text: str) -> list[tuple[int, int]]:
@@ -141,7 +141,7 @@ async def _case(db: Database, settings: Settings, scratch: Path, prefix: str, ar
     broker = EmbeddedBroker(scratch / f"broker-{uuid.uuid4().hex[:6]}", free_port(), "mosquitto")
     ids = [f"bench-{prefix}-{n}" for n in range(consumers)]
     async with broker:
-        procs = [_consumer(db.url, broker.url, client_id, prefix) for client_id in ids]
+        procs = [start_consumer(db.url, broker.url, client_id=client_id, group=prefix) for client_id in ids]
         try:
             await asyncio.sleep(1.5)  # connected and subscribed: the sessions exist from here on
             if backlog:
@@ -151,7 +151,7 @@ async def _case(db: Database, settings: Settings, scratch: Path, prefix: str, ar
                 str(messages), str(per_message), str(rate), stdout=asyncio.subprocess.PIPE)
             await publisher.communicate()
             if backlog:
-                procs = [_consumer(db.url, broker.url, client_id, prefix) for client_id in ids]
+                procs = [start_consumer(db.url, broker.url, client_id=client_id, group=prefix) for client_id in ids]
             await _until_stored(db, prefix, before + expected, timeout_s=180)
         finally:
             await _stop(procs)
@@ -189,11 +189,3 @@ async def _stored(db: Database, prefix: str) -> int:
     return int(await db.fetchval("SELECT count(*) FROM frog_readings WHERE device_id LIKE $1", f"{prefix}-%"))
 
 
-def _consumer(database_url: str, broker_url: str, client_id: str, group: str) -> Any:
-    import subprocess
-
-    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_MQTT_URL": broker_url,
-           "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
-           "CITYOPS_INGEST__METRICS_PORT": "0", "CITYOPS_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

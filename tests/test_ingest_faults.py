@@ -14,6 +14,7 @@ import pytest
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.storage import Database
 from cityops.telemetry import telemetry_topic
+from ingest.process import start_consumer
 from tests.ingest_helpers import (
     devices,
     eventually,
@@ -61,12 +62,9 @@ async def test_the_database_gone_for_30_seconds_loses_nothing(
 
 
 def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str,
-                    metrics_port: str = "0") -> subprocess.Popen[str]:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_MQTT_URL": broker_url,
-           "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
-           "CITYOPS_INGEST__METRICS_PORT": metrics_port, "CITYOPS_INGEST__FLUSH_INTERVAL_S": "0.05"}
-    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    return start_consumer(database_url, broker_url, client_id=client_id, group=group,
+                          metrics_port=metrics_port, flush_interval_s="0.05")
 
 
 async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
@@ -154,7 +152,7 @@ async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_fro
 
     from cityops.embedded.process import free_port
 
-    port = str(free_port())
+    port = free_port()
     with _ingest_process(database_url, broker.url, f"{unique}-p", unique, metrics_port=port) as consumer:
         try:
             async def healthy() -> bool:
@@ -176,9 +174,9 @@ async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_fro
     assert code == 1 and "no ingest metrics" in out
 
 
-async def _probe(metrics_port: str) -> tuple[int, str]:
+async def _probe(metrics_port: int) -> tuple[int, str]:
     """`cityops ingest --check` as an orchestrator's health check would run it."""
-    env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": metrics_port}
+    env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": str(metrics_port)}
     probe = await asyncio.create_subprocess_exec(sys.executable, "-m", "cityops.cli", "ingest", "--check", env=env,
                                                  stdout=asyncio.subprocess.PIPE)
     out, _ = await probe.communicate()
