@@ -8,7 +8,12 @@
           +-- InvalidDiaryEntry    an activity the diary does not know, or a time that is not one
           +-- InvalidBinSetup      a bin calibration that cannot work (blind zone below full, depth <= 0)
           +-- RoutingError         a collection plan or CVRPLIB instance that cannot be solved as given
-               +-- InvalidInstance     a .vrp file or plan input that is malformed or impossible
+          |    +-- InvalidInstance     a .vrp file or plan input that is malformed or impossible
+          |    +-- InvalidArcRouting   a road graph, task list or fleet arc routing cannot use
+          |         +-- UnreachableTask    a required edge the depot cannot reach and get back from
+          +-- GrittingError        road network, road-weather forecast or gritting settings
+               +-- InvalidRoadNetwork  a network GeoJSON that cannot be imported (names the feature)
+               +-- InvalidForecast     a forecast file that cannot be imported (names the row)
 
 Each carries fields (`quantity`, `value`, `setting`) besides its text, and `hint`.
 """
@@ -62,3 +67,43 @@ class InvalidInstance(RoutingError):
     def __init__(self, message: str, *, source: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.source = source
+
+
+class GrittingError(RulesError):
+    hint = "see docs/gritting.md: the road network file, forecasts and the gritting settings"
+
+
+class InvalidRoadNetwork(GrittingError):
+    """A road network file that cannot be imported as given; `feature` names the culprit."""
+
+    hint = ("a FeatureCollection of LineString roads (id, name, priority 1..3) in lon/lat (EPSG:4326), "
+            "depots as Points with depot_id, and a routes list; see docs/gritting.md")
+
+    def __init__(self, message: str, *, source: str, feature: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
+        self.feature = feature
+
+
+class InvalidForecast(GrittingError):
+    """A road-weather forecast file that cannot be imported; `row` names the line or entry."""
+
+    hint = ("CSV or JSON rows with sensor_id or segment_id, valid_at (ISO 8601 with offset), rst_c, and optionally "
+            "air_temp_c, dew_point_c or rh_pct, precip (none, rain, snow, light_snow, heavy_snow, freezing_rain)")
+
+    def __init__(self, message: str, *, source: str, row: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
+        self.row = row
+
+
+class InvalidArcRouting(RoutingError):
+    hint = "see docs/routing.md: the road graph, the tasks (required edges) and the vehicles"
+
+
+class UnreachableTask(InvalidArcRouting):
+    hint = "check the segment's end nodes and one-way flags: it must connect to the depot both ways"
+
+    def __init__(self, message: str, *, edge_id: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.edge_id = edge_id

@@ -1,7 +1,11 @@
-"""Routing with PyVRP: bin collection plans and CVRPLIB benchmarks.
+"""Routing with PyVRP: bin collection plans, gritting arc routes, CVRPLIB and CARP benchmarks.
 
     plan      the collection plan as a prize-collecting VRP: stops, times, GeoJSON per truck
     cvrplib   CVRPLIB .vrp files and best-known values
     solver    the one place PyVRP is called (stopping rule, seed, warnings translated)
-    cli       `cityops route cvrp FILE.vrp`
+    carp      capacitated arc routing (gritting): required edges as directed clients in
+              mutually exclusive groups; plans as walks over real edges
+    carp_format  CARPLIB .dat files (gdb, val, egl) and carp_bks.csv
+    carp_bench   gaps to the published CARP optima over a folder of instances
+    cli       `cityops route cvrp FILE.vrp`, `route carp FILE.dat`, `route carp-bench`
 """
