@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ingest import cli as ingest_cli
     from rules import bench as rules_bench
     from rules import cli as rules_cli
+    from rules import roads_cli
     from rules.routing import cli as routing_cli
 
     parser = _Parser(
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules_cli.register(commands)
     rules_bench.register_bench(benchmarks)
     routing_cli.register(commands)
+    roads_cli.register(commands)
     devices_cli.register(commands)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")

@@ -82,6 +82,30 @@ class DevicesSettings(BaseModel):
     agent_config_dir: Path = Path("agents")  # where `device add|import` write agent configs
 
 
+class GrittingSettings(BaseModel):
+    # treat a wet or damp road when the lowest road surface temperature (RST) in the window
+    # is at or below this; monitor within `monitor_margin_c` above it (DESIGN.md section 5)
+    trigger_c: float = Field(default=1.0, ge=-5.0, le=5.0)
+    monitor_margin_c: float = Field(default=1.0, ge=0.0, le=10.0)
+    frost_margin_c: float = Field(default=1.0, ge=0.0, le=10.0)  # dry road this near the frost point: monitor
+    window_h: float = Field(default=12.0, gt=0, le=48)           # "the coming night"
+    step_min: float = Field(default=30.0, gt=0, le=180)
+    sensor_range_m: float = Field(default=10_000.0, gt=0)        # inverse distance weighting radius
+    sensor_stale_h: float = Field(default=3.0, gt=0)             # no reading for this long: dead
+    snap_tolerance_m: float = Field(default=25.0, gt=0, le=500)  # gritter GPS point to road
+    gritter_fresh_min: float = Field(default=60.0, gt=0)         # gritter readings newer than this override
+    prewet: bool = False                                         # pre-wetted salt column of the rate table
+    send_priority: int = Field(default=1, ge=1, le=3)            # send a route if a segment this urgent needs salt
+    send_share: float = Field(default=0.2, ge=0.0, le=1.0)       # ... or more than this share of its length
+    spreading_kmh: float = Field(default=30.0, gt=0)
+    deadhead_kmh: float = Field(default=40.0, gt=0)
+    reload_min: float = Field(default=15.0, ge=0)
+    weather_class: Literal["auto", "extreme", "intermediate", "damped"] = "auto"
+    plan_seconds: float = Field(default=10.0, gt=0)
+    plan_iterations: int | None = Field(default=2_000, ge=1)     # stops the search first: same seed, same plan
+    seed: int = 1
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYOPS_",
@@ -98,6 +122,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
     devices: DevicesSettings = DevicesSettings()
+    gritting: GrittingSettings = GrittingSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

@@ -105,6 +105,7 @@ class RoadReading(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_
     surface_state: SurfaceState | None = None
     lat: float | None = None
     lon: float | None = None
+    rh_pct: float | None = None  # the air's relative humidity, for the frost point (optional)
     unsynced: bool = False
 
 
@@ -183,7 +184,8 @@ def reading_problem(reading: Reading) -> str | None:
     elif isinstance(reading, RoadReading):
         checks = [("surface_temp_c", reading.surface_temp_c, TEMPERATURE_RANGE_C),
                   ("air_temp_c", reading.air_temp_c, TEMPERATURE_RANGE_C),
-                  ("lat", reading.lat, (-90.0, 90.0)), ("lon", reading.lon, (-180.0, 180.0))]
+                  ("lat", reading.lat, (-90.0, 90.0)), ("lon", reading.lon, (-180.0, 180.0)),
+                  ("rh_pct", reading.rh_pct, RH_RANGE_PCT)]
         if (reading.lat is None) != (reading.lon is None):
             return "lat and lon must come together"
     else:

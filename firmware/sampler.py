@@ -99,7 +99,7 @@ class RoadSource:
             return None
         state = read_or_report(self.state, faults)
         return RoadReading(ts=ts, surface_temp_c=surface.temp_c if surface else None,
-                           air_temp_c=air.temp_c if air else None,
+                           air_temp_c=air.temp_c if air else None, rh_pct=air.rh_pct if air else None,
                            surface_state=state if state in ("dry", "damp", "wet", "ice") else None,  # type: ignore[arg-type]
                            lat=position.lat if position else None, lon=position.lon if position else None,
                            unsynced=unsynced)

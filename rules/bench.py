@@ -8,6 +8,11 @@
                   chunks of homes so memory stays bounded; time, and peak memory as the
                   process's peak resident set (it runs first, so the peak is its own)
 
+    gritting      road surface temperature, treat/monitor/none with reasons and route decisions for
+                  50,000 segments and 500 sensors (a synthetic city; best of three runs and the
+                  median); the mean gap to the published optima over the CARP gdb set (--carp-dir,
+                  default ../shared/bench-data/carp) at --carp-seconds each (default 10)
+
     bins          priorities for 20,000 bins (scoring with reasons, from forecasts), and the
                   forecast pipeline per bin on simulated bins; a 1,000-bin, 10-truck plan;
                   fixed round against dynamic collection over 8 simulated weeks;
@@ -55,6 +60,13 @@ def register_bench(which: argparse._SubParsersAction[Any]) -> None:
     bench.add_argument("--cvrp-dir", type=Path, default=Path("../shared/bench-data/cvrp"),
                        help="folder with A/*.vrp and bks.csv (default ../shared/bench-data/cvrp)")
     bench.add_argument("--cvrp-seconds", type=float, default=10.0, help="seconds per CVRPLIB instance (10)")
+    bench.add_argument("--gritting", action="store_true",
+                       help="gritting decisions on a synthetic city; CARP gdb gaps to the published optima")
+    bench.add_argument("--segments", type=int, default=50_000, help="road segments for --gritting (default 50000)")
+    bench.add_argument("--sensors", type=int, default=500, help="road sensors for --gritting (default 500)")
+    bench.add_argument("--carp-dir", type=Path, default=Path("../shared/bench-data/carp"),
+                       help="folder with gdb/*.dat and carp_bks.csv (default ../shared/bench-data/carp)")
+    bench.add_argument("--carp-seconds", type=float, default=10.0, help="seconds per CARP instance (10)")
     bench.add_argument("--homes", type=int, default=10_000, help="homes (default 10000)")
     bench.add_argument("--days", type=int, default=30, help="days of 5-minute data for the full run (30)")
     bench.add_argument("--chunk", type=int, default=1_000, help="homes per chunk in the full run (1000)")
@@ -123,9 +135,14 @@ def time_full(homes: int, days: int, chunk: int) -> tuple[float, float, Counter[
 
 
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    if not (args.damp or args.bins):
-        print("error: say which rules to benchmark: cityops bench rules --damp (or --bins)")
+    if not (args.damp or args.bins or args.gritting):
+        print("error: say which rules to benchmark: cityops bench rules --damp (or --bins, --gritting)")
         return 2
+    if args.gritting:
+        if min(args.segments, args.sensors) <= 0 or args.carp_seconds <= 0:
+            print("error: --segments, --sensors and --carp-seconds must be positive")
+            return 2
+        bench_gritting(args)
     if args.bins:
         if min(args.bin_count, args.plan_bins, args.trucks) <= 0 or min(args.plan_seconds, args.cvrp_seconds) <= 0:
             print("error: --bin-count, --plan-bins, --trucks and the seconds must be positive")
@@ -245,3 +262,40 @@ def cvrp_gaps(folder: Path, seconds: float) -> str:
               f"{'n/a' if gap is None else f'{gap:+.2%}'})")
     return (f"CVRPLIB A, {len(gaps)} instances at {seconds:g} s each: mean gap {np.mean(gaps):+.3%}, "
             f"worst {max(gaps):+.2%}, {sum(g <= 0 for g in gaps)} at the best-known value")
+
+
+def bench_gritting(args: argparse.Namespace) -> None:
+    from cityops.settings import GrittingSettings
+    from rules.gritting import synthetic
+    from rules.gritting.assess import assess
+
+    began = time.perf_counter()
+    city = synthetic.city(args.segments, args.sensors)
+    made = time.perf_counter() - began
+    times, result = [], None
+    for _ in range(3):
+        began = time.perf_counter()
+        result = assess(city.network, city.sensors, city.mobile, [], city.now, GrittingSettings())
+        times.append(time.perf_counter() - began)
+    assert result is not None
+    counts = result.counts()
+    sent = sum(r.send for r in result.routes)
+    print(f"gritting decisions, {len(city.network.segments)} segments, {len(city.sensors)} sensors, "
+          f"{len(result.routes)} routes, a 12 h window at 30 min: {min(times):.2f} s (best of 3; median "
+          f"{sorted(times)[1]:.2f} s) for sensor checks, cooling fits, IDW with offsets, gritter snapping, "
+          f"decisions with reasons and route decisions  (treat {counts['treat']}, monitor {counts['monitor']}, "
+          f"none {counts['none']}; {sent} routes to send; "
+          f"{len(result.inputs['sensors_dead'])} dead sensors; generating the city took {made:.1f} s)")
+    print(carp_gdb(args.carp_dir, args.carp_seconds))
+
+
+def carp_gdb(folder: Path, seconds: float) -> str:
+    try:
+        from rules.routing import carp_bench
+    except ImportError as exc:
+        return f"CARP gdb: the arc-routing benchmark is not available yet ({exc})"
+    if not (folder / "gdb").is_dir():
+        return (f"CARP gdb: no instances under {folder}/gdb (the bench-data folder is not part of the "
+                "repository; pass --carp-dir)")
+    rows = carp_bench.gdb_gaps(folder, seconds, 1, print)
+    return carp_bench.summary(rows, "gdb", seconds)

@@ -3,6 +3,7 @@
     cityops rules dewpoint T RH          dew point and frost point for one reading
     cityops rules run --damp             assess every frog box once (--every N: every N minutes)
     cityops rules run --bins             bin priorities, fire/tilt events and tomorrow's collection plans
+    cityops rules run --gritting         road temperatures, treat/monitor per segment, routes to send and plans
     cityops rules report --household H   the landlord evidence page (HTML) for a household
     cityops rules diary add|advice ...   log an activity; spikes it explains and advice
     cityops rules areas                  damp statistics by area, safe to publish (CSV)
@@ -37,6 +38,7 @@ from rules.damp_runner import (
     run_damp,
 )
 from rules.errors import RulesError
+from rules.gritting_runner import run_gritting
 
 log = logging.getLogger("rules.cli")
 
@@ -60,6 +62,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
                      help="bin fill forecasts, priorities, fire/tilt events and the next shift's plan per depot")
     run.add_argument("--plan-seconds", type=float, default=BinsRunSettings.time_limit_s,
                      help="time limit for each depot's collection plan (default 30)")
+    run.add_argument("--gritting", action="store_true",
+                     help="road surface temperature per segment, treat/monitor decisions, routes to send and their "
+                          "plans (docs/gritting.md; settings CITYOPS_GRITTING__*)")
+    run.add_argument("--at", type=_utc, metavar="ISO",
+                     help="run as of this time (ISO 8601, UTC if no offset), e.g. a simulated night; with --every "
+                          "it advances with the clock")
     run.add_argument("--every", type=float, metavar="MINUTES", help="repeat every MINUTES until Ctrl-C")
     run.add_argument("--recompute", action="store_true",
                      help="ignore the stored mould state and replay the look-back window")
@@ -162,20 +170,24 @@ async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
-    if not (args.damp or args.bins):
-        raise RulesError("say which rules to run", hint="cityops rules run --damp, or --bins, or both")
+    if not (args.damp or args.bins or args.gritting):
+        raise RulesError("say which rules to run", hint="cityops rules run --damp, --bins, --gritting, or several")
     if args.every is not None and args.every <= 0:
         raise RulesError("--every must be a positive number of minutes")
     run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
                                    outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
     bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)
+    started = datetime.now(UTC)
     async with database_for(settings) as db:
         while True:
+            as_of = None if args.at is None else args.at + (datetime.now(UTC) - started)
             try:
                 if args.damp:
-                    print((await run_damp(db, settings=run_settings)).summary())
+                    print((await run_damp(db, now=as_of, settings=run_settings)).summary())
                 if args.bins:
-                    print((await run_bins(db, settings=bins_settings)).summary())
+                    print((await run_bins(db, now=as_of, settings=bins_settings)).summary())
+                if args.gritting:
+                    print((await run_gritting(db, now=as_of, settings=settings.gritting)).summary())
             except StorageError as exc:
                 if exc.sqlstate == "42P01":  # undefined table: not migrated yet
                     raise StorageError(str(exc), hint="run `cityops db migrate` first",
@@ -186,3 +198,8 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
             run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
                                            outdoor_fallback_c=args.outdoor_fallback_c)
             await asyncio.sleep(timedelta(minutes=args.every).total_seconds())
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

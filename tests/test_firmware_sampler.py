@@ -180,3 +180,10 @@ async def test_readings_before_clock_sync_are_flagged_and_a_clock_stepped_back_d
     assert all(r.unsynced for r in out)
     assert out[3].ts == START + timedelta(minutes=10) - timedelta(hours=2)  # at once, not 2 h later
     assert [b.ts - a.ts for a, b in itertools.pairwise(out[3:])] == [timedelta(minutes=5)] * (len(out) - 4)
+
+
+def test_a_roadside_air_sensor_adds_humidity_for_the_frost_point() -> None:
+    source = RoadSource(Steady(Temperature(-1.5)), air=Steady(Climate(-3.0, 88.0)))
+    reading = sampler_for(source, []).sample_once()
+    assert isinstance(reading, RoadReading)
+    assert (reading.surface_temp_c, reading.air_temp_c, reading.rh_pct) == (-1.5, -3.0, 88.0)

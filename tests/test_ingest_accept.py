@@ -40,7 +40,7 @@ def test_road_rows_follow_the_road_table() -> None:
     payload = encode_batch(RoadBatch(v=1, device_id="road-1", seq=0, fw="1", readings=[
         RoadReading(ts=NOW, surface_temp_c=-1.0, surface_state="ice", lat=52.4, lon=-1.9)]))
     assert verdict_for(telemetry_topic("road-1"), payload).rows["road"] == [
-        ("road-1", NOW, -1.0, None, "ice", 52.4, -1.9)]
+        ("road-1", NOW, -1.0, None, "ice", 52.4, -1.9, None)]
 
 
 def test_whole_messages_are_refused_with_the_reason() -> None:

@@ -28,6 +28,7 @@ class ReadingTable:
     kind: DeviceKind
     columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type), key columns first
     hourly_columns: tuple[str, ...]
+    optional_tail: int = 0  # the last columns a row may leave out (added later; written as NULL)
 
     @property
     def table(self) -> str:
@@ -55,9 +56,10 @@ READING_TABLES: dict[str, ReadingTable] = {
     "frog": ReadingTable("frog", (*_KEY, ("air_temp_c", "real"), ("rh_pct", "real")),
                          ("air_temp_avg", "air_temp_min", "air_temp_max", "rh_avg", "rh_min", "rh_max")),
     "road": ReadingTable("road", (*_KEY, ("surface_temp_c", "real"), ("air_temp_c", "real"),
-                                  ("surface_state", "text"), ("lat", "float8"), ("lon", "float8")),
+                                  ("surface_state", "text"), ("lat", "float8"), ("lon", "float8"),
+                                  ("rh_pct", "real")),
                          ("surface_temp_avg", "surface_temp_min", "surface_temp_max",
-                          "air_temp_avg", "air_temp_min", "air_temp_max")),
+                          "air_temp_avg", "air_temp_min", "air_temp_max"), optional_tail=1),
     "bin": ReadingTable("bin", (*_KEY, ("distance_mm", "real"), ("fill_fraction", "real"),
                                 ("temp_c", "real"), ("tilt_deg", "real")),
                         ("fill_avg", "fill_max", "distance_min", "temp_max", "tilt_max")),
@@ -87,8 +89,10 @@ async def insert_readings(executor: Database | Connection, kind: str,
     if not rows:
         return 0
     width = len(spec.columns)
-    if any(len(row) != width for row in rows):
-        raise StorageError(f"{spec.table} rows need {width} values: {', '.join(spec.column_names)}")
+    if any(not width - spec.optional_tail <= len(row) <= width for row in rows):
+        raise StorageError(f"{spec.table} rows need {width} values: {', '.join(spec.column_names)}"
+                           + (f" (the last {spec.optional_tail} may be left out)" if spec.optional_tail else ""))
+    rows = [tuple(row) + (None,) * (width - len(row)) if len(row) < width else row for row in rows]
     columns = [list(col) for col in zip(*rows, strict=True)]
     conn = executor.pool if isinstance(executor, Database) else executor
     try:

@@ -1,0 +1,136 @@
+"""`cityops roads ...`: the road network, bought forecasts, and the latest gritting decisions.
+
+    cityops roads import FILE.geojson [--routes ROUTES.json] [--prune] [--dry-run]
+        check and import (upsert) segments, depots and routes, all or nothing
+    cityops roads forecast import FILE [--source NAME] [--format csv|json] [--dry-run]
+        check and store a road-weather forecast per sensor or per segment
+    cityops roads show [--route R] [--segments] [--plan]
+        the latest run's decision per route (why sent), optionally segments and the job sheet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import shapely
+
+from cityops.services import database_for
+from cityops.settings import Settings
+from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork
+from rules.gritting.forecast import parse_forecast
+from rules.gritting.network import parse_network
+from rules.gritting_runner import latest_run, route_decisions, save_forecast, save_network, segment_decisions
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    roads = commands.add_parser("roads", help="road network, road-weather forecasts, latest gritting decisions",
+                                description="The road network for gritting (docs/gritting.md).")
+    which = roads.add_subparsers(dest="roads_command", metavar="ACTION", required=True)
+
+    imp = which.add_parser("import", help="import a road network GeoJSON (segments, depots, routes)",
+                           description="Check a road network FeatureCollection and import it in one transaction. "
+                                       "Re-importing updates segments in place.")
+    imp.add_argument("file", type=Path, metavar="FILE.geojson")
+    imp.add_argument("--routes", type=Path, metavar="ROUTES.json",
+                     help='depots and routes in a separate file: {"depots": [...], "routes": [...]}')
+    imp.add_argument("--prune", action="store_true", help="delete stored segments that are not in the file")
+    imp.add_argument("--dry-run", action="store_true", help="check only; store nothing")
+    imp.set_defaults(handler=run_import)
+
+    forecast = which.add_parser("forecast", help="road-weather forecasts")
+    fc = forecast.add_subparsers(dest="forecast_command", metavar="ACTION", required=True)
+    fimp = fc.add_parser("import", help="import a forecast (CSV or JSON) per sensor or per segment",
+                         description="Check a bought road-weather forecast and store it; the gritting rules use it "
+                                     "over the times it covers in preference to extrapolating readings.")
+    fimp.add_argument("file", type=Path, metavar="FILE")
+    fimp.add_argument("--source", help="the forecast's name (default: the file name)")
+    fimp.add_argument("--format", choices=("csv", "json"), help="default: from the content")
+    fimp.add_argument("--dry-run", action="store_true", help="check only; store nothing")
+    fimp.set_defaults(handler=run_forecast_import)
+
+    show = which.add_parser("show", help="the latest gritting decision per route, and why",
+                            description="The latest gritting run: per route send or not with the reason, salt and "
+                                        "latest start; optionally the segments and the crew's instructions.")
+    show.add_argument("--route", help="only this route")
+    show.add_argument("--segments", action="store_true", help="list the segments to treat or monitor")
+    show.add_argument("--plan", action="store_true", help="print the driving instructions of routes sent")
+    show.set_defaults(handler=run_show)
+
+
+def _read(path: Path, what: type[GrittingError]) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if what is InvalidForecast:
+            raise InvalidForecast(f"cannot read {path}: {exc}", source=str(path)) from None
+        raise InvalidRoadNetwork(f"cannot read {path}: {exc}", source=str(path)) from None
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(_read(path, InvalidRoadNetwork))
+    except json.JSONDecodeError as exc:
+        raise InvalidRoadNetwork(f"{path}: not valid JSON: {exc}", source=str(path)) from None
+
+
+async def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    extra = _json(args.routes) if args.routes else None
+    network = parse_network(_json(args.file), str(args.file), extra=extra,
+                            area=shapely.from_wkt(settings.devices.area_wkt))
+    if args.dry_run:
+        print(f"{args.file}: {len(network.segments)} segments, {len(network.depots)} depots, "
+              f"{len(network.routes)} routes: all valid (dry run, nothing stored)")
+        for note in network.notes:
+            print(f"note: {note}")
+        return 0
+    async with database_for(settings) as db:
+        report = await save_network(db, network, prune=args.prune)
+    print(report.summary())
+    return 0
+
+
+async def run_forecast_import(args: argparse.Namespace, settings: Settings) -> int:
+    rows = parse_forecast(_read(args.file, InvalidForecast), str(args.file), args.format)
+    source = args.source or args.file.name
+    targets = len({(r.target_kind, r.target_id) for r in rows})
+    span = f"{min(r.valid_at for r in rows):%Y-%m-%d %H:%M} to {max(r.valid_at for r in rows):%Y-%m-%d %H:%M} UTC"
+    if args.dry_run:
+        print(f"{args.file}: {len(rows)} rows for {targets} targets, {span}: all valid (dry run)")
+        return 0
+    async with database_for(settings) as db:
+        stored = await save_forecast(db, rows, source)
+    print(f"stored {stored} forecast rows for {targets} targets, {span}, as {source!r}")
+    return 0
+
+
+async def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    async with database_for(settings) as db:
+        run = await latest_run(db)
+        if run is None:
+            print("no gritting run yet: cityops rules run --gritting")
+            return 0
+        routes = [r for r in await route_decisions(db, run["run_id"]) if args.route in (None, r["route_id"])]
+        segments = await segment_decisions(db, run["run_id"], args.route) if args.segments else []
+    print(f"gritting run {run['run_id']} as of {run['as_of']:%Y-%m-%d %H:%M} UTC (computed "
+          f"{run['computed_at']:%Y-%m-%d %H:%M}), window to {run['window_end']:%H:%M}")
+    for warning in json.loads(run["warnings"]):
+        print(f"warning: {warning}")
+    for r in routes:
+        start = f", start by {r['latest_start']:%H:%M} UTC" if r["send"] and r["latest_start"] else ""
+        print(f"\n{r['route_id']} {r['name'] or ''}: {'SEND' if r['send'] else 'not sent'}, {r['treat_segments']} "
+              f"segment(s) to treat, {r['salt_kg']:,.0f} kg salt{start}")
+        print(f"  why: {r['reason']}")
+        if r["distance_m"] is not None:
+            print(f"  plan: {r['trips']} trip(s), {r['distance_m'] / 1000:.1f} km"
+                  f"{'' if r['feasible'] else ' (NOT feasible)'}")
+            for note in json.loads(r["notes"] or "[]"):
+                print(f"  note: {note}")
+        if args.plan and r["instructions"]:
+            for step in json.loads(r["instructions"]):
+                print(f"    {step['trip']}.{step['step']:<3} {step['text']}")
+    for s in segments:
+        print(f"  {s['action']:<7} {s['segment_id']} {s['name'] or ''} (priority {s['priority']}): {s['reason']}")
+    return 0

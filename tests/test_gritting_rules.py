@@ -1,0 +1,177 @@
+"""The gritting rule table and decisions: edges, wet against dry, dew point against frost point."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rules import psychro
+from rules.gritting import decide
+from rules.gritting.decide import Conditions, DecisionSettings, RoutePolicy
+from rules.gritting.estimate import frost_point_from_dew
+from rules.gritting.rates import SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE, spread_rates
+
+NOW = datetime(2026, 1, 6, 18, 0, tzinfo=UTC)
+TIMES = [NOW + timedelta(hours=h) for h in range(13)]
+M = len(TIMES)
+
+
+def rate(rst: float, *, wet: bool = False, prewet: bool = False, snow: int = SNOW_NONE) -> tuple[float, int, str]:
+    r = spread_rates(np.array([rst]), np.array([wet]), np.array([snow]), np.array([True]), prewet)
+    return float(r.per_pass_g_m2[0]), int(r.passes[0]), r.row[0]
+
+
+@pytest.mark.parametrize(("rst", "wet", "prewet", "expected"), [
+    (-2.0, False, False, (8.0, 1)), (-2.0, True, False, (8.0, 1)), (-2.0, True, True, (8.0, 1)),
+    (-1.0, True, False, (8.0, 1)),
+    (-2.01, False, False, (10.0, 1)), (-2.01, False, True, (9.0, 1)),
+    (-2.01, True, False, (16.0, 1)), (-2.01, True, True, (15.0, 1)),
+    (-4.99, True, False, (16.0, 1)), (-4.99, False, False, (10.0, 1)),
+    (-5.0, False, False, (18.0, 1)), (-5.0, False, True, (18.0, 1)),
+    (-5.0, True, False, (15.0, 2)), (-5.0, True, True, (15.0, 2)),
+    (-9.99, False, False, (18.0, 1)), (-9.99, True, False, (15.0, 2)),
+])
+def test_the_transport_scotland_table_at_its_edges(rst: float, wet: bool, prewet: bool,
+                                                   expected: tuple[float, int]) -> None:
+    per_pass, passes, row = rate(rst, wet=wet, prewet=prewet)
+    assert (per_pass, passes) == expected
+    assert ("two treatments" in row) == (passes == 2)
+    assert ("pre-wetted" in row) == prewet
+
+
+def test_minus_ten_is_beyond_the_table_and_says_so() -> None:
+    for wet in (False, True):
+        per_pass, passes, row = rate(-10.0, wet=wet)
+        assert per_pass * passes == (30.0 if wet else 18.0)
+        assert "beyond the table" in row and "grit" in row
+    assert "beyond the table" not in rate(-9.99)[2]
+
+
+def test_snow_rows() -> None:
+    assert rate(3.0, snow=SNOW_LIGHT)[:2] == (20.0, 1)
+    assert rate(3.0, snow=SNOW_LIGHT, prewet=True)[:2] == (18.0, 1)
+    per_pass, passes, row = rate(3.0, snow=SNOW_HEAVY)
+    assert (per_pass, passes) == (20.0, 2) and "two treatments" in row
+    # frost at -6 on a wet road (2 x 15 = 30) and light snow (20): the heavier wins
+    assert rate(-6.0, wet=True, snow=SNOW_LIGHT)[:2] == (15.0, 2)
+
+
+def conditions(rst: list[list[float]] | np.ndarray, *, fp: float | list[float] = -20.0,
+               state: int | list[int] = decide.DRY, rain_from: int = M, snow: int = SNOW_NONE, snow_from: int = M,
+               length: float = 100.0, width: float = 7.0) -> Conditions:
+    rst = np.atleast_2d(np.asarray(rst, dtype=np.float64))
+    n = rst.shape[0]
+    fps = np.broadcast_to(np.asarray(fp, dtype=np.float64).reshape(-1, 1), (n, rst.shape[1])).copy()
+    return Conditions(TIMES[:rst.shape[1]], rst, fps, np.broadcast_to(np.asarray(state), (n,)).astype(np.int64),
+                      np.full(n, rain_from), np.full(n, snow), np.full(n, snow_from), np.full(n, length),
+                      np.full(n, width))
+
+
+def cooling(start: float, end: float) -> list[float]:
+    return list(np.linspace(start, end, M))
+
+
+def test_wet_road_at_the_trigger_is_treated_a_dry_one_is_not() -> None:
+    s = DecisionSettings()
+    wet = decide.decide_segments(conditions([cooling(4, 1.0)], state=decide.WET), s)
+    assert decide.ACTIONS[wet.action[0]] == "treat"
+    assert "wet road" in wet.reason[0] and "+1.0 °C" in wet.reason[0] and "at 06:00" in wet.reason[0]
+    assert wet.rate_g_m2[0] == 8.0 and wet.salt_kg[0] == pytest.approx(8.0 * 100 * 7 / 1000)
+    assert wet.hazard_at(0, TIMES) == TIMES[-1]
+    dry = decide.decide_segments(conditions([cooling(4, 1.0)], state=decide.DRY), s)
+    assert decide.ACTIONS[dry.action[0]] == "none" and dry.salt_kg[0] == 0
+    assert "dry road" in dry.reason[0]
+    above = decide.decide_segments(conditions([cooling(4, 1.01), cooling(4, 2.01)], state=decide.DAMP), s)
+    assert [decide.ACTIONS[a] for a in above.action] == ["monitor", "none"]
+    assert "within 1 °C above the trigger" in above.reason[0]
+
+
+def test_rain_forecast_makes_a_dry_road_wet_from_then_and_picks_the_wet_column() -> None:
+    d = decide.decide_segments(conditions([cooling(2, -3)], state=decide.DRY, rain_from=4), DecisionSettings())
+    assert decide.ACTIONS[d.action[0]] == "treat"
+    assert "rain forecast at 22:00" in d.reason[0] and d.rate_g_m2[0] == 16.0
+
+
+def test_hoar_frost_example_frost_point_not_dew_point() -> None:
+    """Air -5 degC, RH 85 %: dew point -7.13, frost point -6.32; a dry road at -6.5 gets hoar frost."""
+    dew = float(psychro.dew_point(-5.0, 85.0))
+    frost = float(psychro.frost_point(-5.0, 85.0))
+    assert (round(dew, 2), round(frost, 2)) == (-7.13, -6.32)
+    assert float(frost_point_from_dew(dew)) == pytest.approx(frost, abs=1e-9)
+    road = [[-6.5] * M]
+    d = decide.decide_segments(conditions(road, fp=frost, state=decide.DRY), DecisionSettings())
+    assert decide.ACTIONS[d.action[0]] == "treat"
+    assert "hoar frost" in d.reason[0] and "-6.3 °C" in d.reason[0]
+    assert d.rate_g_m2[0] == 18.0        # -5 >= RST > -10, dry road
+    # a rule on the dew point would miss it: -6.5 is above the dew point -7.13
+    late = decide.decide_segments(conditions(road, fp=dew, state=decide.DRY), DecisionSettings())
+    assert decide.ACTIONS[late.action[0]] != "treat"
+    # just above the frost point, dry: watch it
+    near = decide.decide_segments(conditions([[-6.2] * M], fp=frost, state=decide.DRY), DecisionSettings())
+    assert decide.ACTIONS[near.action[0]] == "monitor" and "near the frost point" in near.reason[0]
+
+
+def test_snow_ice_unknown_state_and_unknown_temperature() -> None:
+    s = DecisionSettings()
+    snow = decide.decide_segments(conditions([[3.0] * M], snow=SNOW_LIGHT, snow_from=5, rain_from=5), s)
+    assert decide.ACTIONS[snow.action[0]] == "treat" and "light snow forecast at 23:00" in snow.reason[0]
+    assert snow.rate_g_m2[0] == 20.0 and snow.hazard_at(0, TIMES) == TIMES[5]
+    ice = decide.decide_segments(conditions([[2.5] * M], state=decide.ICE), s)
+    assert decide.ACTIONS[ice.action[0]] == "treat" and "ice on the road now" in ice.reason[0]
+    unknown_state = decide.decide_segments(conditions([cooling(3, 0)], state=decide.UNKNOWN), s)
+    assert decide.ACTIONS[unknown_state.action[0]] == "treat" and "taken as damp" in unknown_state.reason[0]
+    nothing = decide.decide_segments(conditions([[np.nan] * M]), s)
+    assert decide.ACTIONS[nothing.action[0]] == "monitor" and "no road surface temperature" in nothing.reason[0]
+    assert np.isnan(nothing.rst_min[0]) and nothing.salt_kg[0] == 0
+
+
+def test_route_policy_priority_one_or_share_of_length() -> None:
+    d = decide.decide_segments(conditions([cooling(3, -1), [5.0] * M, [5.0] * M], state=decide.WET),
+                               DecisionSettings())
+    members = np.arange(3)
+    names = ["A38", "B1", "B2"]
+    length = np.array([100.0, 100.0, 100.0])
+    urgent = decide.decide_route("r", members, np.array([1, 2, 2]), names, d, length, TIMES, RoutePolicy())
+    assert urgent.send and "priority-1" in urgent.reason and urgent.freeze_at is not None
+    minor = decide.decide_route("r", members, np.array([2, 2, 2]), names, d, length, TIMES, RoutePolicy())
+    assert minor.send and "more than 20%" in minor.reason          # a third of the length
+    strict = decide.decide_route("r", members, np.array([2, 2, 2]), names, d, length, TIMES,
+                                 RoutePolicy(send_share=0.5))
+    assert not strict.send and "not sent" in strict.reason
+    assert decide.latest_start(TIMES[4], 1.5) == TIMES[4] - timedelta(hours=1.5)
+
+
+temps = st.floats(-25, 15, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rst=st.lists(temps, min_size=M, max_size=M), fp=st.floats(-25, 5), state=st.sampled_from([-1, 0, 1, 2, 3]),
+       rain=st.integers(0, M), snow=st.sampled_from([0, 1, 2]), prewet=st.booleans(),
+       colder=st.floats(0, 10), length=st.floats(1, 2000), width=st.floats(2, 20))
+def test_invariants(rst: list[float], fp: float, state: int, rain: int, snow: int, prewet: bool, colder: float,
+                    length: float, width: float) -> None:
+    s = DecisionSettings(prewet=prewet)
+    c = conditions([rst, list(np.asarray(rst) - colder)], fp=fp, state=state, rain_from=rain, snow=snow,
+                   snow_from=rain if snow else M, length=length, width=width)
+    d = decide.decide_segments(c, s)
+    assert (d.salt_kg >= 0).all()
+    for k in range(2):
+        assert d.reason[k]
+        if d.action[k] == decide.TREAT:
+            assert d.rate_g_m2[k] > 0 and d.salt_kg[k] > 0 and d.hazard_index[k] >= 0
+        else:
+            assert d.rate_g_m2[k] == 0 and d.salt_kg[k] == 0
+    # the same road, colder: never a lighter treatment, never a milder action
+    assert d.rate_g_m2[1] >= d.rate_g_m2[0]
+    assert d.action[1] >= d.action[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=temps, b=temps, wet=st.booleans(), snow=st.sampled_from([0, 1, 2]), prewet=st.booleans())
+def test_a_colder_road_never_gets_less_salt(a: float, b: float, wet: bool, snow: int, prewet: bool) -> None:
+    warm, cold = max(a, b), min(a, b)
+    r = spread_rates(np.array([warm, cold]), np.array([wet, wet]), np.array([snow, snow]), np.array([True, True]),
+                     prewet)
+    assert r.total_g_m2[1] >= r.total_g_m2[0] > 0
