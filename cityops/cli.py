@@ -33,6 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alerts import cli as alerts_cli
     from cityops import bench, dbcli, demo, servecli
     from devices import cli as devices_cli
     from firmware import cli as agent_cli
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     routing_cli.register(commands)
     roads_cli.register(commands)
     devices_cli.register(commands)
+    alerts_cli.register(commands)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
         sub.set_defaults(handler=_planned(name))

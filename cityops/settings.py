@@ -82,6 +82,48 @@ class DevicesSettings(BaseModel):
     agent_config_dir: Path = Path("agents")  # where `device add|import` write agent configs
 
 
+class AlertsSettings(BaseModel):
+    """Alert rule thresholds (raise/clear pairs give hysteresis), lifecycle and delivery (docs/alerts.md)."""
+
+    damp_raise_level: Literal["high", "severe"] = "high"    # open at this level or worse
+    damp_clear_level: Literal["none", "low", "medium"] = "low"  # resolve at this level or better
+    road_freeze_c: float = 0.0        # a segment's predicted minimum RST at or below: freeze alert
+    road_clear_c: float = 1.0         # ... at or above: clear
+    bin_overflow_raise: float = Field(default=0.5, ge=0, le=1)   # overflow risk before the next pass
+    bin_overflow_clear: float = Field(default=0.3, ge=0, le=1)
+    bin_event_window: timedelta = timedelta(hours=6)   # a fire/tilt event this recent keeps its alert open
+    sample_interval_s: dict[str, int] = {"frog": 300, "road": 600, "bin": 1800}
+    offline_after_intervals: float = Field(default=6.0, gt=0)   # silent this many intervals: offline
+    online_within_intervals: float = Field(default=2.0, gt=0)   # heard within this many: clear
+    offline_critical_after: timedelta = timedelta(hours=24)
+    battery_low_v: float = 3.45
+    battery_clear_v: float = 3.6
+    battery_critical_v: float = 3.3
+    stuck_readings: int = Field(default=12, ge=2)   # the last K readings identical ...
+    stuck_after: timedelta = timedelta(hours=3)     # ... and spanning at least this long
+    dead_letter_window: timedelta = timedelta(minutes=15)
+    dead_letter_raise: int = Field(default=100, ge=1)
+    dead_letter_clear: int = Field(default=20, ge=0)
+    clear_hold: timedelta = timedelta(minutes=30)   # clear this long before an alert resolves
+    escalate_after: timedelta = timedelta(minutes=30)   # per level, while not acknowledged
+    max_escalation_level: int = Field(default=3, ge=0)
+    quiet_hours_bypass: Literal["critical", "none"] = "critical"  # what still goes out in quiet hours
+    max_attempts: int = Field(default=6, ge=1)       # then the notification is dead-lettered
+    backoff_base_s: float = Field(default=30.0, ge=0)
+    backoff_max_s: float = Field(default=3600.0, ge=0)
+    send_timeout_s: float = Field(default=10.0, gt=0)   # per webhook call / SMTP exchange / MQTT publish
+    send_concurrency: int = Field(default=20, ge=1)
+    claim_batch: int = Field(default=200, ge=1)
+    lease_s: float = Field(default=300.0, gt=0)     # a claimed notification is due again after this
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "CityOps alerts <alerts@cityops.example.org>"
+    message_id_domain: str = "cityops.example.org"
+
+
 class GrittingSettings(BaseModel):
     # treat a wet or damp road when the lowest road surface temperature (RST) in the window
     # is at or below this; monitor within `monitor_margin_c` above it (DESIGN.md section 5)
@@ -123,6 +165,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     devices: DevicesSettings = DevicesSettings()
     gritting: GrittingSettings = GrittingSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

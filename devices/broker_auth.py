@@ -4,9 +4,10 @@ Mosquitto (2.0) reads `password_file` (user:$7$... lines, the hashes we store) a
 `acl_file` at start and again on SIGHUP. What each account may do:
 
     device <id>       write cityops/v1/devices/<id>/telemetry and .../status (its Last Will),
-                      read cityops/v1/devices/<id>/config; nothing else
+                      read cityops/v1/devices/<id>/config and .../alert (its LED); nothing else
     service.ingest    read every device's telemetry and status (shared subscriptions too)
-    service.api       write every device's config (retained), read every status
+    service.api       write every device's config (retained) and alert, read every status
+                      (the API, the alerts runner and the release service use this account)
 
 Service usernames contain a '.', which no device id may, so the two never collide.
 A retired device has no secret and no ACL lines: after the reload it can neither connect
@@ -51,12 +52,14 @@ def acl_lines(account: BrokerAccount) -> list[str]:
     match account.role:
         case "device":
             own = f"{devices}/{account.username}"
-            rules = [f"topic write {own}/telemetry", f"topic write {own}/status", f"topic read {own}/config"]
+            rules = [f"topic write {own}/telemetry", f"topic write {own}/status", f"topic read {own}/config",
+                     f"topic read {own}/alert"]
         case "ingest":
             # shared subscriptions ($share/<group>/...) are checked without the prefix
             rules = [f"topic read {devices}/+/telemetry", f"topic read {devices}/+/status"]
         case "api":
-            rules = [f"topic write {devices}/+/config", f"topic read {devices}/+/status"]
+            rules = [f"topic write {devices}/+/config", f"topic write {devices}/+/alert",
+                     f"topic read {devices}/+/status"]
     return [f"user {account.username}", *rules]
 
 

@@ -1,0 +1,123 @@
+"""Load the facts the alert rules look at (the adapter for alerts/rules.py).
+
+Everything is read as of `now` (windows end there, later rows are ignored), so a test or a
+replay can inject the time. A source whose tables are missing (gritting before migration
+0008) is left as None: its rules are not evaluated, and a note says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+
+from alerts.rules import (
+    BinEventFact,
+    BinPriorityFact,
+    DampFact,
+    DeviceFact,
+    Facts,
+    RouteFact,
+    SegmentFact,
+    Values,
+)
+from cityops.settings import AlertsSettings
+from cityops.storage import Database
+from devices.health_query import VALUE_COLUMNS
+
+log = logging.getLogger("alerts.facts")
+
+GRITTING_TABLES = ("gritting_runs", "gritting_segment_decisions", "gritting_route_decisions", "road_segments",
+                   "gritting_routes")
+
+_DAMP = """
+SELECT DISTINCT ON (a.device_id) a.device_id, a.household_id, h.area, a.level, a.data_until
+FROM damp_assessments a
+JOIN devices d ON d.device_id = a.device_id AND d.status = 'active'
+LEFT JOIN damp_home_settings h ON h.household_id = a.household_id
+WHERE a.data_until <= $1
+ORDER BY a.device_id, a.data_until DESC
+"""
+
+_SEGMENTS = """
+SELECT s.run_id, s.segment_id, g.name, coalesce(s.route_id, g.route_id) AS route_id, s.action, s.rst_min_c,
+       s.rst_min_at, s.reason
+FROM gritting_segment_decisions s
+LEFT JOIN road_segments g ON g.segment_id = s.segment_id
+WHERE s.run_id = $1
+ORDER BY s.segment_id
+"""
+
+_ROUTES = """
+SELECT r.run_id, r.route_id, g.name, r.send, r.reason, r.treat_segments, r.salt_kg, r.latest_start
+FROM gritting_route_decisions r
+LEFT JOIN gritting_routes g ON g.route_id = r.route_id
+WHERE r.run_id = $1
+ORDER BY r.route_id
+"""
+
+_BIN_PRIORITIES = """
+SELECT DISTINCT ON (p.device_id) p.device_id, p.status, p.fill, p.overflow_risk, p.hours_to_threshold
+FROM bin_priorities p
+JOIN devices d ON d.device_id = p.device_id AND d.status = 'active'
+WHERE p.data_until <= $1
+ORDER BY p.device_id, p.data_until DESC
+"""
+
+_BIN_EVENTS = """
+SELECT DISTINCT ON (e.device_id, e.kind) e.device_id, e.kind, e.ts, e.value, e.message
+FROM bin_events e
+JOIN devices d ON d.device_id = e.device_id AND d.status = 'active'
+WHERE e.ts > $1 AND e.ts <= $2
+ORDER BY e.device_id, e.kind, e.ts DESC
+"""
+
+_DEVICES = """
+SELECT d.device_id, d.kind, d.household_id, h.area, d.last_seen, d.battery_v
+FROM devices d LEFT JOIN damp_home_settings h ON h.household_id = d.household_id
+WHERE d.status = 'active'
+ORDER BY d.device_id
+"""
+
+# the latest K readings of each active device of a kind (an index scan on (device_id, ts) each)
+_RECENT = """
+SELECT d.device_id, r.*
+FROM devices d
+CROSS JOIN LATERAL (SELECT ts, {columns} FROM {table} x
+                    WHERE x.device_id = d.device_id AND x.ts <= $2 ORDER BY ts DESC LIMIT $3) r
+WHERE d.kind = $1 AND d.status = 'active'
+"""
+
+
+async def _missing(db: Database, tables: tuple[str, ...]) -> list[str]:
+    rows = await db.fetch("SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NULL", list(tables))
+    return [r["t"] for r in rows]
+
+
+async def load_facts(db: Database, now: datetime, settings: AlertsSettings) -> Facts:
+    notes: list[str] = []
+    damp = [DampFact(**dict(r)) for r in await db.fetch(_DAMP, now)]
+    segments: list[SegmentFact] | None = None
+    routes: list[RouteFact] | None = None
+    missing = await _missing(db, GRITTING_TABLES)
+    if missing:
+        notes.append(f"gritting rules not evaluated: no table {', '.join(missing)} (migration 0008)")
+    else:
+        # the latest run as of `now` (as_of is the run's own "now", which a replay may set)
+        run_id = await db.fetchval("SELECT max(run_id) FROM gritting_runs WHERE as_of <= $1", now)
+        if run_id is None:
+            notes.append("gritting rules not evaluated: no gritting run yet")
+        else:
+            segments = [SegmentFact(**dict(r)) for r in await db.fetch(_SEGMENTS, run_id)]
+            routes = [RouteFact(**dict(r)) for r in await db.fetch(_ROUTES, run_id)]
+    priorities = [BinPriorityFact(**dict(r)) for r in await db.fetch(_BIN_PRIORITIES, now)]
+    events = [BinEventFact(**dict(r)) for r in await db.fetch(_BIN_EVENTS, now - settings.bin_event_window, now)]
+    recent: dict[str, list[tuple[datetime, Values]]] = defaultdict(list)
+    for kind, (table, columns) in VALUE_COLUMNS.items():
+        query = _RECENT.format(columns=", ".join(columns), table=table)
+        for r in await db.fetch(query, kind, now, settings.stuck_readings):
+            recent[r["device_id"]].append((r["ts"], tuple(r[c] for c in columns)))
+    devices = [DeviceFact(**dict(r), recent=recent.get(r["device_id"], ())) for r in await db.fetch(_DEVICES)]
+    dead = await db.fetchval("SELECT count(*) FROM dead_letters WHERE received_at > $1 AND received_at <= $2",
+                             now - settings.dead_letter_window, now)
+    return Facts(now, damp, segments, routes, priorities, events, devices, int(dead), tuple(notes))

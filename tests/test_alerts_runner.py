@@ -1,0 +1,233 @@
+"""The alerts runner over real tables: every rule's facts as the other parts write them, the
+as-of time, rules whose tables are missing, and the `cityops alerts` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alerts.errors import AlertNotFound, InvalidPreference, InvalidTransition
+from alerts.runner import AlertsRunner
+from cityops.cli import build_parser
+from cityops.settings import AlertsSettings, StorageSettings, load_settings
+from cityops.storage import Database, migrate
+
+NOW = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
+SETTINGS = AlertsSettings(stuck_readings=6, stuck_after=timedelta(hours=2))
+
+
+class Clock:
+    def __init__(self, at: datetime = NOW) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+async def adb(fresh_database_url: str) -> AsyncIterator[Database]:
+    async with Database.connect(fresh_database_url) as db:
+        await migrate(db, StorageSettings())
+        yield db
+
+
+async def device(db: Database, device_id: str, kind: str, *, seen: datetime | None = NOW,
+                 battery_v: float | None = 3.9, household: str | None = None) -> None:
+    await db.execute("INSERT INTO devices (device_id, kind, household_id, registered_at, last_seen, battery_v) "
+                     "VALUES ($1, $2, $3, $4, $5, $6)", device_id, kind, household, NOW - timedelta(days=30),
+                     seen, battery_v)
+
+
+async def gritting_run(db: Database, as_of: datetime, rst_min_c: float, send: bool) -> None:
+    await db.execute("INSERT INTO road_depots (depot_id, name, lon, lat) VALUES ('dep', 'Depot', -2.6, 51.45) "
+                     "ON CONFLICT DO NOTHING")
+    await db.execute("INSERT INTO gritting_routes (route_id, name, depot_id, vehicles, salt_capacity_kg) "
+                     "VALUES ('P1', 'Priority 1 north', 'dep', 1, 6000) ON CONFLICT DO NOTHING")
+    await db.execute(
+        "INSERT INTO road_segments (segment_id, name, route_id, priority, length_m, width_m, geometry, mid_lon, "
+        "mid_lat, start_node, end_node) VALUES ('seg-bridge', 'Cumberland Bridge', 'P1', 1, 120, 7.3, $1, -2.61, "
+        "51.449, 'a', 'b') ON CONFLICT DO NOTHING",
+        json.dumps({"type": "LineString", "coordinates": [[-2.611, 51.449], [-2.609, 51.449]]}))
+    run_id = await db.fetchval("INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, warnings) "
+                               "VALUES ($1, $1, $2, '{}', '[]') RETURNING run_id", as_of, as_of + timedelta(hours=12))
+    await db.execute("INSERT INTO gritting_segment_decisions (run_id, segment_id, route_id, rst_min_c, rst_min_at, "
+                     "source, action, reason) VALUES ($1, 'seg-bridge', 'P1', $2, $3, 'sensors', $4, 'wet road')",
+                     run_id, rst_min_c, as_of + timedelta(hours=6), "treat" if rst_min_c <= 0.5 else "none")
+    await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, reason, treat_segments, salt_kg, "
+                     "latest_start) VALUES ($1, 'P1', $2, 'frost', 1, 84.1, $3)", run_id, send,
+                     as_of + timedelta(hours=4))
+
+
+async def open_causes(db: Database) -> dict[str, dict[str, object]]:
+    rows = await db.fetch("SELECT cause, severity, household_id, area, route_id, device_id FROM alerts "
+                          "WHERE state <> 'resolved'")
+    return {r["cause"]: dict(r) for r in rows}
+
+
+async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Database) -> None:
+    # damp: a frog box whose latest assessment is high (an earlier one was low)
+    await device(adb, "frog-a", "frog", household="h-1")
+    await adb.execute("INSERT INTO damp_home_settings (household_id, area) VALUES ('h-1', 'Easton')")
+    for hours, level in ((30, "low"), (2, "high")):
+        await adb.execute(
+            "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d, "
+            "condensation_hours_7d, reasons, changes, faults, metrics) "
+            "VALUES ('frog-a', $1, 'h-1', $2, 1.2, 40, 3, '[]', '[]', '[]', '{}')", NOW - timedelta(hours=hours), level)
+    # bins: one about to overflow with a fire event, one knocked over a day ago (too old)
+    await device(adb, "bin-a", "bin")
+    await device(adb, "bin-b", "bin")
+    await adb.execute("INSERT INTO bin_priorities (device_id, data_until, status, fill, overflow_risk, score, "
+                      "mandatory, reasons) VALUES ('bin-a', $1, 'ok', 0.92, 0.85, 90, true, '')",
+                      NOW - timedelta(minutes=30))
+    await adb.execute("INSERT INTO bin_events (device_id, ts, kind, value, message) VALUES "
+                      "('bin-a', $1, 'fire', 74, 'possible fire: 74 °C'), ('bin-b', $2, 'tilt', 80, 'knocked over')",
+                      NOW - timedelta(hours=1), NOW - timedelta(days=1))
+    # device health: silent for 2 h, a low battery, a stuck sensor (6 identical readings over 2.5 h)
+    await device(adb, "frog-silent", "frog", seen=NOW - timedelta(hours=2))
+    await device(adb, "frog-flat", "frog", battery_v=3.3)
+    every_half_hour = "$1::timestamptz - i * interval '30 minutes'"
+    await adb.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
+                      f"SELECT 'frog-flat', {every_half_hour}, 19.5, 55 FROM generate_series(0, 5) i", NOW)
+    await adb.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
+                      f"SELECT 'frog-a', {every_half_hour}, 19 + i * 0.1, 70 FROM generate_series(0, 5) i", NOW)
+    # ingest: 120 dead letters in the last 15 minutes
+    await adb.execute("INSERT INTO dead_letters (received_at, topic, reason, payload) "
+                      "SELECT $1::timestamptz - i * interval '5 seconds', 't', 'malformed', '\\x00' "
+                      "FROM generate_series(1, 120) i", NOW)
+    # gritting: the latest run as of now says the bridge freezes and the route goes out
+    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
+    await gritting_run(adb, NOW + timedelta(hours=1), 5.0, False)   # a run "from the future": not yet
+
+    report = await AlertsRunner(adb, SETTINGS, clock=Clock()).evaluate()
+    assert report.notes == ()
+    causes = await open_causes(adb)
+    assert set(causes) == {"damp_risk:frog-a", "bin_overflow:bin-a", "bin_fire:bin-a", "device_offline:frog-silent",
+                           "battery_low:frog-flat", "sensor_stuck:frog-flat", "dead_letter_spike:ingest",
+                           "road_freeze:seg-bridge", "route_treatment:P1"}
+    assert causes["damp_risk:frog-a"]["household_id"] == "h-1" and causes["damp_risk:frog-a"]["area"] == "Easton"
+    assert causes["bin_fire:bin-a"]["severity"] == "critical"
+    assert causes["battery_low:frog-flat"]["severity"] == "critical"
+    assert causes["road_freeze:seg-bridge"]["route_id"] == "P1"
+    title = await adb.fetchval("SELECT title FROM alerts WHERE cause = 'road_freeze:seg-bridge'")
+    assert title == "Road Cumberland Bridge predicted to freeze"
+    assert report.transitions == {"opened": 9}
+
+    # later: the device is retired, the newer gritting run is now current, the dead letters age out
+    await adb.execute("UPDATE devices SET status = 'retired' WHERE device_id = 'frog-silent'")
+    later = Clock(NOW + timedelta(hours=2))
+    await AlertsRunner(adb, SETTINGS, clock=later).evaluate()            # the clear spell starts
+    later.at += SETTINGS.clear_hold
+    done = await AlertsRunner(adb, SETTINGS, clock=later).evaluate()
+    assert "device_offline:frog-silent" not in await open_causes(adb)
+    assert "route_treatment:P1" not in await open_causes(adb) and "road_freeze:seg-bridge" not in await open_causes(adb)
+    assert "dead_letter_spike:ingest" not in await open_causes(adb)
+    assert done.transitions["resolved"] >= 4
+
+
+async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(adb: Database) -> None:
+    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
+    clock = Clock()
+    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    assert "road_freeze:seg-bridge" in await open_causes(adb)
+    await adb.execute("DROP TABLE gritting_plans, gritting_route_decisions, gritting_segment_decisions, "
+                      "gritting_runs CASCADE")
+    clock.at += timedelta(hours=3)
+    report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    assert report.notes and "gritting rules not evaluated" in report.notes[0] and "gritting_runs" in report.notes[0]
+    assert {"road_freeze:seg-bridge", "route_treatment:P1"} <= set(await open_causes(adb))
+    assert report.transitions == {"escalated": 2}  # not resolved, but still escalated: nobody acknowledged
+
+
+async def cli(settings_url: str, *argv: str) -> int:
+    args = build_parser().parse_args(["alerts", *argv])
+    result: int = await args.handler(args, load_settings(database_url=settings_url))
+    return result
+
+
+async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
+    url = adb.url
+    now = datetime.now(UTC)
+    await adb.execute("INSERT INTO devices (device_id, kind, registered_at, last_seen, battery_v) "
+                      "VALUES ('frog-cli', 'frog', $1, $2, 3.4)", now - timedelta(days=1), now)
+    assert await cli(url, "subscribe", "--user", "ops", "--role", "operator", "--channel", "feed") == 0
+    assert await cli(url, "subscribe", "--user", "hook", "--role", "operator", "--channel", "webhook",
+                     "--to", "http://127.0.0.1:9/nothing", "--rules", "battery_low") == 0
+    out = capsys.readouterr().out
+    assert "subscription 1: ops (operator) by feed" in out and "webhook secret (shown once" in out
+    secret = out.split("with it): ")[1].strip()
+    assert await adb.fetchval("SELECT secret FROM alert_subscriptions WHERE subscription_id = 2") == secret
+    with pytest.raises(InvalidPreference, match="household_id"):
+        await cli(url, "subscribe", "--user", "t", "--role", "householder", "--channel", "feed")
+    with pytest.raises(InvalidPreference, match="quiet"):
+        await cli(url, "subscribe", "--user", "t", "--role", "operator", "--channel", "feed", "--quiet", "late")
+
+    assert await cli(url, "run") == 0
+    out = capsys.readouterr().out
+    assert "1 opened" in out and "1 sent" in out and "1 to retry" in out
+    alert_id = await adb.fetchval("SELECT alert_id FROM alerts")
+    assert await cli(url, "list") == 0
+    assert f"{alert_id:>6}  warning  open" in capsys.readouterr().out
+    assert await cli(url, "ack", str(alert_id), "--by", "amy") == 0
+    assert await cli(url, "ack", str(alert_id), "--by", "amy") == 0
+    assert capsys.readouterr().out.splitlines() == [f"alert {alert_id} acknowledged by amy",
+                                                    f"alert {alert_id} was already acknowledged"]
+    with pytest.raises(AlertNotFound):
+        await cli(url, "ack", "999", "--by", "amy")
+    assert await cli(url, "show", str(alert_id)) == 0
+    history = capsys.readouterr().out
+    for kind in ("opened", "sent", "failed", "acknowledged"):
+        assert f"  {kind}" in history, history
+
+    outbox_id = await adb.fetchval("SELECT outbox_id FROM alert_outbox WHERE channel = 'webhook'")
+    await adb.execute("UPDATE alert_outbox SET status = 'dead' WHERE outbox_id = $1", outbox_id)
+    assert await cli(url, "outbox", "--dead") == 0
+    assert "Connect" in capsys.readouterr().out
+    assert await cli(url, "retry", str(outbox_id)) == 0
+    assert await adb.fetchval("SELECT status FROM alert_outbox WHERE outbox_id = $1", outbox_id) == "pending"
+    with pytest.raises(AlertNotFound):
+        await cli(url, "retry", str(outbox_id))
+
+    await adb.execute("UPDATE alert_subscriptions SET timezone = 'Nowhere/Town', quiet_start = '22:00', "
+                      "quiet_end = '07:00' WHERE subscription_id = 1")
+    assert await cli(url, "run") == 0
+    assert "1 subscriptions skipped" in capsys.readouterr().out
+    assert await cli(url, "subscriptions") == 0
+    assert "PROBLEM: timezone: unknown time zone 'Nowhere/Town'" in capsys.readouterr().out
+    assert await cli(url, "unsubscribe", "1") == 0
+    assert await adb.fetchval("SELECT enabled FROM alert_subscriptions WHERE subscription_id = 1") is False
+
+    await adb.execute("UPDATE alerts SET state = 'resolved'")
+    with pytest.raises(InvalidTransition):
+        await cli(url, "ack", str(alert_id), "--by", "amy")
+
+
+def test_errors_print_as_error_and_hint(fresh_database_url: str) -> None:
+    env = {**os.environ, "CITYOPS_DATABASE_URL": fresh_database_url}
+    done = subprocess.run([sys.executable, "-m", "cityops.cli", "alerts", "list"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 1
+    assert "error: database error" in done.stderr and "hint: run `cityops db migrate` first" in done.stderr
+
+
+async def test_the_loop_runs_cycles_on_its_clock_until_stopped(adb: Database) -> None:
+    await device(adb, "frog-loop", "frog", battery_v=3.4)
+    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+    clock = Clock()
+    runner = AlertsRunner(adb, SETTINGS, clock=clock)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run_forever(0.05, stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(loop, 5)
+    assert await adb.fetchval("SELECT count(*) FROM alerts") == 1          # many cycles, one alert
+    assert await adb.fetchval("SELECT count(*) FROM notifications") == 1   # and one notification
+    # the pure parts saw the injected time, not the wall clock
+    assert await adb.fetchval("SELECT opened_at FROM alerts") == NOW
