@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     from alerts import cli as alerts_cli
     from cityops import bench, dbcli, demo, servecli
     from devices import cli as devices_cli
+    from devices.releases import cli as releases_cli
     from firmware import cli as agent_cli
     from ingest import bench as ingest_bench
     from ingest import cli as ingest_cli
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     routing_cli.register(commands)
     roads_cli.register(commands)
     devices_cli.register(commands)
+    releases_cli.register(commands)
     alerts_cli.register(commands)
     for name, text in PLANNED.items():
         sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")

@@ -148,6 +148,20 @@ class GrittingSettings(BaseModel):
     seed: int = 1
 
 
+class ReleasesSettings(BaseModel):
+    """Fleet releases of the device agent (docs/releases.md)."""
+
+    store_dir: Path = Path(".cityops/releases")  # published archives live here; the API serves them
+    # the fleet's Ed25519 public key (base64, or the path of the .pub file): `release publish` checks with it
+    public_key: str | None = None
+    download_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")  # the API, as devices see it
+    download_bytes_per_s: int = Field(default=2_000_000, gt=0)  # shared by every download at once
+    download_burst_bytes: int = Field(default=256_000, gt=0)
+    max_concurrent_downloads: int = Field(default=20, ge=1)  # more get 429 with Retry-After
+    tick_every_s: float = Field(default=30.0, gt=0)  # `cityops release run`: how often rollouts advance
+    mqtt_client_id: str = Field(default="cityops-releases", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYOPS_",
@@ -166,6 +180,7 @@ class Settings(BaseSettings):
     devices: DevicesSettings = DevicesSettings()
     gritting: GrittingSettings = GrittingSettings()
     alerts: AlertsSettings = AlertsSettings()
+    releases: ReleasesSettings = ReleasesSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

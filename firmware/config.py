@@ -21,6 +21,7 @@ from firmware.errors import AgentConfigError
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import BinSource, FrogSource, ReadingSource, RoadSource
 from firmware.sender import SendPolicy
+from firmware.update.config import UpdateConfig
 
 DriverName = Literal["sht31", "sht4x", "bme280", "dht22", "ds18b20", "hc-sr04", "jsn-sr04t", "nmea-gps",
                      "power_supply"]
@@ -75,6 +76,7 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     interval_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] | None = None
     spool: SpoolConfig = SpoolConfig()
     send: SendConfig = SendConfig()
+    update: UpdateConfig | None = None  # fleet updates (firmware/update, docs/releases.md)
 
 
 def load_agent_config(path: Path) -> AgentConfig:

@@ -12,7 +12,7 @@ from cityops import __version__
 from cityops.errors import CityOpsError, DatabaseUnavailable, StorageError
 from cityops.settings import Settings
 from cityops.storage import Database
-from ops_api.routes import health
+from ops_api.routes import health, releases
 
 
 def create_app(settings: Settings, *, db: Database | None = None,
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app.state.settings = settings
     app.state.mqtt_url = mqtt_url or settings.resolved_mqtt_url()
     app.include_router(health.router)
+    app.include_router(releases.router)
     app.add_exception_handler(CityOpsError, _domain_error)  # type: ignore[arg-type]
     return app
 

@@ -1,0 +1,217 @@
+"""Package the device agent as a slim, signed release.
+
+What goes in: the `firmware` package (minus `firmware/cli.py` and `__main__.py`, the shell of
+the platform's `cityops agent` command, which would pull in the whole platform) and the
+`cityops` modules it imports, found by following its import statements (today
+cityops/__init__, errors, telemetry, mqtt and settings). An import of another platform
+package (devices, ingest, rules, ...) fails the build: the release would not run. The
+release's `cityops/__init__.py` carries the release version, which the agent reports as
+its firmware version.
+
+Dependencies: the agent's third-party imports must all be in AGENT_REQUIREMENTS (checked),
+pinned to the versions installed where the build runs (the versions the tests ran with).
+With `wheels=WheelOptions(...)` they are fetched with `pip download` (optionally offline
+from a wheel folder, optionally for the Pi's platform) into wheels/ and installed on the
+device into the version's own site/; without (the default for tests, `--no-deps`), the
+device's environment provides them.
+
+The tarball is reproducible: sorted entries, fixed timestamps and owners, gzip without a
+date, so the same source, version and `created_at` give the same SHA-256.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import hashlib
+import importlib.metadata
+import io
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from devices.releases.errors import BuildError
+from devices.releases.signing import sign
+from firmware.update.manifest import MANIFEST_NAME, VERSION, Manifest, encode_manifest, now_utc
+
+FIRST_PARTY = ("cityops", "firmware", "devices", "ingest", "rules", "ops_api", "alerts", "dashboards")
+EXCLUDED = {"firmware/cli.py", "firmware/__main__.py"}
+# distribution name -> the import names it provides
+AGENT_REQUIREMENTS = {
+    "paho-mqtt": ("paho",), "msgspec": ("msgspec",), "cryptography": ("cryptography",),
+    # cityops/mqtt.py (the broker URL parser the agent uses) imports these at module level
+    "aiomqtt": ("aiomqtt",), "pydantic": ("pydantic",), "pydantic-settings": ("pydantic_settings",),
+}
+_VERSION_LINE = re.compile(r'^__version__ = "[^"]*"$', re.MULTILINE)
+EPOCH = 315532800  # 1980-01-01, the earliest time a zip/wheel can hold too
+
+
+@dataclass(frozen=True)
+class WheelOptions:
+    find_links: Path | None = None  # a folder of wheels to take them from
+    no_index: bool = False  # offline: only find_links
+    platform: str | None = None  # e.g. manylinux2014_aarch64 for a Pi running 64-bit Raspberry Pi OS
+    python_version: str | None = None  # e.g. 3.11, with platform
+
+
+@dataclass(frozen=True)
+class BuiltRelease:
+    version: str
+    archive: Path
+    signature_path: Path
+    sha256: str
+    signature: str
+    size: int
+    manifest: Manifest
+
+
+def default_source() -> Path:
+    import firmware
+
+    return Path(firmware.__file__).resolve().parents[1]
+
+
+def _module_file(source: Path, dotted: str) -> Path | None:
+    base = source.joinpath(*dotted.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every absolute module name imported anywhere in the file (also inside functions)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def collect_files(source: Path) -> tuple[dict[str, Path], set[str]]:
+    """Archive path (relative to src/) -> file, and the third-party top-level imports."""
+    firmware = source / "firmware"
+    if not (firmware / "__init__.py").is_file():
+        raise BuildError(f"{source} has no firmware/ package to build from")
+    files = {p.relative_to(source).as_posix(): p for p in sorted(firmware.rglob("*.py"))
+             if p.relative_to(source).as_posix() not in EXCLUDED and "__pycache__" not in p.parts}
+    third_party: set[str] = set()
+    queue = list(files.values())
+    while queue:
+        path = queue.pop()
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top == "__future__":
+                continue
+            if top not in FIRST_PARTY:
+                third_party.add(top)
+                continue
+            if top not in ("cityops", "firmware"):
+                raise BuildError(f"{path.relative_to(source)} imports {name}: the agent must not depend on "
+                                 "the platform's other packages")
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # the package __init__s on the way, and the module
+                module = _module_file(source, ".".join(parts[:i]))
+                if module is None:
+                    continue
+                key = module.relative_to(source).as_posix()
+                if key not in files and key not in EXCLUDED:
+                    files[key] = module
+                    queue.append(module)
+    return files, third_party
+
+
+def requirements(third_party: set[str]) -> list[str]:
+    """AGENT_REQUIREMENTS pinned to the installed versions; an import outside them fails."""
+    provided = {name: dist for dist, names in AGENT_REQUIREMENTS.items() for name in names}
+    unknown = sorted(third_party - provided.keys())
+    if unknown:
+        raise BuildError(f"the agent imports {', '.join(unknown)}, which is not a declared agent requirement",
+                         hint="add it to devices/releases/build.py AGENT_REQUIREMENTS (or make the import lazy)")
+    pinned = []
+    for dist in sorted(AGENT_REQUIREMENTS):
+        try:
+            pinned.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            raise BuildError(f"{dist} is not installed here, so its version cannot be pinned") from None
+    return pinned
+
+
+def stamp_version(text: str, version: str) -> str:
+    stamped, count = _VERSION_LINE.subn(f'__version__ = "{version}"', text)
+    if count != 1:
+        raise BuildError("cityops/__init__.py has no single `__version__ = \"...\"` line to stamp")
+    return stamped
+
+
+def download_wheels(reqs: list[str], dest: Path, options: WheelOptions) -> list[Path]:
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+               "--only-binary=:all:", "--dest", str(dest)]
+    if options.find_links is not None:
+        command += ["--find-links", str(options.find_links)]
+    if options.no_index:
+        command.append("--no-index")
+    if options.platform:
+        command += ["--platform", options.platform, "--python-version", options.python_version or "3.11",
+                    "--implementation", "cp"]
+    result = subprocess.run([*command, *reqs], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise BuildError(f"pip download failed: {' / '.join(tail)}")
+    return sorted(dest.glob("*.whl"))
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), EPOCH, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_release(version: str, out_dir: Path, private_key: Ed25519PrivateKey, *, source: Path | None = None,
+                  wheels: WheelOptions | None = None, created_at: datetime | None = None) -> BuiltRelease:
+    if not VERSION.match(version):
+        raise BuildError(f"{version!r} is not a release version (letters, digits, . _ + -; at most 64)")
+    source = (source or default_source()).resolve()
+    files, third_party = collect_files(source)
+    reqs = requirements(third_party)
+    contents: dict[str, bytes] = {}
+    for name, path in sorted(files.items()):
+        data = path.read_bytes()
+        if name == "cityops/__init__.py":
+            data = stamp_version(data.decode(), version).encode()
+        contents[f"src/{name}"] = data
+    with tempfile.TemporaryDirectory(prefix="release-wheels") as tmp:
+        if wheels is not None:
+            for wheel in download_wheels(reqs, Path(tmp), wheels):
+                contents[f"wheels/{wheel.name}"] = wheel.read_bytes()
+        manifest = Manifest(version=version, created_at=created_at or now_utc().replace(microsecond=0),
+                            files={name: hashlib.sha256(data).hexdigest() for name, data in sorted(contents.items())},
+                            unpacked_bytes=sum(len(d) for d in contents.values()), requirements=reqs,
+                            wheels=wheels is not None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    archive = out_dir / f"cityops-agent-{version}.tar.gz"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, MANIFEST_NAME, encode_manifest(manifest))
+        for name, data in contents.items():
+            _add(tar, name, data)
+    archive.write_bytes(buffer.getvalue())
+    sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()
+    signature = sign(private_key, version, sha256)
+    signature_path = archive.with_name(archive.name + ".sig")
+    signature_path.write_text(signature + "\n")
+    return BuiltRelease(version, archive, signature_path, sha256, signature, len(buffer.getvalue()), manifest)

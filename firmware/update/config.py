@@ -1,0 +1,23 @@
+"""The `[update]` table of the agent config: where versions live, the fleet's public key,
+and the launcher's health and crash-loop limits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+
+class UpdateConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    root: str = "/opt/cityops-agent"
+    # base64 of the raw 32-byte Ed25519 public key (`cityops release keygen` prints it);
+    # without it the device refuses every update (and says so in its report)
+    public_key: str | None = None
+    # the new version must publish (a PUBACK for a reading) within this long, or it is rolled back
+    health_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    # this many exits within the window is a crash loop: roll back to the previous version
+    crash_loop_restarts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    crash_loop_window_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    restart_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # free space kept on top of what a release needs
+    reserve_mb: Annotated[float, msgspec.Meta(ge=0)] = 20.0

@@ -1,0 +1,74 @@
+"""Shared pieces of the release tests: a signing key, quick builds (no wheels), a copy of the
+agent's source with a bug in it, registered devices, and the API served on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cityops.embedded.process import free_port
+from cityops.settings import ReleasesSettings, Settings, load_settings
+from cityops.storage import Database
+from devices import registry
+from devices.releases.build import BuiltRelease, build_release, default_source
+from devices.releases.signing import KeyPair, keygen, load_private_key
+from devices.spec import DeviceSpec
+from ops_api.app import create_app
+
+BRISTOL = (-2.59, 51.45)
+
+
+def fleet_key(folder: Path) -> tuple[KeyPair, Ed25519PrivateKey]:
+    pair = keygen(folder)
+    return pair, load_private_key(pair.private_path)
+
+
+def build(version: str, out: Path, key: Ed25519PrivateKey, source: Path | None = None) -> BuiltRelease:
+    return build_release(version, out, key, source=source)
+
+
+def agent_source_copy(folder: Path, patch: dict[str, str] | None = None) -> Path:
+    """A copy of the agent's packages to build from, with `patch` (path -> text appended)."""
+    source = default_source()
+    for package in ("firmware", "cityops"):
+        shutil.copytree(source / package, folder / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name, text in (patch or {}).items():
+        path = folder / name
+        path.write_text(path.read_text() + text)
+    return folder
+
+
+async def register(db: Database, device_id: str, kind: str = "frog", lon: float = BRISTOL[0],
+                   lat: float = BRISTOL[1]) -> str:
+    """Register a device; its secret."""
+    issued = await registry.add_device(db, DeviceSpec(device_id, kind, lon, lat))
+    return issued.secret
+
+
+def api_settings(store: Path, **releases: object) -> Settings:
+    return load_settings(releases=ReleasesSettings(store_dir=store, **releases))  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, db: Database) -> AsyncIterator[str]:
+    """The real API on a free port (uvicorn in this process); its base URL."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, db=db), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
