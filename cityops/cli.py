@@ -11,19 +11,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from cityops import __version__
 from cityops.errors import CityOpsError
-from cityops.settings import Settings, get_settings
-
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-
-# Commands that later work fills in: name -> what it will do.
-PLANNED = {
-    "dashboards": "export or push the Grafana boards",
-}
+from cityops.settings import get_settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from alerts import cli as alerts_cli
     from cityops import bench, dbcli, demo, servecli
+    from dashboards import cli as dashboards_cli
     from devices import cli as devices_cli
     from devices.releases import cli as releases_cli
     from firmware import cli as agent_cli
@@ -66,18 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices_cli.register(commands)
     releases_cli.register(commands)
     alerts_cli.register(commands)
-    for name, text in PLANNED.items():
-        sub = commands.add_parser(name, help=f"(planned) {text}", description=f"{text}. Not built yet.")
-        sub.set_defaults(handler=_planned(name))
+    dashboards_cli.register(commands)
     return parser
-
-
-def _planned(name: str) -> Handler:
-    async def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"cityops {name}: not built yet; see the open issues for when it lands.", file=sys.stderr)
-        return 2
-
-    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:

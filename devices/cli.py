@@ -1,4 +1,4 @@
-"""`cityops device add|list|show|update|move|retire|rotate|import|health|sync-broker`.
+"""`cityops device add|list|show|update|move|retire|rotate|import|health|sync-broker|broker-config`.
 
 Every change is one transaction, then the broker's password and ACL files are rewritten
 from the database and Mosquitto is sent SIGHUP (when CITYOPS_DEVICES__BROKER_PID_FILE is
@@ -20,7 +20,7 @@ from typing import Any
 from cityops.services import database_for
 from cityops.settings import Settings
 from cityops.storage import Database
-from devices import registry
+from devices import broker_config, registry
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
 from devices.broker_auth import service_username, sync_broker
@@ -97,6 +97,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     health.add_argument("device_ids", nargs="*", metavar="DEVICE_ID")
 
     action("sync-broker", run_sync, "rewrite the broker's password and ACL files and reload it")
+    broker_config.add_command(actions)
 
 
 # --- output -------------------------------------------------------------------------------

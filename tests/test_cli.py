@@ -34,12 +34,6 @@ def test_a_missing_action_says_what_is_required() -> None:
     assert "required" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_planned_command_says_it_is_not_built_yet() -> None:
-    result = cityops("dashboards")
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr
-
-
 def test_an_unreachable_database_is_one_line_and_a_hint() -> None:
     url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/city"
     result = cityops("db", "status", env={"CITYOPS_DATABASE_URL": url})

@@ -1,0 +1,375 @@
+"""The Grafana boards: every panel's SQL, expanded as Grafana expands it, returns rows from a
+real database filled with a small simulated city; the committed JSON is what the code
+builds; `push` creates and updates through grafana-client against a fake Grafana (a real
+local HTTP server that records what it was sent)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cityops.settings import DevicesSettings, StorageSettings
+from cityops.storage import Database, migrate
+from dashboards.boards import all_boards
+from dashboards.check import PanelRun, run_boards
+from dashboards.errors import GrafanaError
+from dashboards.export import rendered_files
+from dashboards.model import SCHEMA_VERSION, MapView, Sql
+from dashboards.push import GrafanaPusher, postgres_datasource, prometheus_datasource
+from tests.conftest import scratch_database
+
+ROOT = Path(__file__).parent.parent
+VIEW = MapView.from_area_wkt(DevicesSettings().area_wkt)
+BOARDS = all_boards(VIEW)
+NOW = datetime.now(UTC).replace(microsecond=0)
+SQL_QUERIES = [(b.uid, p.title, chr(ord("A") + i)) for b in BOARDS for p in b.panels
+               for i, q in enumerate(p.queries) if isinstance(q, Sql)]
+
+
+# --- a small simulated city -------------------------------------------------------------
+
+async def seed(db: Database) -> None:
+    """Two homes in two areas (one with a quote in its name), a road sensor and a gritter,
+    two bins, a depot with a plan, a gritting run, alerts and dead letters, all recent."""
+    now = NOW
+    await db.execute("""
+        INSERT INTO devices (device_id, kind, lon, lat, household_id, road_segment_id, mobile, online, last_seen,
+                             battery_v, firmware_version) VALUES
+        ('frog-1', 'frog', -2.60, 51.45, 'h1', NULL, false, true, $1, 3.9, '1.0.0'),
+        ('frog-2', 'frog', -2.58, 51.46, 'h2', NULL, false, false, $1::timestamptz - interval '3 hours', 3.7, '1.0.0'),
+        ('road-1', 'road', -2.62, 51.44, NULL, 'seg-1', false, true, $1, 12.1, '1.0.0'),
+        ('grit-1', 'road', NULL, NULL, NULL, NULL, true, true, $1, 12.4, '1.0.0'),
+        ('bin-1', 'bin', -2.59, 51.47, NULL, NULL, false, true, $1, 3.6, '1.0.0'),
+        ('bin-2', 'bin', -2.61, 51.43, NULL, NULL, false, NULL, NULL, NULL, NULL)""", now)
+    await db.execute("""
+        INSERT INTO damp_home_settings (household_id, area, social_landlord) VALUES
+        ('h1', 'north', true), ('h2', 'St John''s', false)""")
+    for step in range(36):  # every 10 minutes for 6 hours
+        ts = now - timedelta(minutes=10 * step)
+        got = ts + timedelta(seconds=4)
+        await db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct, received_at) VALUES "
+                         "('frog-1', $1, 17.5, 78, $2), ('frog-2', $1, 19.0, 66, $2)", ts, got)
+        await db.execute("INSERT INTO road_readings (device_id, ts, surface_temp_c, air_temp_c, surface_state, "
+                         "received_at) VALUES ('road-1', $1, $3, 1.5, 'damp', $2)", ts, got, 0.5 - step * 0.05)
+        await db.execute("INSERT INTO road_readings (device_id, ts, surface_temp_c, air_temp_c, lat, lon, "
+                         "received_at) VALUES ('grit-1', $1, -0.5, 0.5, $3, $4, $2)", ts, got,
+                         51.44 + step * 0.001, -2.62 + step * 0.001)
+        await db.execute("INSERT INTO bin_readings (device_id, ts, distance_mm, fill_fraction, temp_c, tilt_deg, "
+                         "received_at) VALUES ('bin-1', $1, 300, $3, 12, 2, $2)", ts, got, 0.9 - step * 0.01)
+    await db.execute("INSERT INTO dead_letters (topic, device_id, reason, payload, received_at) VALUES "
+                     "('cityops/v1/devices/frog-1/telemetry', 'frog-1', 'schema: rh_pct out of range', '\\x7b7d', $1),"
+                     "('cityops/v1/devices/x/telemetry', NULL, 'unknown device: x', '\\x00', $1)",
+                     now - timedelta(minutes=5))
+    reasons = json.dumps(["surface RH above 80% for 40 of the last 168 hours", "mould index 2.1"])
+    await db.execute("""
+        INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d,
+            condensation_hours_7d, surface_rh_30d, surface_t_30d, reasons, changes, faults, metrics) VALUES
+        ('frog-1', $1, 'h1', 'high', 2.1, 40, 6, 82.5, 14.1, $2::jsonb, '[]', '[]', '{}'),
+        ('frog-2', $1, 'h2', 'medium', 0.8, 12, 1, 74.0, 15.9, $2::jsonb, '[]', '[]', '{}')""",
+                     now - timedelta(minutes=30), reasons)
+    await db.execute("""
+        INSERT INTO bin_settings (device_id, bin_type, place) VALUES ('bin-1', 'general', 'town_centre');
+        INSERT INTO bin_depots (depot_id, lon, lat, trucks, capacity_l) VALUES ('depot-1', -2.6, 51.45, 1, 10000)""")
+    await db.execute("""
+        INSERT INTO bin_priorities (device_id, data_until, status, fill, hours_to_threshold, hours_low, hours_high,
+            overflow_risk, score, mandatory, reasons) VALUES
+        ('bin-1', $1, 'ok', 0.9, 3.5, 2, 6, 0.7, 9.5, true, 'over 85% full; overflows within 6 h'),
+        ('bin-2', $1, 'learning', 0.2, 'Infinity', NULL, NULL, 0.0, 0.5, false, 'learning its fill rate')""",
+                     now - timedelta(minutes=20))
+    await db.execute("INSERT INTO bin_events (device_id, ts, kind, value, message) VALUES "
+                     "('bin-1', $1, 'tilt', 65, 'bin tipped over (65 degrees)')", now - timedelta(hours=1))
+    plan_id = await db.fetchval("""
+        INSERT INTO bin_plans (depot_id, shift_start, feasible, distance_m, solve_s, skipped, missed, notes, geojson)
+        VALUES ('depot-1', date_trunc('day', $1::timestamptz) + interval '1 day 6 hours', true, 8200, 1.5,
+                '[]', '[]', '[]', '{"type": "FeatureCollection", "features": []}') RETURNING plan_id""", now)
+    await db.execute("""
+        INSERT INTO bin_plan_stops (plan_id, truck, seq, device_id, arrive, depart, load_after_l) VALUES
+        ($1, 1, 1, 'bin-1', $2::timestamptz, $2::timestamptz + interval '3 minutes', 240)""", plan_id,
+                     now + timedelta(hours=12))
+    await seed_gritting(db, now)
+    await db.execute("""
+        INSERT INTO alerts (rule, cause, severity, state, title, device_id, opened_at, last_firing_at) VALUES
+        ('road_freezing', 'road_freezing:seg-1', 'critical', 'open', 'Road surface below zero on seg-1',
+         'road-1', $1, $1),
+        ('battery_low', 'battery_low:bin-1', 'warning', 'acknowledged', 'Battery low on bin-1', 'bin-1', $1, $1),
+        ('offline', 'offline:frog-2', 'warning', 'resolved', 'frog-2 offline', 'frog-2', $1, $1)""",
+                     now - timedelta(hours=2))
+
+
+async def seed_gritting(db: Database, now: datetime) -> None:
+    line = json.dumps({"type": "LineString", "coordinates": [[-2.62, 51.44], [-2.61, 51.445]]})
+    await db.execute("""
+        INSERT INTO road_depots (depot_id, name, lon, lat) VALUES ('rd-1', 'Depot', -2.6, 51.45);
+        INSERT INTO gritting_routes (route_id, name, depot_id, vehicles, salt_capacity_kg)
+        VALUES ('route-1', 'North loop', 'rd-1', 1, 6000)""")
+    await db.execute("""
+        INSERT INTO road_segments (segment_id, name, route_id, priority, length_m, width_m, geometry, mid_lon,
+            mid_lat, start_node, end_node) VALUES
+        ('seg-1', 'Hill Road', 'route-1', 1, 800, 7.3, $1::jsonb, -2.615, 51.4425, 'a', 'b'),
+        ('seg-2', 'Bridge Street', 'route-1', 2, 400, 6.5, $1::jsonb, -2.605, 51.4475, 'b', 'c')""", line)
+    run_id = await db.fetchval("""
+        INSERT INTO gritting_runs (computed_at, as_of, window_start, window_end, inputs, warnings)
+        VALUES ($1::timestamptz, $1, $1, $1::timestamptz + interval '12 hours', '{}', '[]') RETURNING run_id""",
+        now - timedelta(minutes=15))
+    await db.execute("""
+        INSERT INTO gritting_segment_decisions (run_id, segment_id, route_id, rst_now_c, rst_min_c, rst_min_at,
+            frost_point_c, surface_state, source, action, reason, spread_rate_g_m2, salt_kg) VALUES
+        ($1, 'seg-1', 'route-1', 0.4, -2.1, $2, -1.0, 'damp', 'sensor', 'treat', 'RST -2.1 below frost point', 10, 58),
+        ($1, 'seg-2', 'route-1', 2.0, 0.8, $2, -1.0, 'dry', 'forecast', 'monitor', 'RST within 1 degC', NULL, 0)""",
+                     run_id, now + timedelta(hours=6))
+    await db.execute("""
+        INSERT INTO gritting_route_decisions (run_id, route_id, send, reason, treat_segments, salt_kg, freeze_at,
+            latest_start) VALUES ($1, 'route-1', true, '1 segment below frost point by 03:00', 1, 58, $2, $3)""",
+                     run_id, now + timedelta(hours=6), now + timedelta(hours=4))
+
+
+@pytest.fixture(scope="module")
+async def city(postgres_admin_url: str) -> AsyncIterator[Database]:
+    """A database of its own (other tests' rows would make empty panels pass), migrated and seeded."""
+    async with scratch_database(postgres_admin_url) as url, Database.connect(url) as db:
+        await migrate(db, StorageSettings())
+        await seed(db)
+        yield db
+
+
+@pytest.fixture(scope="module")
+async def panel_runs(city: Database) -> dict[tuple[str, str, str], PanelRun]:
+    runs = await run_boards(city, BOARDS, NOW - timedelta(hours=24), NOW + timedelta(minutes=1))
+    return {(r.board, r.panel, r.ref_id): r for r in runs}
+
+
+@pytest.mark.parametrize(("board", "panel", "ref_id"), SQL_QUERIES, ids=[f"{b}/{p}/{r}" for b, p, r in SQL_QUERIES])
+async def test_every_panel_query_returns_rows(panel_runs: dict[tuple[str, str, str], PanelRun], board: str,
+                                              panel: str, ref_id: str) -> None:
+    run = panel_runs[(board, panel, ref_id)]
+    assert run.error is None, f"{run.error}\n{run.sql}"
+    assert run.rows > 0, f"no rows from:\n{run.sql}"
+    assert "$" not in run.sql.replace("$__all", ""), "a macro or variable was left unexpanded"
+
+
+async def test_the_area_variable_filters_homes_even_with_a_quote_in_a_name(city: Database) -> None:
+    from dataclasses import replace
+
+    from dashboards.boards.damp import WORST_HOMES
+    from dashboards.macros import QueryContext, Selection, expand
+
+    ctx = QueryContext(NOW - timedelta(days=1), NOW + timedelta(minutes=1),
+                       variables={"area": Selection.many(["St John's"])})
+    rows = await city.fetch(expand(WORST_HOMES.sql, ctx))
+    assert [(r["household"], r["area"]) for r in rows] == [("h2", "St John's")]
+    rows = await city.fetch(expand(WORST_HOMES.sql, replace(ctx, variables={"area": Selection.all(
+        ["north", "St John's"])})))
+    assert [r["household"] for r in rows] == ["h1", "h2"]  # worst first: high before medium
+
+
+async def test_panels_read_the_latest_gritting_run_only(city: Database) -> None:
+    from dashboards.boards.roads import ROUTES_TO_SEND
+    from dashboards.macros import QueryContext, expand
+
+    older = await city.fetchval("INSERT INTO gritting_runs (computed_at, as_of, window_start, window_end, inputs, "
+                                "warnings) VALUES (now() - interval '1 day', now(), now(), now(), '{}', '[]') "
+                                "RETURNING run_id")
+    try:
+        rows = await city.fetch(expand(ROUTES_TO_SEND.sql, QueryContext(NOW - timedelta(days=1), NOW)))
+        assert rows == []  # the newest run decided nothing yet: the board must not show an older run's routes
+    finally:
+        await city.execute("DELETE FROM gritting_runs WHERE run_id = $1", older)
+
+
+def test_time_series_on_readings_use_the_hourly_aggregates() -> None:
+    for board in BOARDS:
+        if board.uid == "cityops-ingest":
+            continue  # by commit time (received_at), which the aggregates do not keep
+        for panel in board.panels:
+            for query in panel.sql:
+                if query.format == "time_series":
+                    assert re.search(r"\b(frog|road|bin)_hourly\b", query.sql), panel.title
+                    assert panel.min_interval == "1h", panel.title
+
+
+def test_boards_are_schema_39_with_unique_ids_and_a_laid_out_grid() -> None:
+    uids = [b.uid for b in BOARDS]
+    assert len(set(uids)) == len(uids) == 5
+    for board in BOARDS:
+        doc = board.to_json()
+        assert doc["schemaVersion"] >= SCHEMA_VERSION and doc["uid"] == board.uid
+        ids = [p["id"] for p in doc["panels"]]
+        assert len(set(ids)) == len(ids)
+        for panel in doc["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24 and panel["targets"]
+            assert all(t["refId"] for t in panel["targets"])
+        cells = set()  # no two panels overlap
+        for panel in doc["panels"]:
+            g = panel["gridPos"]
+            area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+            assert not cells & area, panel["title"]
+            cells |= area
+    names = {v["name"] for b in BOARDS for v in b.to_json()["templating"]["list"]}
+    assert names == {"area", "kind"}
+    maps = [p for b in BOARDS for p in b.to_json()["panels"] if p["type"] == "geomap"]
+    assert len(maps) >= 5 and all(layer["location"]["mode"] == "coords" for m in maps
+                                  for layer in m["options"]["layers"])
+
+
+def test_panel_sql_has_no_comments_grafana_would_strip() -> None:
+    for board in BOARDS:
+        for panel in board.panels:
+            for query in panel.sql:
+                assert "--" not in query.sql and "/*" not in query.sql, panel.title
+
+
+# --- export -----------------------------------------------------------------------------
+
+def test_the_committed_files_are_what_the_code_builds(tmp_path: Path) -> None:
+    from dashboards.export import export
+
+    result = export(tmp_path, VIEW)
+    committed = ROOT / "deploy" / "grafana"
+    for path in result.files:
+        relative = path.relative_to(tmp_path)
+        assert (committed / relative).read_text() == path.read_text(), \
+            f"deploy/grafana/{relative} is stale: run `cityops dashboards export`"
+    on_disk = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file()}
+    assert on_disk == set(rendered_files(BOARDS)), "deploy/grafana holds files the code does not build"
+
+
+def test_provisioning_files_have_grafanas_structure() -> None:
+    files = rendered_files(BOARDS)
+    sources = yaml.safe_load(files[Path("provisioning/datasources/cityops.yaml")])
+    assert sources["apiVersion"] == 1
+    by_uid = {d["uid"]: d for d in sources["datasources"]}
+    postgres = by_uid["cityops-postgres"]
+    assert postgres["type"] == "grafana-postgresql-datasource" and postgres["access"] == "proxy"
+    assert set(postgres["jsonData"]) >= {"database", "sslmode", "timescaledb"}
+    assert postgres["secureJsonData"]["password"].startswith("${")  # from the environment, never committed
+    assert by_uid["cityops-prometheus"]["type"] == "prometheus"
+    providers = yaml.safe_load(files[Path("provisioning/dashboards/cityops.yaml")])
+    assert providers["apiVersion"] == 1
+    [provider] = providers["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+    used = {t["datasource"]["uid"] for b in BOARDS for p in b.to_json()["panels"] for t in p["targets"]}
+    assert used <= set(by_uid)
+
+
+# --- push against a fake Grafana ----------------------------------------------------------
+
+class FakeGrafana(BaseHTTPRequestHandler):
+    """Grafana's API as far as push uses it; remembers what exists and records every request."""
+
+    state: dict[str, Any]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        state = self.state
+        state["requests"].append((method, self.path, self.headers.get("Authorization"), body))
+        if self.headers.get("Authorization") != f"Bearer {state['token']}":
+            return self._answer(401, {"message": "Unauthorized"})
+        path = self.path
+        if (method, path) == ("GET", "/api/frontend/settings"):  # grafana-client's health check
+            return self._answer(200, {"buildInfo": {"version": "11.2.0"}})
+        if method == "GET" and path.startswith("/api/datasources/uid/"):
+            uid = path.rsplit("/", 1)[1]
+            found = state["datasources"].get(uid)
+            return self._answer(200, found) if found else self._answer(404, {"message": "Data source not found"})
+        if (method, path) == ("POST", "/api/datasources"):
+            state["datasources"][body["uid"]] = body
+            return self._answer(200, {"message": "Datasource added", "id": 1, "datasource": body})
+        if method == "PUT" and path.startswith("/api/datasources/uid/"):
+            state["datasources"][path.rsplit("/", 1)[1]] = body
+            return self._answer(200, {"message": "Datasource updated"})
+        if method == "GET" and path.startswith("/api/folders/"):
+            uid = path.rsplit("/", 1)[1]
+            return (self._answer(200, {"uid": uid}) if uid in state["folders"]
+                    else self._answer(404, {"message": "folder not found"}))
+        if (method, path) == ("POST", "/api/folders"):
+            state["folders"].add(body["uid"])
+            return self._answer(200, {"uid": body["uid"], "title": body["title"]})
+        if (method, path) == ("POST", "/api/dashboards/db"):
+            uid = body["dashboard"]["uid"]
+            state["dashboards"][uid] = body
+            return self._answer(200, {"status": "success", "uid": uid, "url": f"/d/{uid}/x", "version": 1})
+        return self._answer(404, {"message": "no route"})
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+
+@pytest.fixture
+def grafana() -> Iterator[tuple[str, dict[str, Any]]]:
+    state: dict[str, Any] = {"token": "glsa_test", "requests": [], "datasources": {}, "folders": set(),
+                             "dashboards": {}}
+    handler = type("Handler", (FakeGrafana,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_push_creates_then_updates_data_sources_folder_and_boards(grafana: tuple[str, dict[str, Any]]) -> None:
+    url, state = grafana
+    sources = [postgres_datasource("postgresql://grafana_reader:p%40ss@db.example:5433/cityops?sslmode=require",
+                                   timescaledb=True), prometheus_datasource("http://prometheus:9090")]
+    first = GrafanaPusher(url, "glsa_test").push(BOARDS, sources)
+    assert first.datasources == ("created cityops-postgres", "created cityops-prometheus")
+    assert first.folder == "created cityops" and len(first.boards) == 5
+    postgres = state["datasources"]["cityops-postgres"]
+    assert postgres["url"] == "db.example:5433" and postgres["user"] == "grafana_reader"
+    assert postgres["secureJsonData"] == {"password": "p@ss"}
+    assert postgres["jsonData"]["database"] == "cityops" and postgres["jsonData"]["sslmode"] == "require"
+    saved = state["dashboards"]["cityops-roads"]
+    assert saved["overwrite"] is True and saved["folderUid"] == "cityops" and saved["dashboard"]["id"] is None
+    assert saved["dashboard"]["panels"] == next(b for b in BOARDS if b.uid == "cityops-roads").to_json()["panels"]
+
+    second = GrafanaPusher(url, "glsa_test").push(BOARDS, sources)
+    assert second.datasources == ("updated cityops-postgres", "updated cityops-prometheus")
+    assert second.folder == "kept cityops"
+    methods = [(m, p) for m, p, _, _ in state["requests"]]
+    assert methods.count(("POST", "/api/folders")) == 1
+    assert ("PUT", "/api/datasources/uid/cityops-postgres") in methods
+    assert all(auth == "Bearer glsa_test" for _, _, auth, _ in state["requests"])
+
+
+def test_push_with_a_wrong_token_or_no_grafana_is_a_clear_error(grafana: tuple[str, dict[str, Any]]) -> None:
+    url, state = grafana
+    with pytest.raises(GrafanaError, match="401") as refused:
+        GrafanaPusher(url, "wrong").push(BOARDS, [])
+    assert refused.value.status == 401 and "service account" in refused.value.hint
+    assert state["dashboards"] == {}
+    from cityops.embedded.process import free_port
+
+    with pytest.raises(GrafanaError, match="cannot reach Grafana"):
+        GrafanaPusher(f"http://127.0.0.1:{free_port()}", "t", timeout_s=2).push(BOARDS, [])
+    with pytest.raises(GrafanaError, match="postgresql://"):
+        postgres_datasource("mysql://x@y/z", timescaledb=False)

@@ -1,0 +1,29 @@
+"""The boards on TimescaleDB (PGlite with the extension): every panel's SQL as Grafana sends
+it when the data source has `timescaledb: true` ($__timeGroup becomes time_bucket), over
+the real continuous aggregates, returns rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from cityops.settings import StorageSettings
+from cityops.storage import Database, migrate
+from dashboards.check import run_boards
+from tests.test_dashboards import BOARDS, NOW, SQL_QUERIES, seed
+
+pytestmark = pytest.mark.timescale
+
+
+async def test_every_panel_query_returns_rows_on_timescaledb(timescale_db: Database) -> None:
+    await migrate(timescale_db, StorageSettings(timescale="require"))
+    assert (await timescale_db.backend(refresh=True)).is_timescale
+    if not await timescale_db.fetchval("SELECT count(*) FROM devices WHERE device_id = 'frog-1'"):
+        await seed(timescale_db)
+    runs = await run_boards(timescale_db, BOARDS, NOW - timedelta(hours=24), NOW + timedelta(minutes=1),
+                            timescaledb=True)
+    assert len(runs) == len(SQL_QUERIES)
+    problems = [f"{r.board}/{r.panel}: {r.error or 'no rows'}\n{r.sql}" for r in runs if not r.ok]
+    assert problems == []
+    assert any("time_bucket('3600.000s'" in r.sql for r in runs)

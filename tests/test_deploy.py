@@ -1,0 +1,235 @@
+"""Deployment files: the compose file passes the Compose Specification's schema, every
+command in it and in the systemd units is a real `cityops` command, and the generated
+Mosquitto config runs a real mosquitto where a registered device gets in and an anonymous
+client does not."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import contextlib
+import io
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from cityops.cli import build_parser
+from cityops.embedded.broker import mosquitto_user
+from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
+from cityops.settings import load_settings
+from cityops.storage import Database
+from devices.broker_auth import sync_broker
+from devices.broker_config import BrokerConfig, Listener, Tls, broker_config, render_broker_config
+from devices.errors import InvalidField
+from devices.registry import add_device
+from tests.conftest import skip_or_fail
+from tests.test_devices_broker import connack, frog
+
+ROOT = Path(__file__).parent.parent
+DEPLOY = ROOT / "deploy"
+SCHEMA = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_text())
+# how deploy/mosquitto/mosquitto.conf is generated (paths as the broker container sees them)
+COMPOSE_BROKER_ARGS = ["device", "broker-config", "--password-file", "/cityops/broker/passwords",
+                       "--acl-file", "/cityops/broker/acl", "--pid-file", "/cityops/broker/mosquitto.pid",
+                       "--persistence-dir", "/mosquitto/data"]
+
+
+def compose() -> dict[str, Any]:
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def schema_errors(doc: object) -> list[str]:
+    validator = jsonschema.Draft201909Validator(SCHEMA)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def parse_cityops(argv: list[str]) -> argparse.Namespace:
+    """Parse a command line with the real parser; a usage error fails the test with its message."""
+    assert argv[0].endswith("cityops"), argv
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return build_parser().parse_args(argv[1:])
+    except SystemExit:
+        pytest.fail(f"`{shlex.join(argv)}` is not a cityops command: {err.getvalue()}")
+
+
+# --- compose ----------------------------------------------------------------------------
+
+def test_compose_passes_the_compose_spec_schema() -> None:
+    doc = compose()
+    assert schema_errors(doc) == []
+    broken = json.loads(json.dumps(doc))
+    broken["services"]["api"]["comand"] = ["cityops", "api"]  # a typo the schema must catch
+    assert any("comand" in e for e in schema_errors(broken))
+
+
+def test_every_compose_command_is_a_cityops_command() -> None:
+    services = compose()["services"]
+    parsed = {}
+    for name, service in services.items():
+        if "image" in service and not str(service["image"]).startswith("cityops:"):
+            continue  # timescaledb, mosquitto, prometheus, grafana: their images' own commands
+        argv = list(service.get("entrypoint", [])) + list(service["command"])
+        parsed[name] = parse_cityops(argv)
+        test = service.get("healthcheck", {}).get("test")
+        if test:
+            assert test[0] == "CMD"
+            parse_cityops(list(test[1:]))
+    assert parsed["rules"].damp and parsed["rules"].bins and parsed["rules"].gritting and parsed["rules"].every == 5
+    assert (parsed["alerts"].command, parsed["alerts"].alerts_command) == ("alerts", "run")
+    assert (parsed["migrate"].command, parsed["migrate"].db_command) == ("db", "migrate")
+    assert parsed["api"].command == "api" and parsed["api"].host == "0.0.0.0"
+    assert parsed["broker-auth"].device_command == "sync-broker"
+
+
+def test_compose_runs_the_platform_as_the_issue_asks() -> None:
+    services = compose()["services"]
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb-ha:")
+    ingest = [s for n, s in services.items() if n.startswith("ingest-")]
+    assert len(ingest) == 2
+    client_ids = {s["environment"]["CITYOPS_INGEST__CLIENT_ID"] for s in ingest}
+    groups = {s["environment"]["CITYOPS_INGEST__SHARE_GROUP"] for s in ingest}
+    assert len(client_ids) == 2 and groups == {"ingest"}  # one shared subscription, two sessions
+    for service in ingest:
+        assert service["environment"]["CITYOPS_MQTT_URL"].startswith("mqtt://service.ingest:")
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["restart"] == "no"
+    broker = services["mosquitto"]
+    assert "./mosquitto/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in broker["volumes"]
+    assert broker["depends_on"]["broker-auth"]["condition"] == "service_completed_successfully"
+    grafana = services["grafana"]
+    assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+    # every file or folder the compose file mounts from deploy/ is there
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./") and source != "./agents":
+                assert (DEPLOY / source).exists(), source
+    # the Prometheus scrape targets are the two consumers' metrics ports
+    prometheus = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert sorted(targets) == sorted(f"{n}:9108" for n, _ in services.items() if n.startswith("ingest-"))
+
+
+def test_env_example_names_every_variable_compose_requires_and_holds_no_secret() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    required = set(re.findall(r"\$\{(\w+)(?::\?|:-\})", text))  # no usable default
+    example = dict(line.split("=", 1) for line in (DEPLOY / "env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert required <= set(example), required - set(example)
+    for name in required:
+        assert example[name] in ("", "change-me", "change-me-too", "change-me-as-well"), name
+
+
+def test_the_image_contains_every_package() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    packages = re.search(r'include = \[(.*?)\]', (ROOT / "pyproject.toml").read_text()).group(1)  # type: ignore[union-attr]
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+# --- systemd ----------------------------------------------------------------------------
+
+UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_every_systemd_unit_runs_a_cityops_command(unit: Path) -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(unit.read_text())
+    assert {"Unit", "Service", "Install"} <= set(parser.sections())
+    argv = shlex.split(parser["Service"]["ExecStart"])
+    assert argv[0] == "/opt/cityops/venv/bin/cityops"
+    parse_cityops(argv)
+    assert parser["Service"]["User"] == "cityops"
+
+
+def test_the_units_cover_the_services() -> None:
+    names = {u.name for u in UNITS}
+    assert names >= {"cityops-migrate.service", "cityops-ingest@.service", "cityops-rules.service",
+                     "cityops-alerts.service", "cityops-api.service", "cityops-releases.service"}
+    ingest = (DEPLOY / "systemd" / "cityops-ingest@.service").read_text()
+    assert "CITYOPS_INGEST__CLIENT_ID=cityops-ingest-%i" in ingest  # distinct sessions per instance
+
+
+# --- the Mosquitto config -----------------------------------------------------------------
+
+def test_the_committed_broker_config_is_what_the_generator_writes(tmp_path: Path) -> None:
+    import asyncio
+
+    out = tmp_path / "mosquitto.conf"
+    args = build_parser().parse_args([*COMPOSE_BROKER_ARGS, "--out", str(out)])
+    assert asyncio.run(args.handler(args, load_settings())) == 0
+    assert (DEPLOY / "mosquitto" / "mosquitto.conf").read_text() == out.read_text(), \
+        "deploy/mosquitto/mosquitto.conf is stale: regenerate it with " + shlex.join(["cityops", *COMPOSE_BROKER_ARGS])
+
+
+def test_the_config_says_what_ingest_relies_on() -> None:
+    tls = Tls("/etc/mosquitto/certs/server.pem", "/etc/mosquitto/certs/server.key")
+    text = render_broker_config(broker_config(password_file="/p", acl_file="/a", persistence_dir="/var/lib/m",
+                                              plain=["127.0.0.1:1883"], tls_listeners=["8883"], tls=tls))
+    lines = text.splitlines()
+    for line in ("allow_anonymous false", "persistence true", "persistence_location /var/lib/m/",
+                 "max_queued_messages 1000000", "max_inflight_messages 10000", "password_file /p", "acl_file /a",
+                 "listener 1883 127.0.0.1", "listener 8883", "certfile /etc/mosquitto/certs/server.pem"):
+        assert line in lines, line
+    assert lines.index("listener 8883") < lines.index("certfile /etc/mosquitto/certs/server.pem")
+    assert lines.index("certfile /etc/mosquitto/certs/server.pem") > lines.index("listener 1883 127.0.0.1")
+
+
+@pytest.mark.parametrize(("build", "field"), [
+    (lambda: BrokerConfig("/p", "/a", "/d", listeners=()), "listener"),
+    (lambda: BrokerConfig("/p", "/a", "/d", listeners=(Listener(1883), Listener(1883))), "listener"),
+    (lambda: BrokerConfig("/p", "/a", "/d", max_queued_messages=1000), "max_queued_messages"),
+    (lambda: Listener(70_000), "listener"),
+    (lambda: broker_config(password_file="/p", acl_file="/a", persistence_dir="/d", tls_listeners=["8883"]), "tls"),
+    (lambda: Tls("c", "k", require_certificate=True), "cafile"),
+])
+def test_a_config_that_cannot_work_is_refused(build: Any, field: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        build()
+    assert refused.value.field == field  # type: ignore[attr-defined]
+
+
+async def test_the_generated_config_runs_mosquitto_with_the_registry_accounts(
+        db: Database, unique: str, tmp_path: Path) -> None:
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        skip_or_fail("no `mosquitto` binary on PATH (apt-get install mosquitto)")
+    assert binary is not None
+    passwords, acl, data = tmp_path / "passwords", tmp_path / "acl", tmp_path / "data"
+    issued = await add_device(db, frog(f"{unique}-a"))
+    await sync_broker(db, passwords, acl)
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(render_broker_config(broker_config(
+        password_file=str(passwords), acl_file=str(acl), persistence_dir=str(data),
+        plain=[f"127.0.0.1:{port}"], pid_file=str(tmp_path / "mosquitto.pid"))))
+    data.mkdir()
+    user = mosquitto_user()
+    if user:  # started as root, the broker runs as `mosquitto`: it must read the files and write its data
+        make_traversable(tmp_path)
+        for path in (passwords, acl, data, tmp_path):
+            shutil.chown(path, user)
+    log = tmp_path / "broker.log"
+    proc = spawn([binary, "-c", str(config)], log_path=log, user=user)
+    try:
+        await wait_for_port(proc, port, name="mosquitto", log_path=log)
+        assert connack(port, issued.name, issued.secret) == 0
+        assert connack(port, issued.name, "not-the-secret") != 0
+        assert connack(port, None, None) != 0  # anonymous
+        assert (tmp_path / "mosquitto.pid").read_text().strip() == str(proc.pid)
+    finally:
+        await stop_process(proc)
+    assert (data / "mosquitto.db").exists()  # persistence is on: the session store was written
