@@ -104,10 +104,15 @@ async def load_facts(db: Database, now: datetime, settings: AlertsSettings) -> F
         notes.append(f"gritting rules not evaluated: no table {', '.join(missing)} (migration 0008)")
     else:
         # the latest run as of `now` (as_of is the run's own "now", which a replay may set)
-        run_id = await db.fetchval("SELECT max(run_id) FROM gritting_runs WHERE as_of <= $1", now)
-        if run_id is None:
+        latest = await db.fetchrow("SELECT run_id, window_end FROM gritting_runs WHERE as_of <= $1 "
+                                   "ORDER BY run_id DESC LIMIT 1", now)
+        if latest is None:
             notes.append("gritting rules not evaluated: no gritting run yet")
+        elif latest["window_end"] <= now:  # last night's decisions say nothing about tonight
+            notes.append(f"no current gritting run: the latest window ended {latest['window_end']:%Y-%m-%d %H:%M} UTC")
+            segments, routes = [], []
         else:
+            run_id = latest["run_id"]
             segments = [SegmentFact(**dict(r)) for r in await db.fetch(_SEGMENTS, run_id)]
             routes = [RouteFact(**dict(r)) for r in await db.fetch(_ROUTES, run_id)]
     priorities = [BinPriorityFact(**dict(r)) for r in await db.fetch(_BIN_PRIORITIES, now)]

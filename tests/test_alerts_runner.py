@@ -131,6 +131,19 @@ async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Datab
     assert done.transitions["resolved"] >= 4
 
 
+async def test_a_gritting_run_whose_night_is_over_raises_nothing_and_its_alerts_clear(adb: Database) -> None:
+    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)   # window: to NOW + 11 h
+    clock = Clock()
+    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    assert {"road_freeze:seg-bridge", "route_treatment:P1"} <= set(await open_causes(adb))
+    clock.at = NOW + timedelta(hours=12)  # the run's window has ended and no new run came
+    report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    assert any("no current gritting run" in note for note in report.notes)
+    clock.at += SETTINGS.clear_hold
+    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    assert not {"road_freeze:seg-bridge", "route_treatment:P1"} & set(await open_causes(adb))
+
+
 async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(adb: Database) -> None:
     await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
     clock = Clock()
