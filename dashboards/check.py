@@ -7,13 +7,13 @@ production database changes nothing and cannot hang.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cityops.errors import StorageError
 from cityops.storage import Database
-from dashboards.errors import DashboardsError
 from dashboards.macros import QueryContext, Selection, expand, parse_interval
 from dashboards.model import Board, CustomVariable, Panel, QueryVariable, Sql
 
@@ -34,6 +34,7 @@ class PanelRun:
     rows: int
     error: str | None = None
     missing_table: bool = False  # a table from a migration this database does not have yet
+    skipped: str | None = None   # why it was not run (a variable without options: no data yet)
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,8 @@ async def _fetch(db: Database, sql: str, timeout_s: float) -> int:
 
 
 async def variable_selections(db: Database, board: Board) -> dict[str, Selection]:
-    """Every variable at `All`, as a fresh board opens: all of its options."""
+    """Every variable at `All`, as a fresh board opens: all of its options. A variable without
+    options (no data yet) is left out; `empty_variables` names them."""
     selections = {}
     for variable in board.variables:
         if isinstance(variable, CustomVariable):
@@ -63,26 +65,35 @@ async def variable_selections(db: Database, board: Board) -> dict[str, Selection
         else:
             assert isinstance(variable, QueryVariable)
             options = [str(row[0]) for row in await db.fetch(variable.sql)]
-        if not options:
-            raise DashboardsError(f"board {board.uid}: variable {variable.name} has no options",
-                                  hint="the board needs data first (e.g. an area on a home)")
-        selections[variable.name] = Selection.all(options)
+        if options:
+            selections[variable.name] = Selection.all(options)
     return selections
+
+
+def uses_variable(sql: str, name: str) -> bool:
+    return re.search(rf"\$(?:{name}\b|\{{{name}\b)", sql) is not None
 
 
 async def run_board(db: Database, board: Board, time_from: datetime, time_to: datetime, *,
                     timescaledb: bool | None = None, timeout_s: float = 30.0) -> list[PanelRun]:
     if timescaledb is None:
         timescaledb = (await db.backend()).is_timescale
-    base = QueryContext(time_from, time_to, timescaledb=timescaledb,
-                        variables=await variable_selections(db, board))
+    selections = await variable_selections(db, board)
+    empty = [v.name for v in board.variables if v.name not in selections]
+    base = QueryContext(time_from, time_to, timescaledb=timescaledb, variables=selections)
     runs = []
     for panel in board.panels:
         ctx = replace(base, interval=panel_interval(panel, time_from, time_to))
         for i, query in enumerate(panel.queries):
             if not isinstance(query, Sql):
                 continue  # Prometheus: not the database's
-            sql, ref_id = expand(query.sql, ctx), chr(ord("A") + i)
+            ref_id = chr(ord("A") + i)
+            unset = [name for name in empty if uses_variable(query.sql, name)]
+            if unset:
+                runs.append(PanelRun(board.uid, panel.title, ref_id, query.sql, 0,
+                                     skipped=f"variable {unset[0]} has no options yet (no data)"))
+                continue
+            sql = expand(query.sql, ctx)
             try:
                 rows = await _fetch(db, sql, timeout_s)
             except StorageError as exc:

@@ -89,10 +89,12 @@ async def run_check(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
         runs = await run_boards(db, all_boards(map_view(settings)), time_from, time_to)
     for run in runs:
-        state = "MISSING TABLE" if run.missing_table else "ERROR" if run.error else f"{run.rows} rows"
+        state = ("MISSING TABLE" if run.missing_table else "ERROR" if run.error
+                 else f"SKIPPED: {run.skipped}" if run.skipped else f"{run.rows} rows")
         print(f"{run.board:18} {run.panel[:60]:60} {run.ref_id} {state}")
         if run.error:
             print(f"    {run.error}")
     failed = [r for r in runs if r.error]
-    print(f"{len(runs)} queries, {len(failed)} failed, {sum(1 for r in runs if r.rows == 0 and not r.error)} empty")
+    empty = sum(1 for r in runs if r.rows == 0 and not r.error and not r.skipped)
+    print(f"{len(runs)} queries, {len(failed)} failed, {empty} empty, {sum(1 for r in runs if r.skipped)} skipped")
     return 1 if failed else 0

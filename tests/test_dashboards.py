@@ -156,6 +156,17 @@ async def test_every_panel_query_returns_rows(panel_runs: dict[tuple[str, str, s
     assert "$" not in run.sql.replace("$__all", ""), "a macro or variable was left unexpanded"
 
 
+async def test_a_new_installation_checks_cleanly_skipping_panels_whose_variables_have_no_data(
+        postgres_admin_url: str) -> None:
+    async with scratch_database(postgres_admin_url) as url, Database.connect(url) as db:
+        await migrate(db, StorageSettings())
+        runs = await run_boards(db, BOARDS, NOW - timedelta(hours=24), NOW)
+    assert [r for r in runs if r.error] == []
+    skipped = [r for r in runs if r.skipped]
+    assert skipped and all(r.board == "cityops-damp" and "variable area" in (r.skipped or "") for r in skipped)
+    assert len(runs) == len(SQL_QUERIES)
+
+
 async def test_the_area_variable_filters_homes_even_with_a_quote_in_a_name(city: Database) -> None:
     from dataclasses import replace
 
