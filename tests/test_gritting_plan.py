@@ -88,7 +88,7 @@ def test_reload_lines_and_heavy_or_cut_off_segments() -> None:
     heavy = treatments(net, "R1") | {"s3": Treatment(40.0, 1, 99.0)}
     reported = plan(net, heavy)
     assert "s3" not in reported.served and not reported.feasible
-    assert any("s3 needs 99 kg, more than a full load of 40 kg" in n for n in reported.notes)
+    assert any("s3 needs 99.0 kg, more than a full load of 40.0 kg" in n for n in reported.notes)
     island = Segment("island", "Island Road", 1, 200.0, 7.3, ((-2.61, 51.46), (-2.611, 51.46)), route_id="R1")
     cut = replace(net, segments=(*net.segments, island))
     lonely = plan(cut, treatments(cut, "R1"))

@@ -66,8 +66,8 @@ def plan_route(network: RoadNetwork, route: Route, treat: Mapping[str, Treatment
         if segment_id in cut:
             notes.append(f"segment {segment_id} is not connected to {depot.name}: not planned, treat it separately")
         elif need.salt_kg > route.salt_capacity_kg:
-            notes.append(f"segment {segment_id} needs {need.salt_kg:,.0f} kg, more than a full load of "
-                         f"{route.salt_capacity_kg:,.0f} kg: not planned; split it in the network file")
+            notes.append(f"segment {segment_id} needs {need.salt_kg:,.1f} kg, more than a full load of "
+                         f"{route.salt_capacity_kg:,.1f} kg: not planned; split it in the network file")
         elif need.salt_kg > 0:
             tasks.append(Task(segment_id, need.salt_kg))
     if any(t.treatments == 2 for t in treat.values()):
