@@ -12,12 +12,13 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops.errors import ConfigError
+from cityops.urls import redact_url as redact_url  # imported from here across the platform
 
 DB_SCHEMES = ("postgresql", "postgres")
 MQTT_SCHEMES = ("mqtt", "mqtts")
@@ -232,17 +233,6 @@ def _check_scheme(value: SecretStr | None, schemes: tuple[str, ...], name: str, 
     if scheme not in schemes:
         raise ValueError(f"{name} must start with {' or '.join(s + '://' for s in schemes)} "
                          f"(for example {example}), got scheme {scheme or 'none'!r}")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to log or print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -46,8 +46,6 @@ EXCLUDED = {"firmware/cli.py", "firmware/__main__.py"}
 # distribution name -> the import names it provides
 AGENT_REQUIREMENTS = {
     "paho-mqtt": ("paho",), "msgspec": ("msgspec",), "cryptography": ("cryptography",),
-    # cityops/mqtt.py (the broker URL parser the agent uses) imports these at module level
-    "aiomqtt": ("aiomqtt",), "pydantic": ("pydantic",), "pydantic-settings": ("pydantic_settings",),
 }
 _VERSION_LINE = re.compile(r'^__version__ = "[^"]*"$', re.MULTILINE)
 EPOCH = 315532800  # 1980-01-01, the earliest time a zip/wheel can hold too
