@@ -15,6 +15,7 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 pytest: $(STAMP) $(TIER)
+	@scripts/system-deps.sh
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(TIER): tests/timescale/package.json tests/timescale/package-lock.json
-	@scripts/system-deps.sh
+	@scripts/system-deps.sh  # node and npm, before npm ci
 	@if command -v npm >/dev/null 2>&1; then \
 		echo "installing PGlite with TimescaleDB for the conformance tier ..."; \
 		npm ci --prefix tests/timescale --no-audit --no-fund --loglevel=error && touch $@; \

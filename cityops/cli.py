@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     from firmware import cli as agent_cli
     from ingest import bench as ingest_bench
     from ingest import cli as ingest_cli
+    from ops_api import bench as api_bench
+    from ops_api.accounts import cli as accounts_cli
     from rules import bench as rules_bench
     from rules import cli as rules_cli
     from rules import roads_cli
@@ -54,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent_cli.register(commands)
     rules_cli.register(commands)
     rules_bench.register_bench(benchmarks)
+    api_bench.register_bench(benchmarks)
     routing_cli.register(commands)
     roads_cli.register(commands)
     devices_cli.register(commands)
+    accounts_cli.register(commands)
     releases_cli.register(commands)
     alerts_cli.register(commands)
     dashboards_cli.register(commands)

@@ -163,6 +163,18 @@ class ReleasesSettings(BaseModel):
     mqtt_client_id: str = Field(default="cityops-releases", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+class AccountsSettings(BaseModel):
+    """Users, sessions, invitations and the login limit of the operations API (docs/api.md)."""
+
+    session_ttl: timedelta = timedelta(days=7)       # a session (token or cookie) lasts this long
+    invitation_ttl: timedelta = timedelta(days=7)    # an unused invitation link expires after this
+    # the API as people's browsers see it: invitation links are <public_base_url>/invite/<token>
+    public_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")
+    login_max_failures: int = Field(default=5, ge=1)               # per username in the window ...
+    login_max_failures_per_client: int = Field(default=20, ge=1)   # ... and per client address
+    login_window: timedelta = timedelta(minutes=15)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYOPS_",
@@ -182,6 +194,7 @@ class Settings(BaseSettings):
     gritting: GrittingSettings = GrittingSettings()
     alerts: AlertsSettings = AlertsSettings()
     releases: ReleasesSettings = ReleasesSettings()
+    accounts: AccountsSettings = AccountsSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod

@@ -109,9 +109,14 @@ async def _bins(db: Database, now: datetime, settings: BinsRunSettings) -> list[
         "(SELECT count(*) FROM bin_complaints c WHERE c.device_id = d.device_id AND c.reported_at > $1) AS complaints "
         "FROM devices d LEFT JOIN bin_settings s ON s.device_id = d.device_id "
         "WHERE d.kind = 'bin' AND d.status = 'active' ORDER BY d.device_id", now - settings.complaint_window)
+    # a crew's recorded collection (bin_collections, from a completed job) joins the readings as an
+    # empty bin, so the forecast sees the emptying even before the sensor reports again
     readings = await db.fetch(
         "SELECT device_id, extract(epoch FROM ts) / 3600.0 AS h, distance_mm, fill_fraction, temp_c, tilt_deg "
-        "FROM bin_readings WHERE ts > $1 AND ts <= $2 ORDER BY device_id, ts", now - settings.lookback, now)
+        "FROM bin_readings WHERE ts > $1 AND ts <= $2 UNION ALL "
+        "SELECT device_id, extract(epoch FROM collected_at) / 3600.0, NULL::real, 0::real, NULL::real, NULL::real "
+        "FROM bin_collections WHERE collected_at > $1 AND collected_at <= $2 ORDER BY device_id, h",
+        now - settings.lookback, now)
     by_device: dict[str, list[asyncpg.Record]] = {}
     for r in readings:
         by_device.setdefault(r["device_id"], []).append(r)

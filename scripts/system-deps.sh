@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, when they are missing and we may (root with
-# apt-get): mosquitto (the real broker the tests start) and nodejs/npm (the TimescaleDB
-# conformance tier). Elsewhere it says what is missing; the tests then skip with a reason.
+# apt-get): mosquitto (the real broker the tests start), nodejs/npm (the TimescaleDB
+# conformance tier) and chromium/chromium-driver (the pages' browser tests). Elsewhere it
+# says what is missing; the tests then skip with a reason.
 set -euo pipefail
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

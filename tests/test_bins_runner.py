@@ -1,11 +1,14 @@
 """The bins runner against the real PostgreSQL: priorities, events and a plan stored."""
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
-from cityops.storage import Database
+from cityops.settings import StorageSettings
+from cityops.storage import Database, migrate
 from firmware.simulate.bins import BinSpec
 from rules.bins.synthetic import simulate_bin
 from rules.bins_runner import BinsRunSettings, run_bins
@@ -14,6 +17,17 @@ START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 21
 NOW = START + timedelta(days=DAYS)          # a Monday, 00:00
 FAST = BinsRunSettings(time_limit_s=10, max_iterations=200)
+
+
+@pytest.fixture(scope="module")
+async def db(postgres_admin_url: str) -> AsyncIterator[Database]:
+    """A database of this module's own: the runner plans every bin in the table, so other
+    tests' bins (without a depot they go to the first one) must not land in these plans."""
+    from tests.conftest import scratch_database
+
+    async with scratch_database(postgres_admin_url) as url, Database.connect(url) as database:
+        await migrate(database, StorageSettings())
+        yield database
 
 
 async def add_bin(db: Database, device_id: str, depot: str, *, height: int = 1300, depth: int = 1000,

@@ -6,7 +6,8 @@ import sys
 
 from cityops.embedded.process import free_port
 
-COMMANDS = ("demo", "db", "agent", "ingest", "rules", "api", "device", "route", "dashboards", "bench")
+COMMANDS = ("demo", "db", "agent", "ingest", "rules", "api", "device", "route", "roads", "alerts", "dashboards",
+            "release", "user", "bench")
 
 
 def cityops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,91 @@
+"""The API's exceptions: domain errors that carry their HTTP status.
+
+    CityOpsError
+     +-- ApiError                  anything the API refuses; `status` is the HTTP status
+          +-- NotAuthenticated     401: no session, or an unknown or expired one (WWW-Authenticate: Bearer)
+          +-- Forbidden            403: signed in, but this role may not do that
+          +-- NotFound             404: no such thing, or not yours to see (another household's)
+          +-- Conflict             409: it exists already (a username, a used invitation)
+          +-- InvalidRequest       422: a value that breaks a rule; names the field when there is one
+          +-- TooManyRequests      429: slow down; `retry_after_s` goes out as Retry-After
+
+app.py's one handler turns them into `{"error": ..., "hint": ...}` with the status and headers;
+`invalid_input` tells it which database errors are the request's fault (a 422, not a 503).
+"""
+
+from __future__ import annotations
+
+from cityops.errors import CityOpsError, StorageError
+
+
+class ApiError(CityOpsError):
+    status: int = 400
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class NotAuthenticated(ApiError):
+    status = 401
+    hint = "sign in at POST /auth/login and send the token as `Authorization: Bearer <token>`"
+
+    def __init__(self, message: str = "not signed in", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ApiError):
+    status = 403
+    hint = "ask an administrator if you need this"
+
+    def __init__(self, message: str = "your role may not do this", *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+
+
+class NotFound(ApiError):
+    status = 404
+    hint = "check the id in the URL"
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class InvalidRequest(ApiError):
+    status = 422
+    hint = "fix the value and send the request again"
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message, hint=hint)
+        self.field = field
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"wait {retry_after_s} s and try again")
+        self.retry_after_s = max(1, int(retry_after_s))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+# SQLSTATEs a request's own values cause: text PostgreSQL cannot hold (a NUL character),
+# a number beyond the column's range. Anything else from the database stays a 503.
+_INPUT_SQLSTATES = {"22021": "text may not contain NUL characters or invalid UTF-8",
+                    "22P05": "text may not contain NUL characters or invalid UTF-8",
+                    "22003": "a number is out of range"}
+
+
+def invalid_input(exc: StorageError) -> InvalidRequest | None:
+    """The request's fault hidden in a database error (so a 422, not a 503), or None."""
+    reason = _INPUT_SQLSTATES.get(exc.sqlstate or "")
+    if reason is None and exc.sqlstate == "22000" and "out of int" in str(exc):  # asyncpg, before sending
+        reason = "a number is out of range"
+    return None if reason is None else InvalidRequest(reason, hint="check the values in the URL and the body")

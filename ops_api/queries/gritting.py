@@ -1,0 +1,120 @@
+"""The latest gritting run as the API shows it: decisions per segment, routes to send (with
+when each was last treated by a crew), and each route's plan (GeoJSON and crew steps)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from cityops.storage import Database
+from ops_api.errors import NotFound
+from rules.gritting_runner import latest_run, route_decisions, segment_decisions
+
+ACTIONS = ("treat", "monitor", "none")
+
+
+def plain(row: asyncpg.Record | dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A row as JSON-ready values: times as ISO strings, jsonb parsed."""
+    out: dict[str, Any] = {}
+    for key, value in dict(row).items():
+        if key in skip:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif key in ("inputs", "warnings", "geojson", "instructions", "notes", "skipped", "missed") \
+                and isinstance(value, str):
+            value = json.loads(value)
+        out[key] = value
+    return out
+
+
+async def latest(db: Database) -> asyncpg.Record:
+    run = await latest_run(db)
+    if run is None:
+        raise NotFound("no gritting run yet", hint="the rules service runs it: cityops rules run --gritting")
+    return run
+
+
+async def run_summary(db: Database) -> dict[str, Any]:
+    run = await latest(db)
+    counts = {r["action"]: r["n"] for r in await db.fetch(
+        "SELECT action, count(*) AS n FROM gritting_segment_decisions WHERE run_id = $1 GROUP BY action",
+        run["run_id"])}
+    return {**plain(run, skip=("inputs",)), "segments": {a: counts.get(a, 0) for a in ACTIONS}}
+
+
+async def segments(db: Database, route_id: str | None, actions: list[str]) -> dict[str, Any]:
+    run = await latest(db)
+    rows = await segment_decisions(db, run["run_id"], route_id, actions)
+    return {"run_id": run["run_id"], "as_of": run["as_of"].isoformat(), "segments": [plain(r) for r in rows]}
+
+
+async def last_treatments(db: Database, route_ids: list[str]) -> dict[str, asyncpg.Record]:
+    rows = await db.fetch("SELECT DISTINCT ON (route_id) route_id, treated_at, job_id, salt_kg FROM "
+                          "gritting_treatments WHERE route_id = ANY($1) ORDER BY route_id, treated_at DESC", route_ids)
+    return {r["route_id"]: r for r in rows}
+
+
+async def open_jobs(db: Database, route_ids: list[str]) -> dict[str, asyncpg.Record]:
+    rows = await db.fetch("SELECT route_id, job_id, state, assigned_to FROM jobs WHERE kind = 'gritting' "
+                          "AND state <> 'completed' AND route_id = ANY($1)", route_ids)
+    return {r["route_id"]: r for r in rows}
+
+
+async def routes(db: Database, send_only: bool = False) -> dict[str, Any]:
+    """The latest run's route decisions, with the plan's id, the last treatment and any open job."""
+    run = await latest(db)
+    rows = [r for r in await route_decisions(db, run["run_id"]) if r["send"] or not send_only]
+    ids = [r["route_id"] for r in rows]
+    plan_ids = {r["route_id"]: r["plan_id"] for r in await db.fetch(
+        "SELECT route_id, max(plan_id) AS plan_id FROM gritting_plans WHERE run_id = $1 GROUP BY route_id",
+        run["run_id"])}
+    treated = await last_treatments(db, ids)
+    jobs = await open_jobs(db, ids)
+    out = []
+    for r in rows:
+        item = plain(r, skip=("instructions",))
+        t = treated.get(r["route_id"])
+        job = jobs.get(r["route_id"])
+        item.update(plan_id=plan_ids.get(r["route_id"]),
+                    treated_at=t["treated_at"].isoformat() if t else None,
+                    treated_since_run=bool(t and t["treated_at"] >= run["as_of"]),
+                    open_job=plain(job, skip=("route_id",)) if job else None)
+        out.append(item)
+    return {"run_id": run["run_id"], "as_of": run["as_of"].isoformat(), "routes": out}
+
+
+async def route_plan(db: Database, route_id: str, run_id: int | None = None) -> dict[str, Any]:
+    """A route's plan from the given run (default: the latest run that planned it)."""
+    row = await db.fetchrow(
+        "SELECT p.*, r.name, d.send, d.reason, d.freeze_at, d.latest_start, d.salt_kg, d.treat_km, d.duration_min "
+        "FROM gritting_plans p LEFT JOIN gritting_routes r USING (route_id) "
+        "LEFT JOIN gritting_route_decisions d ON d.run_id = p.run_id AND d.route_id = p.route_id "
+        "WHERE p.route_id = $1 AND ($2::bigint IS NULL OR p.run_id = $2) ORDER BY p.plan_id DESC LIMIT 1",
+        route_id, run_id)
+    if row is None:
+        raise NotFound(f"no plan for gritting route {route_id!r}",
+                       hint="a plan is made when a run decides to send the route (GET /gritting/routes)")
+    return plain(row)
+
+
+def plan_steps(instructions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plan's instructions numbered through all trips: [{seq, trip, vehicle, text}]."""
+    return [{"seq": seq, "trip": i.get("trip"), "vehicle": i.get("vehicle"), "text": i["text"]}
+            for seq, i in enumerate(instructions, start=1)]
+
+
+def spread_segments(geojson: dict[str, Any]) -> tuple[list[str], float]:
+    """The segments a plan spreads salt on, and the salt in kg."""
+    seen: list[str] = []
+    salt = 0.0
+    for f in geojson.get("features", []):
+        p = f.get("properties") or {}
+        if p.get("service") and p.get("segment_id"):
+            if p["segment_id"] not in seen:
+                seen.append(p["segment_id"])
+            salt += float(p.get("salt_kg") or 0.0)
+    return seen, round(salt, 1)

@@ -1,0 +1,189 @@
+"""A household's page: its devices, the current reading, the damp risk in plain words, history,
+the activity diary and the landlord evidence report (rules.damp does the judging)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+
+import asyncpg
+
+from cityops.storage import Database
+from ops_api.errors import InvalidRequest, NotFound
+from ops_api.queries.readings import Window, dew_points, series
+from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
+from rules.damp.report import LEVEL_COLOURS, evidence_report
+from rules.damp.risk import LEVELS, UNKNOWN
+from rules.damp_runner import diary_analysis, load_evidence
+from rules.errors import InvalidDiaryEntry, RulesError
+
+HEADLINES = {
+    "none": "No sign of damp: keep doing what you are doing.",
+    "low": "Low risk of mould: the air is sometimes damp.",
+    "medium": "Medium risk of mould: the coldest wall is often damp.",
+    "high": "High risk of mould: mould can grow on the coldest wall.",
+    "severe": "Severe: mould is likely growing. Tell your landlord.",
+    "unknown": "Not enough readings yet to judge the risk.",
+}
+ADVICE = {
+    "none": ["Keep heating and airing the home as you do now."],
+    "low": ["Open a window for a few minutes after showers and cooking.",
+            "Dry clothes outside, or in one room with the door shut and a window open a little."],
+    "medium": ["Run the extractor fan during and for 20 minutes after a shower, with the door shut.",
+               "Put lids on pans and use the cooker hood.",
+               "Keep the heating on low (at least 16 °C) rather than off, so walls stay warmer.",
+               "Leave a gap between furniture and cold outside walls."],
+    "high": ["Do all you can to keep moisture down: extractor fans, lids on pans, no drying clothes indoors.",
+             "Keep the heating on low (at least 16 °C) and open windows a little after showers and cooking.",
+             "Report the damp to your landlord in writing and keep the evidence report from this page."],
+    "severe": ["Report the damp and mould to your landlord in writing now, with the evidence report from this page.",
+               "Social landlords in England must investigate within 10 working days (Awaab's Law).",
+               "Wipe visible mould with a damp cloth and keep the room aired and heated."],
+    "unknown": ["Check the frog box is plugged in and within reach of the Wi-Fi."],
+}
+DIARY_PAST = timedelta(days=366)
+DIARY_FUTURE = timedelta(minutes=10)
+
+
+async def household_devices(db: Database, household_id: str) -> list[str]:
+    rows = await db.fetch("SELECT device_id FROM devices WHERE household_id = $1 AND status = 'active' "
+                          "ORDER BY device_id", household_id)
+    return [r["device_id"] for r in rows]
+
+
+async def known_household(db: Database, household_id: str) -> bool:
+    """A household exists when a device, its damp settings or a user name it."""
+    return bool(await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM devices WHERE household_id = $1) "
+        "OR EXISTS (SELECT 1 FROM damp_home_settings WHERE household_id = $1) "
+        "OR EXISTS (SELECT 1 FROM users WHERE household_id = $1)", household_id))
+
+
+async def frog_box(db: Database, household_id: str) -> str | None:
+    """The household's frog box (the first by id when there are several)."""
+    value: str | None = await db.fetchval(
+        "SELECT device_id FROM devices WHERE household_id = $1 AND kind = 'frog' AND status = 'active' "
+        "ORDER BY device_id LIMIT 1", household_id)
+    return value
+
+
+async def current_reading(db: Database, devices: list[str]) -> dict[str, Any] | None:
+    """The newest frog reading among the devices, with its dew point."""
+    row = await db.fetchrow(
+        "SELECT r.device_id, r.ts, r.air_temp_c, r.rh_pct FROM unnest($1::text[]) AS d(id) CROSS JOIN LATERAL "
+        "(SELECT device_id, ts, air_temp_c, rh_pct FROM frog_readings WHERE device_id = d.id "
+        "ORDER BY ts DESC LIMIT 1) r ORDER BY r.ts DESC LIMIT 1", devices)
+    if row is None:
+        return None
+    [dew] = dew_points([row["air_temp_c"]], [row["rh_pct"]])
+    return {"ts": row["ts"].isoformat(), "device_id": row["device_id"], "air_temp_c": row["air_temp_c"],
+            "rh_pct": row["rh_pct"], "dew_point_c": dew}
+
+
+def risk_json(row: asyncpg.Record) -> dict[str, Any]:
+    level = row["level"]
+    return {"level": level, "colour": LEVEL_COLOURS.get(level, LEVEL_COLOURS[UNKNOWN]),
+            "score_0_10": round(min(max(float(row["mould_index"]), 0.0), 6.0) / 6.0 * 10.0, 1),
+            "mould_index": round(float(row["mould_index"]), 2), "headline": HEADLINES.get(level, HEADLINES[UNKNOWN]),
+            "advice": ADVICE.get(level, ADVICE[UNKNOWN]), "reasons": _json_list(row["reasons"]),
+            "changes": _json_list(row["changes"]), "data_until": row["data_until"].isoformat(),
+            "device_id": row["device_id"]}
+
+
+def _json_list(value: Any) -> list[str]:
+    return list(json.loads(value)) if isinstance(value, str) else list(value or [])
+
+
+def _severity(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else -1
+
+
+async def latest_risk(db: Database, household_id: str, devices: list[str]) -> dict[str, Any] | None:
+    """The worst of the household's boxes' latest assessments (one index probe per box)."""
+    rows = await db.fetch(
+        "SELECT a.* FROM unnest($1::text[]) AS d(id) CROSS JOIN LATERAL (SELECT device_id, data_until, level, "
+        "mould_index, reasons, changes FROM damp_assessments WHERE device_id = d.id AND household_id = $2 "
+        "ORDER BY data_until DESC LIMIT 1) a", devices, household_id)
+    if not rows:
+        return None
+    return risk_json(max(rows, key=lambda r: (_severity(r["level"]), r["mould_index"])))
+
+
+async def summary(db: Database, household_id: str) -> dict[str, Any]:
+    devices = await household_devices(db, household_id)
+    if not devices and not await known_household(db, household_id):
+        raise NotFound("no such household")
+    return {"household_id": household_id, "devices": devices,
+            "current": await current_reading(db, devices) if devices else None,
+            "risk": await latest_risk(db, household_id, devices) if devices else None}
+
+
+async def history(db: Database, household_id: str, window: Window) -> dict[str, Any]:
+    box = await frog_box(db, household_id)
+    points = await series(db, "frog", box, window) if box else []
+    return {"household_id": household_id, "device_id": box, "start": window.start.isoformat(),
+            "end": window.end.isoformat(), "bucket_s": window.bucket_s,
+            "points": [{k: p[k] for k in ("ts", "air_temp_c", "rh_pct", "dew_point_c", "readings")} for p in points]}
+
+
+# --- the diary -----------------------------------------------------------------------------
+
+def diary_json(row: asyncpg.Record) -> dict[str, Any]:
+    return {"id": row["id"], "at": row["ts"].isoformat(), "activity": row["activity"], "minutes": row["minutes"],
+            "note": row["note"]}
+
+
+def check_entry(at: datetime, activity: str, minutes: int | None, now: datetime) -> DiaryEntry:
+    """rules.damp's own checks plus the API's: not in the future, not over a year old."""
+    try:
+        entry = DiaryEntry(as_utc_minute(at), cast(Activity, activity), minutes)   # DiaryEntry checks the activity
+    except InvalidDiaryEntry as exc:
+        raise InvalidRequest(str(exc), hint=exc.hint) from None
+    moment = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    if moment > now + DIARY_FUTURE:
+        raise InvalidRequest(f"{moment.isoformat()} is in the future", field="at",
+                             hint="log what has happened, with the time it happened")
+    if moment < now - DIARY_PAST:
+        raise InvalidRequest(f"{moment.isoformat()} is more than a year ago", field="at")
+    return entry
+
+
+async def diary(db: Database, household_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT id, ts, activity, minutes, note FROM damp_diary WHERE household_id = $1 "
+                          "AND ts >= $2 AND ts < $3 ORDER BY ts DESC, id DESC", household_id, start, end)
+    return [diary_json(r) for r in rows]
+
+
+async def add_diary(db: Database, household_id: str, entry: DiaryEntry, note: str | None) -> dict[str, Any]:
+    at = datetime.fromisoformat(str(entry.at)).replace(tzinfo=UTC)
+    row = await db.fetchrow("INSERT INTO damp_diary (household_id, ts, activity, minutes, note) "
+                            "VALUES ($1, $2, $3, $4, $5) RETURNING id, ts, activity, minutes, note",
+                            household_id, at, entry.activity.value, entry.minutes, note)
+    assert row is not None
+    return diary_json(row)
+
+
+async def delete_diary(db: Database, household_id: str, entry_id: int) -> None:
+    status = await db.execute("DELETE FROM damp_diary WHERE id = $1 AND household_id = $2", entry_id, household_id)
+    if status.endswith(" 0"):
+        raise NotFound(f"no diary entry {entry_id}")
+
+
+async def diary_advice(db: Database, household_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+    try:
+        analysis = await diary_analysis(db, household_id, start, end)
+    except RulesError as exc:
+        raise NotFound(str(exc), hint=exc.hint) from None
+    explained = sum(1 for s in analysis.spikes if s.explained_by is not None)
+    return {"household_id": household_id, "start": start.isoformat(), "end": end.isoformat(),
+            "spikes": len(analysis.spikes), "explained": explained, "advice": analysis.advice}
+
+
+async def report_html(db: Database, household_id: str, start: datetime, end: datetime,
+                      reported_on: date | None) -> str:
+    try:
+        evidence = await load_evidence(db, household_id, start, end, reported_on=reported_on)
+    except RulesError as exc:
+        raise NotFound(str(exc), hint=exc.hint) from None
+    return evidence_report(evidence)

@@ -1,0 +1,102 @@
+"""Open data: aggregated and anonymised, as CSV and GeoJSON, for anyone.
+
+Road surface temperatures per road segment (the latest gritting run's estimates, which
+blend sensors, the gritter and forecasts); bin fill per bin (street furniture, not homes)
+or per depot; damp statistics per area through rules.damp.council, which withholds small
+areas and blurs small counts. Never a household id, a home's location or its readings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from cityops.storage import Database
+from ops_api.queries.bins import finite
+from rules.damp.council import MIN_CELL, MIN_HOMES, area_statistics
+from rules.damp_runner import latest_home_risks
+
+FULL = 0.8
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    return out.getvalue()
+
+
+def feature_collection(rows: Sequence[dict[str, Any]], geometry: str, **properties: Any) -> dict[str, Any]:
+    """Rows with a `geometry` key (GeoJSON) or `lon`/`lat` as Features; rows without a place are left out."""
+    features = []
+    for row in rows:
+        props = {k: v for k, v in row.items() if k not in ("geometry", "lon", "lat")}
+        if geometry == "geometry" and row.get("geometry"):
+            shape = row["geometry"]
+        elif geometry == "point" and row.get("lon") is not None and row.get("lat") is not None:
+            shape = {"type": "Point", "coordinates": [row["lon"], row["lat"]]}
+        else:
+            continue
+        features.append({"type": "Feature", "geometry": shape, "properties": props})
+    return {"type": "FeatureCollection", "properties": properties, "features": features}
+
+
+ROAD_COLUMNS = ("segment_id", "name", "priority", "rst_now_c", "rst_min_c", "rst_min_at", "frost_point_c",
+                "surface_state", "action", "as_of")
+
+
+async def road_temperatures(db: Database) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT d.segment_id, s.name, s.priority, d.rst_now_c, d.rst_min_c, d.rst_min_at, d.frost_point_c, "
+        "d.surface_state, d.action, r.as_of, s.geometry FROM gritting_segment_decisions d "
+        "JOIN gritting_runs r USING (run_id) JOIN road_segments s USING (segment_id) "
+        "WHERE d.run_id = (SELECT max(run_id) FROM gritting_runs) ORDER BY d.segment_id")
+    return [{"segment_id": r["segment_id"], "name": r["name"], "priority": r["priority"],
+             "rst_now_c": finite(r["rst_now_c"]), "rst_min_c": finite(r["rst_min_c"]),
+             "rst_min_at": r["rst_min_at"].isoformat() if r["rst_min_at"] else None,
+             "frost_point_c": finite(r["frost_point_c"]), "surface_state": r["surface_state"],
+             "action": r["action"], "as_of": r["as_of"].isoformat(), "geometry": json.loads(r["geometry"])}
+            for r in rows]
+
+
+BIN_COLUMNS = ("device_id", "bin_type", "fill", "status", "data_until", "lon", "lat")
+DEPOT_COLUMNS = ("depot_id", "bins", "bins_known", "mean_fill", f"bins_over_{int(FULL * 100)}pct", "lon", "lat")
+
+
+async def bin_fill(db: Database) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT p.device_id, coalesce(s.bin_type, 'general') AS bin_type, p.fill, p.status, "
+        "p.data_until, d.lon, d.lat, coalesce(s.depot_id, (SELECT min(depot_id) FROM bin_depots)) AS depot_id "
+        "FROM bin_priorities p JOIN devices d ON d.device_id = p.device_id AND d.status = 'active' "
+        "LEFT JOIN bin_settings s ON s.device_id = p.device_id "
+        "WHERE p.data_until = (SELECT max(data_until) FROM bin_priorities) ORDER BY p.device_id")
+    return [{"device_id": r["device_id"], "bin_type": r["bin_type"], "fill": finite(r["fill"]), "status": r["status"],
+             "data_until": r["data_until"].isoformat(), "lon": r["lon"], "lat": r["lat"], "depot_id": r["depot_id"]}
+            for r in rows]
+
+
+async def bin_fill_by_depot(db: Database) -> list[dict[str, Any]]:
+    bins = await bin_fill(db)
+    depots = {r["depot_id"]: r for r in await db.fetch("SELECT depot_id, lon, lat FROM bin_depots")}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for b in bins:
+        grouped.setdefault(b["depot_id"] or "no depot", []).append(b)
+    out = []
+    for depot_id in sorted(grouped):
+        fills = [b["fill"] for b in grouped[depot_id] if b["fill"] is not None]
+        place = depots.get(depot_id)
+        out.append({"depot_id": depot_id, "bins": len(grouped[depot_id]), "bins_known": len(fills),
+                    "mean_fill": round(sum(fills) / len(fills), 3) if fills else None,
+                    f"bins_over_{int(FULL * 100)}pct": sum(1 for f in fills if f >= FULL),
+                    "lon": place["lon"] if place else None, "lat": place["lat"] if place else None})
+    return out
+
+
+async def damp_areas(db: Database) -> list[dict[str, Any]]:
+    """Area statistics safe to publish (fewer than MIN_HOMES homes: withheld; counts under MIN_CELL: blurred)."""
+    return [s.as_row() for s in area_statistics(await latest_home_risks(db), MIN_HOMES, MIN_CELL)]

@@ -1,0 +1,71 @@
+"""Bins endpoints against a real bins run (a database of their own)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+
+from cityops.settings import Settings
+from ops_api.app import create_app
+from ops_api.deps import Role
+from tests.api_helpers import api_client, login_as
+from tests.resources_helpers import BIN_NOW, World, runner_world
+
+
+@pytest.fixture(scope="module")
+async def world(postgres_admin_url: str) -> AsyncIterator[World]:
+    async with runner_world(postgres_admin_url) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def app(world: World) -> FastAPI:
+    return create_app(Settings(database_url=world.url), db=world.db)
+
+
+async def test_priorities_highest_first(app: FastAPI, world: World) -> None:
+    async with api_client(app) as client:
+        await login_as(client, world.db, Role.WASTE_CREW)
+        rows = (await client.get("/bins/priorities")).json()
+        assert [r["device_id"] for r in rows] == [world.full_bin, world.quiet_bin]
+        full = rows[0]
+        assert full["mandatory"] and full["fill"] > 0.9 and full["status"] == "ok" and full["depot_id"] == "bdep"
+        assert full["last_collected_at"] is None and full["collected_since"] is False
+        assert full["lon"] is not None and "town centre" in full["reasons"]
+        only = (await client.get("/bins/priorities", params={"mandatory_only": True})).json()
+        assert [r["device_id"] for r in only] == [world.full_bin]
+        assert (await client.get("/bins/priorities", params={"depot_id": "elsewhere"})).json() == []
+
+
+async def test_the_days_plan_per_truck_with_geojson(app: FastAPI, world: World) -> None:
+    shift_day = (BIN_NOW.date()).isoformat()
+    async with api_client(app) as client:
+        await login_as(client, world.db, Role.OPERATOR)
+        day = (await client.get("/bins/plans", params={"date": shift_day})).json()
+        assert day["date"] == shift_day and [p["plan_id"] for p in day["plans"]] == [world.bin_plan_id]
+        plan = day["plans"][0]
+        assert plan["depot_id"] == "bdep" and plan["feasible"] and plan["missed"] == []
+        [truck] = plan["trucks"]
+        assert truck["truck"] == 1 and [s["device_id"] for s in truck["stops"]] == [world.full_bin]
+        assert truck["geojson"]["type"] == "FeatureCollection"
+        assert (await client.get("/bins/plans", params={"date": "2001-01-01"})).json()["plans"] == []
+        assert (await client.get("/bins/plans", params={"date": "not-a-date"})).status_code == 422
+        one = (await client.get(f"/bins/plans/{world.bin_plan_id}/trucks/1")).json()
+        features = one["geojson"]["features"]
+        assert [f["properties"]["seq"] for f in features] == [0, 1]
+        assert features[0]["geometry"]["type"] == "LineString" and features[1]["properties"]["device_id"] == \
+            world.full_bin
+        assert (await client.get(f"/bins/plans/{world.bin_plan_id}/trucks/7")).status_code == 404
+        assert (await client.get("/bins/plans/999999")).status_code == 404
+
+
+@pytest.mark.parametrize("role", [Role.GRITTING_CREW, Role.HOUSEHOLDER])
+async def test_bins_are_for_operators_and_waste_crews(app: FastAPI, world: World, role: Role) -> None:
+    async with api_client(app) as client:
+        assert (await client.get("/bins/priorities")).status_code == 401
+        await login_as(client, world.db, role)
+        for path in ("/bins/priorities", "/bins/plans", f"/bins/plans/{world.bin_plan_id}",
+                     f"/bins/plans/{world.bin_plan_id}/trucks/1"):
+            assert (await client.get(path)).status_code == 403, path

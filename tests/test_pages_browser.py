@@ -1,0 +1,300 @@
+"""The web pages in a real browser: headless Debian Chromium driven by selenium, against
+`cityops api` in a child process on the session's database.
+
+A householder signs in, sees the readings we stored and adds a diary entry (which lands in
+the database); a crew member signs in, sees the route drawn and marks the job done (which
+completes it in the database). Both at a phone's width (360 CSS px). Screenshots go to
+tests/artifacts/. Without chromium and chromedriver the tests skip with the reason
+(`scripts/system-deps.sh` installs them as root); under CITYOPS_TEST_STRICT=1 they fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from cityops.storage import Database
+from ops_api.accounts.invitations import create_invitation
+from ops_api.accounts.store import create_user
+from ops_api.bench import api_server, week_of_readings
+from rules.psychro import dew_point
+from tests.conftest import skip_or_fail
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE_WIDTH = 360
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Headless Chromium at a phone's width, with its console log kept."""
+    chromium, chromedriver = _binary("chromium"), _binary("chromedriver")
+    if chromium is None or chromedriver is None:
+        skip_or_fail("no chromium/chromedriver (apt-get install chromium chromium-driver, "
+                     "or run scripts/system-deps.sh as root): browser tests skipped")
+    assert chromium is not None and chromedriver is not None
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=420,900"):
+        options.add_argument(arg)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": PHONE_WIDTH, "height": 780,
+                                                                          "pixelRatio": 2.0}})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=chromedriver, log_output=str(tmp_path_factory.mktemp("chromedriver") / "log"))
+    try:
+        driver = webdriver.Chrome(service=service, options=options)
+    except WebDriverException as exc:
+        skip_or_fail(f"chromium cannot start on this machine: {exc.msg}")
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+async def site(db: Database, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The API and pages as `cityops api` serves them, on the session's (migrated) database."""
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    async with api_server(database_url, log) as api:
+        yield api.url
+
+
+def wait_for(browser: WebDriver, what: str, condition: Any, timeout_s: float = 15.0) -> Any:
+    try:
+        return WebDriverWait(browser, timeout_s, poll_frequency=0.05).until(condition)
+    except TimeoutException:
+        screenshot(browser, "timeout")
+        error = browser.find_elements(By.CSS_SELECTOR, ".error")
+        shown = " | ".join(e.text for e in error if e.text)
+        raise AssertionError(f"waited {timeout_s:.0f} s for {what} at {browser.current_url}; "
+                             f"page errors: {shown or 'none'}; console: {console(browser)}") from None
+
+
+def ready(browser: WebDriver) -> bool:
+    return bool(browser.execute_script("return document.body && document.body.dataset.ready === 'yes'"))
+
+
+def console(browser: WebDriver) -> list[str]:
+    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def screenshot(browser: WebDriver, name: str) -> Path:
+    """The whole page (not only the viewport) as tests/artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics["cssContentSize"]
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    path = ARTIFACTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def fits_the_phone(browser: WebDriver) -> bool:
+    return bool(browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def sign_in(browser: WebDriver, site: str, start: str, username: str, password: str) -> None:
+    """Open a page while signed out: it sends us to the login form; sign in there."""
+    browser.delete_all_cookies()
+    browser.get(site + start)
+    wait_for(browser, "the login page", lambda b: "/login" in b.current_url
+             and b.find_elements(By.ID, "username"))
+    browser.get_log("browser")  # the 401 that sent us here is expected; start the console log afresh
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "submit").click()
+    wait_for(browser, f"{start} after signing in", lambda b: b.current_url.endswith(start) and ready(b))
+
+
+async def householder_with_a_week_of_readings(db: Database, unique: str) -> tuple[str, str, str]:
+    household, device = f"hh-{unique}", f"{unique}-frog"
+    now = datetime.now(UTC).replace(microsecond=0)
+    readings = week_of_readings(device, now - timedelta(minutes=5))
+    readings.append((device, now - timedelta(minutes=1), 19.3, 71.0))  # the current reading
+    await db.execute("INSERT INTO devices (device_id, kind, household_id) VALUES ($1, 'frog', $2)", device, household)
+    async with db.pool.acquire() as conn:
+        await conn.copy_records_to_table("frog_readings", records=readings,
+                                         columns=["device_id", "ts", "air_temp_c", "rh_pct"])
+    await db.execute(
+        "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d, "
+        "condensation_hours_7d, reasons, changes, faults, metrics) "
+        "VALUES ($1, $2, $3, 'medium', 2.4, 30, 4, $4, '[]', '[]', '{}')",
+        device, now.replace(minute=0, second=0), household, json.dumps(["the coldest wall is often damp"]))
+    password = secrets.token_urlsafe(12)
+    await create_user(db, username=f"home-{unique}", password=password, role="householder",
+                      household_id=household, display_name="Alex Householder")
+    return household, f"home-{unique}", password
+
+
+async def test_a_householder_signs_in_sees_their_numbers_and_adds_a_diary_entry(
+        site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    household, username, password = await householder_with_a_week_of_readings(db, unique)
+    sign_in(browser, site, "/home", username, password)
+
+    text = {key: browser.find_element(By.ID, key).text for key in ("air-temp", "rh", "dew-point")}
+    assert text == {"air-temp": "19.3", "rh": "71",
+                    "dew-point": f"{float(dew_point(19.3, 71.0)):.1f}"}
+    band = browser.find_element(By.ID, "risk")
+    assert band.get_attribute("data-level") == "medium"
+    assert "Medium risk" in browser.find_element(By.ID, "risk-headline").text
+    assert len(band.find_elements(By.CSS_SELECTOR, "#risk-advice li")) >= 1
+    # the week drawn as SVG lines with a point per bucket (336 half-hours in 7 days)
+    for chart, series in (("chart-temp", "air_temp_c"), ("chart-temp", "dew_point_c"), ("chart-rh", "rh_pct")):
+        path = browser.find_element(By.CSS_SELECTOR, f"#{chart} path[data-series={series}]")
+        assert len(re.findall(r"[ML]", path.get_attribute("d") or "")) > 300, (chart, series)
+    assert fits_the_phone(browser), "the page scrolls sideways at 360 px"
+    screenshot(browser, "householder-home")
+
+    note = f"wet washing {unique}"
+    Select(browser.find_element(By.ID, "activity")).select_by_value("drying_clothes")
+    browser.find_element(By.ID, "minutes").send_keys("90")
+    browser.find_element(By.ID, "note").send_keys(note)
+    browser.find_element(By.ID, "diary-submit").click()
+    wait_for(browser, "the diary entry to be saved", lambda b: b.find_element(By.ID, "diary-saved").text)
+    row = await db.fetchrow("SELECT activity, minutes, note, ts FROM damp_diary WHERE household_id = $1", household)
+    assert row is not None and (row["activity"], row["minutes"], row["note"]) == ("drying_clothes", 90, note)
+    assert abs(row["ts"] - datetime.now(UTC)) < timedelta(minutes=2)
+    assert note in browser.find_element(By.ID, "diary-entries").text
+    screenshot(browser, "householder-diary")
+    assert console(browser) == []
+
+
+async def test_the_login_page_shows_the_api_error_for_a_wrong_password(
+        site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    await create_user(db, username=f"who-{unique}", password="right-password-1", role="operator")
+    browser.delete_all_cookies()
+    browser.get(site + "/login")
+    browser.find_element(By.ID, "username").send_keys(f"who-{unique}")
+    browser.find_element(By.ID, "password").send_keys("wrong-password")
+    browser.find_element(By.ID, "submit").click()
+    error = wait_for(browser, "the error", lambda b: b.find_element(By.ID, "error").text)
+    assert "wrong username or password" in error
+    assert browser.current_url.endswith("/login")
+    screenshot(browser, "login-error")
+
+
+BRISTOL_ROUTE = [  # lon/lat of a few streets, driven in this order
+    ([[-2.600, 51.450], [-2.596, 51.452], [-2.590, 51.453]], True),
+    ([[-2.590, 51.453], [-2.585, 51.456]], True),
+    ([[-2.585, 51.456], [-2.588, 51.459], [-2.594, 51.460]], False),   # deadheading
+    ([[-2.594, 51.460], [-2.600, 51.458], [-2.602, 51.452]], True),
+]
+
+
+async def gritting_job_for_a_crew_member(db: Database, unique: str) -> tuple[int, int, str, str]:
+    """A gritting run with one planned route, assigned as a job to a new crew member."""
+    now = datetime.now(UTC)
+    run_id = await db.fetchval(
+        "INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, warnings) "
+        "VALUES ($1, $1, $2, '{}', '[]') RETURNING run_id", now, now + timedelta(hours=12))
+    depot = {"type": "Point", "coordinates": [-2.601, 51.449]}
+    features: list[dict[str, Any]] = [{"type": "Feature", "geometry": depot,
+                                       "properties": {"role": "depot", "name": "Test depot"}}]
+    for seq, (line, service) in enumerate(BRISTOL_ROUTE, start=1):
+        features.append({"type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
+                         "properties": {"seq": seq, "trip": 1, "segment_id": f"{unique}-s{seq}", "service": service,
+                                        "mode": "service" if service else "deadhead",
+                                        "salt_kg": 12.5 if service else 0.0}})
+    instructions = [{"trip": 1, "vehicle": 1, "step": i, "text": text} for i, text in enumerate(
+        ["Leave Test depot with 2.0 t of salt.", "Spread Park Street at 10 g/m².",
+         "Drive (no spreading) to Queens Road.", "Spread Queens Road at 10 g/m².", "Return to Test depot."], 1)]
+    plan_id = await db.fetchval(
+        "INSERT INTO gritting_plans (run_id, route_id, feasible, distance_m, trips, geojson, instructions) "
+        "VALUES ($1, $2, true, 2400, 1, $3, $4) RETURNING plan_id", run_id, f"route-{unique}",
+        json.dumps({"type": "FeatureCollection", "features": features}), json.dumps(instructions))
+    password = secrets.token_urlsafe(12)
+    crew = await create_user(db, username=f"crew-{unique}", password=password, role="gritting_crew",
+                             display_name="Sam Gritter")
+    job_id = await db.fetchval(
+        "INSERT INTO jobs (kind, title, route_id, run_id, gritting_plan_id, assigned_to, assigned_by) "
+        "VALUES ('gritting', $1, $2, $3, $4, $5, 'test') RETURNING job_id",
+        f"Grit route {unique}", f"route-{unique}", run_id, plan_id, crew.user_id)
+    return job_id, run_id, crew.username, password
+
+
+async def test_a_crew_member_sees_the_route_drawn_and_marks_the_job_done(
+        site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    job_id, run_id, username, password = await gritting_job_for_a_crew_member(db, unique)
+    try:
+        sign_in(browser, site, "/crew", username, password)
+        link = browser.find_element(By.CSS_SELECTOR, f"#open-jobs li[data-job='{job_id}'] a")
+        assert link.text == f"Grit route {unique}"
+        screenshot(browser, "crew-jobs")
+        link.click()
+        wait_for(browser, "the job page", lambda b: b.current_url.endswith(f"/crew/jobs/{job_id}") and ready(b))
+
+        paths = browser.find_elements(By.CSS_SELECTOR, "#map path.route")
+        assert len(paths) == len(BRISTOL_ROUTE)
+        for path, (line, _) in zip(paths, BRISTOL_ROUTE, strict=True):
+            points = re.findall(r"[ML]\s*([\d.]+) ([\d.]+)", path.get_attribute("d") or "")
+            assert len(points) == len(line)
+            assert all(0 <= float(x) <= 400 and float(y) >= 0 for x, y in points)  # inside the map's box
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.route.deadhead")) == 1
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#steps li")) == 5
+        assert browser.find_element(By.ID, "sheet").get_attribute("href").endswith(f"/jobs/{job_id}/sheet")
+        assert fits_the_phone(browser), "the job page scrolls sideways at 360 px"
+        screenshot(browser, "crew-job")
+
+        browser.find_element(By.ID, "start").click()
+        wait_for(browser, "the job to start", lambda b: b.find_element(By.TAG_NAME, "body")
+                 .get_attribute("data-state") == "started")
+        assert await db.fetchval("SELECT state FROM jobs WHERE job_id = $1", job_id) == "started"
+        note = f"all done, Queens Road icy at the top ({unique})"
+        browser.find_element(By.ID, "note").send_keys(note)
+        browser.find_element(By.ID, "done").click()
+        wait_for(browser, "the job to be done", lambda b: b.find_element(By.TAG_NAME, "body")
+                 .get_attribute("data-state") == "completed")
+        row = await db.fetchrow("SELECT state, note, completed_at FROM jobs WHERE job_id = $1", job_id)
+        assert row["state"] == "completed" and row["note"] == note and row["completed_at"] is not None
+        assert await db.fetchval("SELECT count(*) FROM gritting_treatments WHERE job_id = $1", job_id) == 1
+        assert browser.find_element(By.ID, "complete").is_displayed() is False
+        screenshot(browser, "crew-job-done")
+        assert console(browser) == []
+    finally:
+        await db.execute("DELETE FROM gritting_runs WHERE run_id = $1", run_id)  # keep "the latest run" as it was
+
+
+async def test_an_invited_householder_creates_their_account_and_lands_on_their_page(
+        site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    invitation = await create_invitation(db, f"hh-{unique}", created_by=None)
+    browser.delete_all_cookies()
+    browser.get(f"{site}/invite/{invitation.token}")
+    browser.find_element(By.ID, "display_name").send_keys("Robin Tenant")
+    browser.find_element(By.ID, "username").send_keys(f"Robin-{unique}")
+    browser.find_element(By.ID, "password").send_keys("a long enough password")
+    browser.find_element(By.ID, "password2").send_keys("a different password")
+    browser.find_element(By.ID, "submit").click()
+    assert "different" in wait_for(browser, "the mismatch", lambda b: b.find_element(By.ID, "error").text)
+    browser.find_element(By.ID, "password2").clear()
+    browser.find_element(By.ID, "password2").send_keys("a long enough password")
+    browser.find_element(By.ID, "submit").click()
+    wait_for(browser, "the home page", lambda b: b.current_url.endswith("/home") and ready(b))
+    assert browser.find_element(By.ID, "who").text == "Robin Tenant"
+    assert "No readings" in browser.find_element(By.ID, "reading-at").text  # a household without a box yet
+    row = await db.fetchrow("SELECT role, household_id FROM users WHERE username = $1", f"robin-{unique}")
+    assert row is not None and (row["role"], row["household_id"]) == ("householder", f"hh-{unique}")
+    screenshot(browser, "invited-householder")
