@@ -22,6 +22,17 @@ from cityops.settings import Settings, StorageSettings, redact_url
 
 log = logging.getLogger("cityops.storage")
 
+
+class _PooledConnection(asyncpg.Connection):
+    """No reset query when a connection goes back to the pool: asyncpg's default (unlock
+    advisory locks, close cursors, unlisten, RESET ALL) costs a round trip on every
+    `db.fetch`. The platform leaves no session state behind: settings are SET LOCAL inside
+    transactions, cursors live in transactions, nothing LISTENs, and the one advisory lock
+    (migrations) is released in a `finally`. An open transaction is still rolled back."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
 # A connection of our own or one lent by the pool: both run queries the same way.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -89,6 +100,7 @@ class Database:
                 max_size=storage.pool_max_size,
                 timeout=storage.connect_timeout_s,
                 command_timeout=None,
+                connection_class=_PooledConnection,
             )
         except Exception as exc:  # translated: every connect failure gets one line and a hint
             raise translate_connect_error(exc, url) from None
