@@ -32,12 +32,12 @@ bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False,
                               description="a session token from POST /auth/login (or the cityops_session cookie)")
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:  # async: a sync dependency costs a thread hop
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -46,7 +46,7 @@ DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-def session_token(request: Request, bearer_token: Annotated[str | None, Depends(bearer)]) -> str | None:
+async def session_token(request: Request, bearer_token: Annotated[str | None, Depends(bearer)]) -> str | None:
     """The token the request carries: the bearer header first, else the session cookie."""
     return bearer_token or request.cookies.get(SESSION_COOKIE) or None
 

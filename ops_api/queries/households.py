@@ -124,7 +124,7 @@ async def history(db: Database, household_id: str, window: Window) -> dict[str, 
     points = await series(db, "frog", box, window) if box else []
     return {"household_id": household_id, "device_id": box, "start": window.start.isoformat(),
             "end": window.end.isoformat(), "bucket_s": window.bucket_s,
-            "points": [{k: p[k] for k in ("ts", "air_temp_c", "rh_pct", "dew_point_c", "readings")} for p in points]}
+            "points": points}  # ts, readings, air_temp_c, rh_pct, dew_point_c
 
 
 # --- the diary -----------------------------------------------------------------------------

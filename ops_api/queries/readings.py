@@ -132,15 +132,17 @@ async def series(db: Database, kind: str, device_id: str, window: Window, *, hou
         query = (f"SELECT date_bin(make_interval(secs => $4), ts, $5) AS ts, count(*) AS readings, {aggregates} "
                  f"FROM {kind}_readings WHERE device_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1")
     rows = await db.fetch(query, device_id, window.start, window.end, float(window.bucket_s), ORIGIN)
-    points = [{"ts": r["ts"].isoformat(), "readings": int(r["readings"]),
-               **{c.name: _rounded(r[c.name]) for c in columns}} for r in rows]
+    names = [c.name for c in columns]
+    points: list[dict[str, Any]] = []
+    for row in rows:  # the hot path of every chart: plain loops, no per-value calls
+        ts, readings, *values = row
+        point: dict[str, Any] = {"ts": ts.isoformat(), "readings": int(readings)}
+        for name, value in zip(names, values, strict=True):
+            point[name] = None if value is None else round(value, 3)
+        points.append(point)
     if kind == "frog":
         add_dew_points(points)
     return points
-
-
-def _rounded(value: Any) -> float | None:
-    return None if value is None else round(float(value), 3)
 
 
 def dew_points(temp_c: list[float | None], rh_pct: list[float | None]) -> list[float | None]:
