@@ -77,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         logging.basicConfig(level=settings.log_level,
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        return asyncio.run(args.handler(args, settings))
+        # a command may ask for a faster event loop (the API: uvloop); the rest use asyncio's
+        with asyncio.Runner(loop_factory=getattr(args, "loop_factory", None)) as runner:
+            return runner.run(args.handler(args, settings))
     except CityOpsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:

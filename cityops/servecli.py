@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cityops.serve import http_server, serve_until_stopped, stop_event_on_signals
+from cityops.serve import fast_event_loop, http_server, serve_until_stopped, stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings
 
@@ -15,7 +15,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
                               description="Serve the operations API (FastAPI) with uvicorn.")
     api.add_argument("--host", help="address to listen on (default CITYOPS_API__HOST)")
     api.add_argument("--port", type=int, help="port (default CITYOPS_API__PORT)")
-    api.set_defaults(handler=run_api)
+    api.set_defaults(handler=run_api, loop_factory=fast_event_loop())
 
 
 async def run_api(args: argparse.Namespace, settings: Settings) -> int:
