@@ -82,7 +82,12 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
     assert written_at_kill < 4000
     with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
         try:
-            await eventually(lambda: rows_are(db, ids, 4000), timeout_s=60, what="all 4000 after restart")
+            try:
+                await eventually(lambda: rows_are(db, ids, 4000), timeout_s=60, what="all 4000 after restart")
+            except AssertionError as exc:  # say how far it got: stuck, lost or refused?
+                dead = await db.fetchval("SELECT count(*) FROM dead_letters WHERE device_id = ANY($1)", ids)
+                raise AssertionError(f"{exc}: {await rows_of(db, ids)} rows ({written_at_kill} at the kill), "
+                                     f"{dead} dead letters") from None
         finally:
             consumer.send_signal(signal.SIGTERM)
             assert consumer.wait(timeout=30) == 0  # SIGTERM: drains and exits cleanly
