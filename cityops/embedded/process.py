@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -54,14 +54,16 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
 
 
 def spawn(argv: Sequence[str], *, log_path: Path, death_signal: int = signal.SIGTERM,
-          user: str | None = None) -> subprocess.Popen[bytes]:
-    """Start a child whose output goes to `log_path` and that dies with this process."""
+          user: str | None = None, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a child whose output goes to `log_path` and that dies with this process
+    (`env`: its whole environment; default this process's)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         try:
             return subprocess.Popen(
                 list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent(death_signal), user=user)
+                start_new_session=True, preexec_fn=_die_with_parent(death_signal), user=user,
+                env=dict(env) if env is not None else None)
         except OSError as exc:
             raise EmbeddedServiceError(f"cannot run {argv[0]}: {exc.strerror}",
                                        hint=f"check that {argv[0]} exists and can be run"

@@ -1,0 +1,189 @@
+"""The demo's moving parts as child processes, and what they have achieved so far.
+
+`Story` starts, against a database and a broker it is given, the services that make the
+demo town live: `cityops ingest` consumers, the simulated fleet (fleet.py) and the rules
+worker (worker.py). Each is a child process started through cityops.embedded.process, so
+it has its own session (Ctrl-C reaches only the demo, which stops them in order) and dies
+with the demo if the demo is killed. `cityops demo`, the end-to-end test and the soak
+benchmark all use it; the soak also kills and restarts ingest through it.
+
+`milestones` reads from the database what a visitor would see on the pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cityops.democity.fleet import parts_for
+from cityops.democity.seed import PREFIX
+from cityops.democity.story import Timeline
+from cityops.democity.town import build_town
+from cityops.embedded.process import spawn, stop_process
+from cityops.storage import Database
+
+LIKE = f"{PREFIX}%"
+
+
+@dataclass(frozen=True)
+class StoryOptions:
+    seed: int = 1
+    days: float = 7.0
+    speed: float = 60.0                 # simulated seconds per real second once caught up
+    until: datetime | None = None       # simulated end (None: run until stopped)
+    rules_every_s: float = 10.0
+    plan_seconds: float = 10.0
+    consumers: int = 1
+    rate: float = 1.0                   # messages per second per device at most
+    log_level: str = "WARNING"
+    env: Mapping[str, str] = field(default_factory=dict)   # more settings for every child (CITYOPS_...)
+
+
+class Story:
+    def __init__(self, database_url: str, mqtt_url: str, work_dir: Path, timeline: Timeline,
+                 options: StoryOptions | None = None):
+        self.database_url = database_url
+        self.mqtt_url = mqtt_url
+        self.work_dir = work_dir
+        self.timeline = timeline
+        self.options = options or StoryOptions()
+        self.ingest: dict[int, subprocess.Popen[bytes]] = {}
+        self.fleet: list[subprocess.Popen[bytes]] = []
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.parts = parts_for(len(build_town(self.options.seed).device_ids))
+        self.status_path = work_dir / "worker-status.json"
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "CITYOPS_DATABASE_URL": self.database_url, "CITYOPS_MQTT_URL": self.mqtt_url,
+               "CITYOPS_LOG_LEVEL": self.options.log_level}
+        env.update(self.options.env)
+        env.update(extra)
+        return env
+
+    def _log(self, name: str) -> Path:
+        return self.work_dir / "logs" / f"{name}.log"
+
+    def start_ingest(self, index: int = 1) -> subprocess.Popen[bytes]:
+        """One `cityops ingest` consumer (a fixed client id: a restart resumes its session)."""
+        proc = spawn([sys.executable, "-m", "cityops.cli", "ingest"], log_path=self._log(f"ingest-{index}"),
+                     env=self._env(CITYOPS_INGEST__CLIENT_ID=f"cityops-demo-ingest-{index}",
+                                   CITYOPS_INGEST__SHARE_GROUP="demo-ingest", CITYOPS_INGEST__METRICS_PORT="0",
+                                   CITYOPS_INGEST__REGISTRY_REFRESH_S="5"))
+        self.ingest[index] = proc
+        return proc
+
+    def _progress_path(self, part: int) -> Path:
+        return self.work_dir / f"fleet-progress-{part}.json"
+
+    def start_fleet(self) -> list[subprocess.Popen[bytes]]:
+        """The simulated devices, in as many processes as they need (fleet.parts_for)."""
+        for part in range(self.parts):
+            self._progress_path(part).unlink(missing_ok=True)
+            argv = [sys.executable, "-m", "cityops.democity.fleet", "--seed", str(self.options.seed),
+                    "--start", self.timeline.start.isoformat(), "--live-from", self.timeline.live_from.isoformat(),
+                    "--speed", str(self.options.speed), "--rate", str(self.options.rate),
+                    "--spool-dir", str(self.work_dir / "spool"), "--progress", str(self._progress_path(part)),
+                    "--part", str(part), "--parts", str(self.parts)]
+            if self.options.until is not None:
+                argv += ["--until", self.options.until.isoformat()]
+            self.fleet.append(spawn(argv, log_path=self._log(f"fleet-{part}"), env=self._env()))
+        return self.fleet
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        self.status_path.unlink(missing_ok=True)
+        self.worker = spawn([sys.executable, "-m", "cityops.democity.worker",
+                             "--live-from", self.timeline.live_from.isoformat(),
+                             "--every", str(self.options.rules_every_s),
+                             "--plan-seconds", str(self.options.plan_seconds), "--status", str(self.status_path)],
+                            log_path=self._log("rules"), env=self._env())
+        return self.worker
+
+    async def start(self) -> None:
+        for index in range(1, self.options.consumers + 1):
+            self.start_ingest(index)
+        self.start_fleet()
+        self.start_worker()
+
+    async def stop_ingest(self, index: int, sig: int = signal.SIGTERM) -> None:
+        proc = self.ingest.pop(index, None)
+        if proc is not None:
+            await stop_process(proc, sig=sig, timeout_s=20)
+
+    async def stop(self) -> None:
+        """The fleet first (its spools keep what is unsent), then the rules, then ingest (it commits)."""
+        await asyncio.gather(*(stop_process(proc, timeout_s=20)
+                               for proc in [*self.fleet, *([self.worker] if self.worker else [])]))
+        await asyncio.gather(*(self.stop_ingest(index) for index in list(self.ingest)))
+
+    def fleet_progress(self) -> dict[str, Any] | None:
+        """The fleet's processes' progress files together (None until each has written one)."""
+        parts = [_read_json(self._progress_path(part)) for part in range(self.parts)]
+        if any(p is None for p in parts):
+            return None
+        known = [p for p in parts if p is not None]
+        per_device: dict[str, int] = {}
+        for p in known:
+            per_device.update(p.get("per_device") or {})
+        return {"sim_now": min(p["sim_now"] for p in known), "live": all(p["live"] for p in known),
+                "done": all(p["done"] for p in known), "backlog_done": min(p["backlog_done"] for p in known),
+                "produced": sum(p["produced"] for p in known), "acked": sum(p["acked"] for p in known),
+                "per_device": per_device if all("per_device" in p for p in known) else None}
+
+    def worker_status(self) -> dict[str, Any] | None:
+        return _read_json(self.status_path)
+
+    def crashed(self) -> list[str]:
+        """The children that exited on their own with an error."""
+        named = [(f"ingest-{i}", p) for i, p in self.ingest.items()] + \
+            [(f"fleet-{k}", p) for k, p in enumerate(self.fleet)] + [("rules", self.worker)]
+        return [f"{name} (exit {p.returncode}; see {self._log(name)})" for name, p in named
+                if p is not None and p.poll() not in (None, 0)]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+async def stored_readings(db: Database) -> dict[str, int]:
+    """Rows per demo device across the readings tables."""
+    rows = await db.fetch(
+        "SELECT device_id, count(*) AS n FROM frog_readings WHERE device_id LIKE $1 GROUP BY device_id UNION ALL "
+        "SELECT device_id, count(*) FROM road_readings WHERE device_id LIKE $1 GROUP BY device_id UNION ALL "
+        "SELECT device_id, count(*) FROM bin_readings WHERE device_id LIKE $1 GROUP BY device_id", LIKE)
+    return {r["device_id"]: int(r["n"]) for r in rows}
+
+
+async def milestones(db: Database) -> dict[str, Any]:
+    """What the pages can show now: readings, the first damp alert, route to send, bin plan, jobs."""
+    readings = await db.fetchval(
+        "SELECT (SELECT count(*) FROM frog_readings WHERE device_id LIKE $1) + (SELECT count(*) FROM road_readings "
+        "WHERE device_id LIKE $1) + (SELECT count(*) FROM bin_readings WHERE device_id LIKE $1)", LIKE)
+    damp = await db.fetchrow("SELECT title, opened_at FROM alerts WHERE rule = 'damp_risk' AND household_id LIKE $1 "
+                             "ORDER BY alert_id LIMIT 1", LIKE)
+    route = await db.fetchrow(
+        "SELECT d.route_id, r.as_of, d.latest_start, p.distance_m, jsonb_array_length(p.instructions) AS steps "
+        "FROM gritting_route_decisions d JOIN gritting_plans p USING (run_id, route_id) JOIN gritting_runs r "
+        "USING (run_id) WHERE d.send AND d.route_id LIKE $1 ORDER BY d.run_id, d.route_id LIMIT 1", LIKE)
+    plan = await db.fetchrow(
+        "SELECT p.plan_id, p.shift_start, count(s.*) AS stops, count(DISTINCT s.truck) AS trucks FROM bin_plans p "
+        "JOIN bin_plan_stops s USING (plan_id) WHERE p.depot_id LIKE $1 GROUP BY p.plan_id ORDER BY p.plan_id "
+        "LIMIT 1", LIKE)
+    jobs = await db.fetchval("SELECT count(*) FROM jobs j JOIN users u ON u.user_id = j.assigned_to "
+                             "WHERE u.username LIKE $1", LIKE)
+    alerts = await db.fetchval("SELECT count(*) FROM alerts WHERE cause LIKE '%' || $1", LIKE)
+    return {"readings": int(readings or 0), "damp_alert": dict(damp) if damp else None,
+            "route": dict(route) if route else None, "bin_plan": dict(plan) if plan else None,
+            "jobs": int(jobs or 0), "alerts": int(alerts or 0)}

@@ -1,0 +1,219 @@
+"""The rules and alerts, on a schedule in simulated time, and the crews' jobs.
+
+Each cycle runs "as of" the data's frontier: per device kind, the oldest of the demo
+devices' newest readings (so every device's data up to then is in; the damp runner, which
+carries the mould index forward hour by hour, must never see an hour half-filled). Then:
+damp (frog frontier), bins (bin frontier; a collection plan every `plan_every` simulated
+hours), gritting (road frontier, with its route plans), and the alerts runner with its
+clock at the oldest frontier. Once the week has caught up (as of `live_from` less an hour),
+the operator hands work to the demo crews through the jobs code: every route to send gets
+a gritting job, each truck of the first collection plan for a shift a bins job.
+
+Run as a child of the demo (`python -m cityops.democity.worker ...`, database and broker
+in CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL); it writes its status (the last successful
+run, per rule) to a JSON file. A failed cycle (the database paused, say) is logged and
+retried at the next one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cityops.democity.fleet import write_json
+from cityops.democity.seed import PREFIX
+from cityops.errors import CityOpsError
+from cityops.settings import Settings, get_settings
+from cityops.storage import Database
+from rules.bins_runner import BinsRunSettings, run_bins
+from rules.damp_runner import run_damp
+from rules.gritting_runner import run_gritting
+
+log = logging.getLogger("cityops.democity.worker")
+
+KINDS = {"frog": "frog_readings", "road": "road_readings", "bin": "bin_readings"}
+
+
+class FixedClock:
+    def __init__(self, now: datetime):
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
+async def frontiers(db: Database) -> dict[str, datetime | None]:
+    """Per kind, the oldest of the demo devices' newest readings (None: a device has none yet)."""
+    out: dict[str, datetime | None] = {}
+    for kind, table in KINDS.items():
+        row = await db.fetchrow(
+            f"SELECT count(*) AS devices, count(newest) AS reporting, min(newest) AS frontier FROM ("
+            f"SELECT (SELECT max(ts) FROM {table} r WHERE r.device_id = d.device_id) AS newest FROM devices d "
+            "WHERE d.kind = $1 AND d.status = 'active' AND NOT d.mobile AND d.device_id LIKE $2) f", kind, f"{PREFIX}%")
+        assert row is not None
+        out[kind] = row["frontier"] if row["devices"] and row["reporting"] == row["devices"] else None
+    return out
+
+
+@dataclass
+class WorkerStatus:
+    cycles: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_success: dict[str, str] = field(default_factory=dict)     # rule -> real time of its last good run
+    as_of: dict[str, str] = field(default_factory=dict)            # rule -> simulated time of that run
+    jobs: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"cycles": self.cycles, "failures": self.failures, "last_error": self.last_error,
+                "last_success": self.last_success, "as_of": self.as_of, "jobs": self.jobs}
+
+
+class Worker:
+    def __init__(self, db: Database, settings: Settings, *, live_from: datetime, plan_every: timedelta,
+                 status_path: Path | None = None, plan_seconds: float = 10.0, assign_jobs: bool = True):
+        self.db = db
+        self.settings = settings
+        self.live_from = live_from
+        self.plan_every = plan_every
+        self.status_path = status_path
+        self.plan_seconds = plan_seconds
+        self.assign_jobs = assign_jobs
+        self.status = WorkerStatus()
+        self._done: dict[str, datetime] = {}
+        self._planned_at: datetime | None = None
+
+    def _ok(self, rule: str, as_of: datetime) -> None:
+        self.status.last_success[rule] = datetime.now(UTC).isoformat()
+        self.status.as_of[rule] = as_of.isoformat()
+        self._done[rule] = as_of
+
+    async def cycle(self) -> bool:
+        """One pass over the rules; False when there was nothing new to run on."""
+        edges = await frontiers(self.db)
+        known = [t for t in edges.values() if t is not None]
+        if len(known) < len(edges) or (self._done and all(self._done.get(k) == t for k, t in
+                                                          (("damp", edges["frog"]), ("bins", edges["bin"]),
+                                                           ("gritting", edges["road"])))):
+            return False
+        frog, bins, road = edges["frog"], edges["bin"], edges["road"]
+        assert frog is not None and bins is not None and road is not None
+        if self._done.get("damp") != frog:
+            await run_damp(self.db, now=frog)
+            self._ok("damp", frog)
+        if self._done.get("bins") != bins:
+            plan = self._planned_at is None or bins - self._planned_at >= self.plan_every or (
+                self._planned_at < self.live_from - timedelta(hours=1) <= bins)
+            await run_bins(self.db, now=bins, settings=BinsRunSettings(plan=plan, time_limit_s=self.plan_seconds))
+            if plan:
+                self._planned_at = bins
+            self._ok("bins", bins)
+        if self._done.get("gritting") != road:
+            await run_gritting(self.db, now=road, settings=self.settings.gritting)
+            self._ok("gritting", road)
+        alerts_at = min(known)
+        await self._alerts(alerts_at)
+        self._ok("alerts", alerts_at)
+        if self.assign_jobs and alerts_at >= self.live_from - timedelta(hours=1):
+            self.status.jobs += await assign_jobs(self.db)
+        return True
+
+    async def _alerts(self, now: datetime) -> None:
+        from alerts.runner import AlertsRunner
+
+        await AlertsRunner(self.db, self.settings.alerts, clock=FixedClock(now)).cycle()
+
+    async def run(self, stop: asyncio.Event, every_s: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.cycle()
+                self.status.cycles += 1
+            except (CityOpsError, OSError) as exc:
+                self.status.failures += 1
+                self.status.last_error = f"{datetime.now(UTC):%H:%M:%S}: {exc}"
+                log.warning("rules cycle failed (retried in %g s): %s", every_s, exc)
+            if self.status_path is not None:
+                write_json(self.status_path, self.status.as_json())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+
+
+async def assign_jobs(db: Database) -> int:
+    """The operator's part: routes to send and the shift's bin plan, to the demo crews."""
+    from ops_api.errors import ApiError
+    from ops_api.queries import jobs
+
+    users = {r["username"]: r["user_id"] for r in await db.fetch(
+        "SELECT username, user_id FROM users WHERE username = ANY($1)",
+        [f"{PREFIX}operator", f"{PREFIX}gritting", f"{PREFIX}waste"])}
+    operator, gritting, waste = (users.get(f"{PREFIX}{name}") for name in ("operator", "gritting", "waste"))
+    if operator is None or gritting is None or waste is None:
+        return 0
+    made = 0
+    run_id = await db.fetchval("SELECT max(run_id) FROM gritting_runs")
+    routes = await db.fetch(
+        "SELECT d.route_id FROM gritting_route_decisions d JOIN gritting_plans p USING (run_id, route_id) "
+        "WHERE d.run_id = $1 AND d.send AND d.route_id LIKE $2 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE "
+        "j.route_id = d.route_id AND j.kind = 'gritting' AND j.state <> 'completed') ORDER BY d.route_id",
+        run_id, f"{PREFIX}%")
+    for route in routes:
+        with contextlib.suppress(ApiError):
+            await jobs.assign_gritting(db, route["route_id"], gritting, operator)
+            made += 1
+    plan = await db.fetchrow(
+        "SELECT p.plan_id, p.shift_start FROM bin_plans p WHERE p.depot_id LIKE $1 AND NOT EXISTS (SELECT 1 FROM "
+        "jobs j JOIN bin_plans q ON q.plan_id = j.plan_id WHERE q.depot_id = p.depot_id AND "
+        "q.shift_start = p.shift_start) ORDER BY p.plan_id DESC LIMIT 1", f"{PREFIX}%")
+    if plan is not None:
+        for truck in await db.fetch("SELECT DISTINCT truck FROM bin_plan_stops WHERE plan_id = $1 ORDER BY truck",
+                                    plan["plan_id"]):
+            with contextlib.suppress(ApiError):
+                await jobs.assign_bins(db, plan["plan_id"], truck["truck"], waste, operator)
+                made += 1
+    return made
+
+
+def _utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cityops.democity.worker",
+                                     description="The demo's rules and alerts in simulated time (started by "
+                                                 "`cityops demo`).")
+    parser.add_argument("--live-from", type=_utc, required=True)
+    parser.add_argument("--every", type=float, default=10.0, help="real seconds between cycles")
+    parser.add_argument("--plan-every-h", type=float, default=3.0, help="simulated hours between bin plans")
+    parser.add_argument("--plan-seconds", type=float, default=10.0)
+    parser.add_argument("--status", type=Path, default=None)
+    parser.add_argument("--no-jobs", action="store_true")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with Database.connect(settings.resolved_database_url(), settings.storage) as db:
+            worker = Worker(db, settings, live_from=args.live_from, plan_every=timedelta(hours=args.plan_every_h),
+                            status_path=args.status, plan_seconds=args.plan_seconds, assign_jobs=not args.no_jobs)
+            await worker.run(stop, args.every)
+
+    asyncio.run(go())
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("CITYOPS_LOG_LEVEL", "WARNING")
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The demo town: generated the same from a seed, a valid road network, a week with a
+freezing night in the right place, and seeding that can run twice."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cityops.democity import seed as seeding
+from cityops.democity.fleet import parts_for
+from cityops.democity.story import EVENING_HOUR, StoryWeather, Timeline
+from cityops.democity.town import BINS, HOMES, ROAD_SENSORS, build_town
+from cityops.settings import Settings
+from cityops.storage import Database, migrate
+from devices.area import CouncilArea
+from rules.gritting.network import parse_network
+
+AREA = Settings().devices.area_wkt
+
+
+def test_the_same_seed_builds_the_same_town_and_another_seed_another() -> None:
+    assert build_town(1) == build_town(1)
+    assert build_town(1).streets != build_town(2).streets
+
+
+def test_the_town_has_what_the_demo_promises() -> None:
+    town = build_town(1)
+    network = parse_network(town.network_geojson(), "demo", area=shapely.from_wkt(AREA))
+    assert 300 <= len(network.segments) <= 400
+    assert {r.route_id for r in network.routes} == set(town.route_ids) and len(network.routes) == 4
+    assert len(network.depots) == 1
+    assert sum(s.bridge for s in network.segments) == 3
+    assert any(s.thermal_offset_c < -1 and not s.bridge for s in network.segments)  # shaded roads
+    for route in network.routes:
+        assert network.unreachable(route.route_id) == []
+        assert any(s.priority <= 2 for s in network.route_segments(route.route_id))
+    assert (len(town.road_sensors), len(town.homes), len(town.bins)) == (ROAD_SENSORS, HOMES, BINS)
+    assert {s.segment_id for s in town.road_sensors} <= {s.segment_id for s in network.segments}
+    assert all(any(s.segment_id == r.segment_id and s.bridge for s in network.segments)
+               for r in town.road_sensors if r.bridge)
+    assert 5 <= sum(h.damp for h in town.homes) < HOMES / 2
+    assert len(set(town.device_ids)) == len(town.device_ids)
+
+
+def test_every_device_passes_the_registry_checks() -> None:
+    specs = seeding.device_specs(build_town(1), CouncilArea.from_wkt(AREA))
+    assert len(specs) == len(build_town(1).device_ids)
+    assert all(s.sensor_height_mm and s.bin_depth_mm and s.sensor_height_mm > s.bin_depth_mm
+               for s in specs if s.kind == "bin")  # rules.bins reads the height above the empty bin's bottom
+
+
+def test_the_gritter_drives_along_the_network() -> None:
+    town = build_town(1)
+    nodes = {point for s in town.streets for point in s.coords}
+    assert all((lon, lat) in nodes for lat, lon in town.gritter_loop)
+    assert town.gritter_loop[0] == town.gritter_loop[-1]
+
+
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1)),
+       st.floats(min_value=1, max_value=14))
+@settings(max_examples=50, deadline=None)
+def test_the_week_ends_at_the_last_evening_before_now(now: datetime, days: float) -> None:
+    now = now.replace(tzinfo=UTC)
+    week = Timeline.ending_before(now, days)
+    assert week.live_from <= now < week.live_from + timedelta(days=1)
+    assert week.live_from.hour == EVENING_HOUR and week.live_from.minute == 0
+    assert week.registered_at < week.start < week.live_from
+
+
+def test_the_weather_tells_the_story() -> None:
+    week = Timeline.ending_before(datetime(2026, 1, 6, 9, 30, tzinfo=UTC))
+    weather = StoryWeather.for_timeline(week)
+    evening = week.live_from
+    night = [evening + timedelta(hours=h) for h in range(1, 14)]
+    assert min(weather.air_temp_c(t) for t in night) < -2.0              # the freezing night
+    assert all(weather.sky_clearness(t) > 0.8 for t in night)             # clear: radiative cooling
+    assert any(weather.rain_mm_h(evening - timedelta(hours=h)) > 0 for h in range(2, 7))   # wet roads at dusk
+    assert weather.air_temp_c(evening + timedelta(days=1, hours=20)) > 2.0  # and a thaw
+    wet_day = [week.start + timedelta(hours=h) for h in range(40, 60)]
+    assert sum(weather.rain_mm_h(t) > 0 for t in wet_day) >= 10
+
+
+def test_the_fleet_is_split_so_each_process_stays_under_the_select_limit() -> None:
+    assert parts_for(391) == 4
+    assert parts_for(130) == 1
+
+
+async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fresh_database_url: str,
+                                                                            tmp_path: Path) -> None:
+    settings = Settings(database_url=fresh_database_url)
+    town = build_town(1)
+    week = Timeline.ending_before(datetime.now(UTC), days=2)
+    async with Database.connect(fresh_database_url) as db:
+        await migrate(db, settings.storage)
+        first = await seeding.seed(db, town, week, settings, tmp_path)
+        assert (first.segments, first.devices_added, first.users_added) == (353, 391, 5)
+        again = await seeding.seed(db, town, week, settings, tmp_path)
+        assert (again.devices_added, again.users_added, again.users) == (0, 0, first.users)
+        assert await db.fetchval("SELECT count(*) FROM road_segments WHERE segment_id LIKE 'demo-%'") == 353
+        assert await db.fetchval("SELECT count(*) FROM devices WHERE registered_at = $1", week.registered_at) == 391
+        assert await db.fetchval("SELECT count(*) FROM damp_home_settings WHERE f_rsi < 0.6") == \
+            sum(h.damp for h in town.homes)
+        assert await db.fetchval("SELECT count(*) FROM bin_settings") == BINS
+        householder = await db.fetchrow("SELECT household_id, role FROM users WHERE username = 'demo-householder'")
+        assert householder["role"] == "householder"
+        assert await db.fetchval("SELECT count(*) FROM devices WHERE household_id = $1",
+                                 householder["household_id"]) == 1
+        assert await db.fetchval("SELECT count(*) FROM alert_subscriptions WHERE channel = 'feed'") == 2
+
+        # someone else's data survives a reset; the demo's readings do not
+        await db.execute("INSERT INTO devices (device_id, kind) VALUES ('other-frog', 'frog')")
+        for device in ("other-frog", town.homes[0].device_id):
+            await db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) VALUES ($1, now(), 20, 50)",
+                             device)
+        await seeding.reset(db)
+        assert [r["device_id"] for r in await db.fetch("SELECT device_id FROM frog_readings")] == ["other-frog"]
+        assert await db.fetchval("SELECT count(*) FROM devices WHERE device_id LIKE 'demo-%'") == 391
