@@ -77,8 +77,8 @@ async def current_reading(db: Database, devices: list[str]) -> dict[str, Any] | 
     if row is None:
         return None
     [dew] = dew_points([row["air_temp_c"]], [row["rh_pct"]])
-    return {"ts": row["ts"].isoformat(), "device_id": row["device_id"], "air_temp_c": row["air_temp_c"],
-            "rh_pct": row["rh_pct"], "dew_point_c": dew}
+    return {"ts": row["ts"].isoformat(), "device_id": row["device_id"],  # real columns: 15.69, not 15.6899995
+            "air_temp_c": round(row["air_temp_c"], 2), "rh_pct": round(row["rh_pct"], 1), "dew_point_c": dew}
 
 
 def risk_json(row: asyncpg.Record) -> dict[str, Any]:
