@@ -17,14 +17,17 @@ skipping the slow password hash) and sets `Authorization: Bearer <token>` on the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from cityops.embedded.process import free_port
 from cityops.storage import Database
 from ops_api.accounts.roles import Role, User
 from ops_api.accounts.sessions import open_session
@@ -66,3 +69,21 @@ async def login_as(client: httpx.AsyncClient, db: Database, role: Role | str, *,
     token = await open_session(db, user.user_id)
     client.headers["Authorization"] = f"Bearer {token}"
     return user
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free port in this process (a real socket, for clients
+    that are not httpx); yields its base URL and stops the server afterwards."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -3,16 +3,13 @@ agent's source with a bug in it, registered devices, and the API served on a fre
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cityops.embedded.process import free_port
 from cityops.settings import ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from devices import registry
@@ -20,6 +17,7 @@ from devices.releases.build import BuiltRelease, build_release, default_source
 from devices.releases.signing import KeyPair, keygen, load_private_key
 from devices.spec import DeviceSpec
 from ops_api.app import create_app
+from tests import api_helpers
 
 BRISTOL = (-2.59, 51.45)
 
@@ -58,17 +56,5 @@ def api_settings(store: Path, **releases: object) -> Settings:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, db: Database) -> AsyncIterator[str]:
     """The real API on a free port (uvicorn in this process); its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, db=db), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with api_helpers.serving(create_app(settings, db=db)) as base_url:
+        yield base_url

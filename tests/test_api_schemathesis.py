@@ -10,17 +10,15 @@ A bounded number of examples per operation keeps the run well under a minute.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import hypothesis
 import hypothesis.errors
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given
 from hypothesis.strategies import SearchStrategy
 from schemathesis import GenerationMode
@@ -28,35 +26,17 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from cityops.embedded.broker import EmbeddedBroker
-from cityops.embedded.process import free_port
 from cityops.settings import DevicesSettings, Settings, StorageSettings
 from cityops.storage import Database, migrate
 from ops_api.accounts.roles import Role
 from ops_api.accounts.sessions import open_session
 from ops_api.app import create_app
-from tests.api_helpers import make_user
+from tests.api_helpers import make_user, serving
 
 # per operation, role and mode: bounded so the run stays well under a minute; a deeper run:
 # CITYOPS_FUZZ_EXAMPLES=50 pytest tests/test_api_schemathesis.py
 EXAMPLES = int(os.environ.get("CITYOPS_FUZZ_EXAMPLES", "4"))
 ROLES = (Role.OPERATOR, Role.HOUSEHOLDER, Role.ADMIN)
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, db: Database, mqtt_url: str) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, db=db, mqtt_url=mqtt_url), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def send(http: httpx.Client, case: schemathesis.Case, base_url: str, headers: dict[str, str]) -> httpx.Response:
@@ -128,7 +108,7 @@ async def test_no_operation_answers_5xx_to_any_role(fresh_database_url: str, tmp
         settings = Settings(database_url=fresh_database_url,  # type: ignore[arg-type]
                             devices=DevicesSettings(broker_password_file=tmp_path / "passwords",
                                                     broker_acl_file=tmp_path / "acl"))
-        async with serving(settings, db, mosquitto.url) as base_url:
+        async with serving(create_app(settings, db=db, mqtt_url=mosquitto.url)) as base_url:
             problems, statuses = await asyncio.to_thread(fuzz, base_url, tokens)
     assert not problems, "\n".join(problems)
     # the inputs reached the handlers: answers, refusals by role, and validation errors all came back
