@@ -35,7 +35,7 @@ from cityops.settings import Settings, get_settings
 from cityops.storage import Database
 from rules.bins_runner import BinsRunSettings, run_bins
 from rules.damp_runner import run_damp
-from rules.gritting_runner import run_gritting
+from rules.gritting_runner import latest_run, run_gritting
 
 log = logging.getLogger("cityops.democity.worker")
 
@@ -158,12 +158,12 @@ async def assign_jobs(db: Database) -> int:
     if operator is None or gritting is None or waste is None:
         return 0
     made = 0
-    run_id = await db.fetchval("SELECT max(run_id) FROM gritting_runs")
-    routes = await db.fetch(
+    run = await latest_run(db)
+    routes = [] if run is None else await db.fetch(
         "SELECT d.route_id FROM gritting_route_decisions d JOIN gritting_plans p USING (run_id, route_id) "
         "WHERE d.run_id = $1 AND d.send AND d.route_id LIKE $2 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE "
         "j.route_id = d.route_id AND j.kind = 'gritting' AND j.state <> 'completed') ORDER BY d.route_id",
-        run_id, f"{PREFIX}%")
+        run["run_id"], f"{PREFIX}%")
     for route in routes:
         with contextlib.suppress(ApiError):
             await jobs.assign_gritting(db, route["route_id"], gritting, operator)
