@@ -325,10 +325,10 @@ async def _write_route(conn: Any, run_id: int, route: RouteDecision, plan: Route
         if start < now:
             reason += ": LATE, start now"
     await conn.execute(
-        "INSERT INTO gritting_route_decisions (run_id, route_id, send, reason, treat_segments, salt_kg, freeze_at, "
-        "latest_start, treat_km, duration_min) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        run_id, route.route_id, route.send, reason, route.treat_segments, route.salt_kg, route.freeze_at, start,
-        route.treat_km, duration_h * 60)
+        "INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, salt_kg, "
+        "freeze_at, latest_start, treat_km, duration_min) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        run_id, route.route_id, route.send, route.decision, reason, route.treat_segments, route.salt_kg,
+        route.freeze_at, start, route.treat_km, duration_h * 60)
     if plan is not None:
         await conn.execute(
             "INSERT INTO gritting_plans (run_id, route_id, feasible, distance_m, trips, geojson, instructions, notes, "

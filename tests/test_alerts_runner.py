@@ -60,8 +60,9 @@ async def gritting_run(db: Database, as_of: datetime, rst_min_c: float, send: bo
     await db.execute("INSERT INTO gritting_segment_decisions (run_id, segment_id, route_id, rst_min_c, rst_min_at, "
                      "source, action, reason) VALUES ($1, 'seg-bridge', 'P1', $2, $3, 'sensors', $4, 'wet road')",
                      run_id, rst_min_c, as_of + timedelta(hours=6), "treat" if rst_min_c <= 0.5 else "none")
-    await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, reason, treat_segments, salt_kg, "
-                     "latest_start) VALUES ($1, 'P1', $2, 'frost', 1, 84.1, $3)", run_id, send,
+    await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, "
+                     "salt_kg, latest_start) VALUES ($1, 'P1', $2, $3, 'frost', 1, 84.1, $4)", run_id, send,
+                     "send" if send else "not_needed",
                      as_of + timedelta(hours=4))
 
 

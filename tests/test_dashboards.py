@@ -127,8 +127,8 @@ async def seed_gritting(db: Database, now: datetime) -> None:
         ($1, 'seg-2', 'route-1', 2.0, 0.8, $2, -1.0, 'dry', 'forecast', 'monitor', 'RST within 1 degC', NULL, 0)""",
                      run_id, now + timedelta(hours=6))
     await db.execute("""
-        INSERT INTO gritting_route_decisions (run_id, route_id, send, reason, treat_segments, salt_kg, freeze_at,
-            latest_start) VALUES ($1, 'route-1', true, '1 segment below frost point by 03:00', 1, 58, $2, $3)""",
+        INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, salt_kg,
+            freeze_at, latest_start) VALUES ($1, 'route-1', true, 'send', '1 segment below frost point by 03:00', 1, 58, $2, $3)""",
                      run_id, now + timedelta(hours=6), now + timedelta(hours=4))
 
 

@@ -214,6 +214,10 @@ class RouteDecision:
     freeze_at: datetime | None
     unknown_segments: int
 
+    @property
+    def decision(self) -> str:
+        return "send" if self.send else "not_needed"
+
 
 def decide_route(route_id: str, members: IntArray, priority: IntArray, names: Sequence[str], d: Decisions,
                  length_m: FloatArray, times: Sequence[datetime], policy: RoutePolicy) -> RouteDecision:
