@@ -4,9 +4,11 @@ Times are hours since the Unix epoch (float); fills are 0..1 with NaN for unusab
 
 - Emptying: the median of the next few fills is at least `min_drop` below the median of the
   few before (so a single noisy ping never counts); one event per drop.
-- Fill rate: least squares of fill against "usage hours" since the last emptying, where a
-  usage profile weights each hour of the week (by default daytime hours, every weekday
-  alike; `learn_weekday_profile` fits the weekday shape from a bin's own history).
+- Fill rate: least squares of fill against "usage hours" since the cycle's first reading,
+  where a usage profile weights each hour of the week (by default daytime hours, every
+  weekday alike; `learn_weekday_profile` fits the weekday shape from a bin's own history).
+  A falling slope is noise (a bin only empties in one drop): the line is refitted flat, so
+  the fill now is the series' mean.
 - Time to threshold: usage hours still needed at that rate, turned back into clock time;
   the interval comes from the rate's standard error (about +-2 sigma).
 - Overflow risk: the probability that the bin reaches 100 % before the next planned pass,
@@ -63,9 +65,11 @@ class UsageProfile:
         """The clock hour at which `usage_needed` usage hours have passed after `start_h`."""
         if usage_needed <= 0:
             return start_h
-        target = float(self.cumulative(start_h)) + usage_needed
-        grid = start_h + np.arange(0, 2 * WEEK_H * (1 + int(usage_needed // WEEK_H)) + 1, dtype=np.float64)
-        return float(np.interp(target, self.cumulative(grid), grid))
+        # whole weeks by arithmetic (a near-zero rate asks for millions), the rest on a two-week grid
+        weeks, rest = divmod(usage_needed, float(self.weights.sum()))
+        grid = start_h + np.arange(0, 2 * WEEK_H + 1, dtype=np.float64)
+        within = float(np.interp(float(self.cumulative(start_h)) + rest, self.cumulative(grid), grid))
+        return weeks * WEEK_H + within
 
 
 DEFAULT_PROFILE = UsageProfile.daytime()
@@ -144,33 +148,51 @@ def forecast_bin(times_h: npt.ArrayLike, fill: npt.ArrayLike, now_h: float, next
     emptyings = detect_emptyings(f)
     start = emptyings[-1] if emptyings else 0
     last_emptied = float(t[start]) if emptyings else None
-    usage = profile.cumulative(t[start:])
+    # usage hours since the cycle's first reading: an axis that starts at the data, not in 1970
+    origin = float(profile.cumulative(t[start]))
+    usage = profile.cumulative(t[start:]) - origin
     cycle = f[start:]
     fill_now = float(np.median(cycle[-3:]))
     if cycle.size < MIN_READINGS or np.ptp(usage) <= 0:
         return Forecast("learning", fill_now, nan, nan, nan, nan, nan, last_emptied,
                         f"{fill_now:.0%} full; too few readings since the last emptying to forecast")
-    rate, intercept, rate_se = _fit_line(usage, cycle)
-    usage_now = float(profile.cumulative(now_h))
-    fill_now = float(np.clip(intercept + rate * usage_now, 0.0, 1.0))
+    line = fit_fill_line(usage, cycle)
+    rate, rate_se = line.rate, line.rate_se
+    usage_now = float(profile.cumulative(now_h)) - origin
+    fill_now = float(np.clip(line.at(usage_now), 0.0, 1.0))
     spread = max(2 * rate_se, RATE_SPREAD * rate)
     hours, low, high = (_hours_to(threshold, fill_now, r, now_h, profile)
                         for r in (rate, rate + spread, max(rate - spread, 0.0)))
-    risk = _overflow_risk(fill_now, rate, rate_se, usage_now, float(profile.cumulative(next_pass_h)))
+    risk = _overflow_risk(fill_now, rate, rate_se, usage_now, float(profile.cumulative(next_pass_h)) - origin)
     return Forecast("ok", fill_now, rate, hours, low, high, risk, last_emptied,
                     _forecast_words(fill_now, threshold, hours, low, high))
 
 
-def _fit_line(x: FloatArray, y: FloatArray) -> tuple[float, float, float]:
-    """Slope, intercept and the slope's standard error (least squares)."""
-    dx = x - x.mean()
+@dataclass(frozen=True)
+class FillLine:
+    """Fill against usage hours, as a rate through the series' centre (mean usage, mean fill)."""
+
+    rate: float                    # per usage hour, never below 0: a bin does not empty itself slowly
+    rate_se: float                 # the least-squares slope's standard error
+    centre_usage: float
+    centre_fill: float
+
+    def at(self, usage: float) -> float:
+        return self.centre_fill + self.rate * (usage - self.centre_usage)
+
+
+def fit_fill_line(usage: FloatArray, fill: FloatArray) -> FillLine:
+    """Least squares, with a falling slope refitted as flat: the line is then the series' mean.
+
+    Anchoring the line at the centre (not at usage 0) keeps the clipped line on the data.
+    """
+    dx = usage - usage.mean()
     sxx = float(dx @ dx)
-    slope = float(dx @ (y - y.mean())) / sxx
-    intercept = float(y.mean() - slope * x.mean())
-    residual = y - (intercept + slope * x)
-    dof = max(x.size - 2, 1)
+    slope = float(dx @ (fill - fill.mean())) / sxx
+    residual = fill - fill.mean() - slope * dx
+    dof = max(usage.size - 2, 1)
     se = math.sqrt(float(residual @ residual) / dof / sxx)
-    return max(slope, 0.0), intercept, se
+    return FillLine(max(slope, 0.0), se, float(usage.mean()), float(fill.mean()))
 
 
 def _hours_to(threshold: float, fill_now: float, rate: float, now_h: float, profile: UsageProfile) -> float:
