@@ -14,6 +14,8 @@
           +-- GrittingError        road network, road-weather forecast or gritting settings
                +-- InvalidRoadNetwork  a network GeoJSON that cannot be imported (names the feature)
                +-- InvalidForecast     a forecast file that cannot be imported (names the row)
+               +-- DecisionLogError    an officer's acknowledgement or override, or a log period, refused
+                    +-- RouteDecisionNotFound  no such run, or that run decided nothing for the route
 
 Each carries fields (`quantity`, `value`, `setting`) besides its text, and `hint`.
 """
@@ -107,3 +109,17 @@ class UnreachableTask(InvalidArcRouting):
     def __init__(self, message: str, *, edge_id: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.edge_id = edge_id
+
+
+class DecisionLogError(GrittingError):
+    """The decision log refuses an acknowledgement, an override or a period; `field` names the culprit."""
+
+    hint = "see docs/gritting.md, The decision log"
+
+    def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.field = field
+
+
+class RouteDecisionNotFound(DecisionLogError):
+    hint = "`cityops roads log --from DATE --to DATE` lists the runs and their routes"
