@@ -19,6 +19,7 @@ import shapely
 
 from cityops.services import database_for
 from cityops.settings import Settings
+from rules import gritting_log_cli
 from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork
 from rules.gritting.forecast import parse_forecast
 from rules.gritting.network import parse_network
@@ -58,6 +59,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     show.add_argument("--segments", action="store_true", help="list the segments to treat or monitor")
     show.add_argument("--plan", action="store_true", help="print the driving instructions of routes sent")
     show.set_defaults(handler=run_show)
+    gritting_log_cli.register(which)
 
 
 def _read(path: Path, what: type[GrittingError]) -> str:
