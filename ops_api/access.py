@@ -107,6 +107,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/gritting/routes"): GRITTING,
     ("GET", "/gritting/routes/{route_id}/plan"): GRITTING,
     ("GET", "/gritting/routes/{route_id}/sheet"): GRITTING,
+    ("POST", "/gritting/runs/{run_id}/routes/{route_id}/acknowledge"): STAFF,   # the duty officer
+    ("GET", "/gritting/log"): STAFF,
     ("GET", "/bins/priorities"): WASTE,
     ("GET", "/bins/plans"): WASTE,
     ("GET", "/bins/plans/{plan_id}"): WASTE,

@@ -51,6 +51,7 @@ class World:
                   "device_id": f"none-{uuid.uuid4().hex[:8]}" if path.startswith("/admin/") else self.devices[i],
                   "user_id": self.other_user.user_id, "job_id": str(MISSING_INT), "plan_id": str(MISSING_INT),
                   "truck": "1", "entry_id": str(MISSING_INT), "notification_id": str(MISSING_INT),
+                  "run_id": str(MISSING_INT),
                   "route_id": "no-such-route", "token": "not-a-token", "version": "0.0.0-none"}
         if which == "missing":
             values |= {"household_id": MISSING_ID, "device_id": MISSING_ID, "alert_id": str(MISSING_INT)}

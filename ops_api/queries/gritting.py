@@ -1,19 +1,25 @@
 """The latest gritting run as the API shows it: decisions per segment, routes to send (with
-when each was last treated by a crew), and each route's plan (GeoJSON and crew steps)."""
+when each was last treated by a crew), and each route's plan (GeoJSON and crew steps); and
+the decision log (rules.gritting_log): a period's runs, and the duty officer's entries."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from cityops.storage import Database
-from ops_api.errors import NotFound
+from ops_api.accounts.roles import User
+from ops_api.errors import InvalidRequest, NotFound
+from rules.errors import DecisionLogError, RouteDecisionNotFound
+from rules.gritting_log import RunLog, parse_period, read_log, record_entry
 from rules.gritting_runner import latest_run, route_decisions, segment_decisions
 
 ACTIONS = ("treat", "monitor", "none")
+MAX_LOG_PERIOD = timedelta(days=31)     # longer: `cityops roads log --csv`
 
 
 def plain(row: asyncpg.Record | dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -118,3 +124,49 @@ def spread_segments(geojson: dict[str, Any]) -> tuple[list[str], float]:
                 seen.append(p["segment_id"])
             salt += float(p.get("salt_kg") or 0.0)
     return seen, round(salt, 1)
+
+
+# --- the decision log ------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def run_log_json(run: RunLog) -> dict[str, Any]:
+    out = _jsonable(asdict(run))
+    for item, route in zip(out["routes"], run.routes, strict=True):
+        item["final_decision"] = route.final_decision
+        item["events"] = _jsonable([asdict(e) for e in route.events()])
+    return dict(out)
+
+
+async def decision_log(db: Database, start: str, end: str, route_id: str | None) -> dict[str, Any]:
+    """The runs whose as_of is in [start, end), each route's chain from decision to completed job."""
+    try:
+        since, until = parse_period(start, end)
+    except DecisionLogError as exc:
+        raise InvalidRequest(str(exc), hint=exc.hint) from None
+    if until - since > MAX_LOG_PERIOD:
+        raise InvalidRequest(f"the period is {(until - since).days} days; at most {MAX_LOG_PERIOD.days} per request",
+                             hint="ask for a shorter period, or for the records: cityops roads log --csv")
+    runs = await read_log(db, since, until, route_id)
+    return {"from": since.isoformat(), "to": until.isoformat(), "runs": [run_log_json(r) for r in runs]}
+
+
+async def officer_entry(db: Database, run_id: int, route_id: str, user: User, override: str | None,
+                        reason: str | None) -> dict[str, Any]:
+    """Append the signed-in officer's acknowledgement (or override) of a run's route decision."""
+    try:
+        entry = await record_entry(db, run_id, route_id, officer=user.display_name or user.username, reason=reason,
+                                   override=override, user_id=user.user_id)
+    except RouteDecisionNotFound as exc:
+        raise NotFound(str(exc), hint=exc.hint) from None
+    except DecisionLogError as exc:
+        raise InvalidRequest(str(exc), hint=exc.hint) from None
+    return {**_jsonable(asdict(entry)), "decision_after": entry.decision_after}

@@ -5,24 +5,36 @@
     GET /gritting/routes?send_only=            route decisions, plan id, last treated, open job
     GET /gritting/routes/{route_id}/plan       GeoJSON in driving order and the crew's steps
     GET /gritting/routes/{route_id}/sheet      the printable job sheet (HTML)
+    POST /gritting/runs/{run_id}/routes/{route_id}/acknowledge
+                                               the duty officer acknowledges a route decision or
+                                               overrides it ({override?, reason?}); appended to the log
+    GET /gritting/log?from=&to=&route_id=      the decision log for a period (docs/gritting.md)
 
-Operators, gritting crews and admins.
+Operators, gritting crews and admins; the decision log and acknowledging: operators and admins.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
-from ops_api.deps import DB, GrittingReader
+from ops_api.deps import DB, GrittingReader, Staff
 from ops_api.queries import gritting as q
 from ops_api.queries.jobs import in_driving_order
 from ops_api.queries.sheet import job_sheet
 
 router = APIRouter(prefix="/gritting", tags=["gritting"])
 Action = Literal["treat", "monitor", "none"]
+
+
+class OfficerEntry(BaseModel):
+    override: Literal["send", "not_needed"] | None = Field(
+        default=None, description="decide this instead (leave out to acknowledge the decision in force)")
+    reason: str | None = Field(default=None, max_length=2000,
+                               description="why: required to override, and to acknowledge an 'unknown' decision")
 
 
 @router.get("/runs/latest", summary="The latest gritting run")
@@ -60,3 +72,19 @@ async def route_sheet(route_id: str, db: DB, user: GrittingReader, run_id: int |
              "steps": plan["steps"], "created_at": plan["computed_at"]}
     return HTMLResponse(job_sheet(sheet, heading=f"Gritting route {plan.get('name') or route_id} "
                                                  f"(run {plan['run_id']})"))
+
+
+@router.post("/runs/{run_id}/routes/{route_id}/acknowledge", status_code=201,
+             summary="Acknowledge or override a run's decision for a route (the decision log)")
+async def acknowledge(run_id: Annotated[int, Path(ge=1, le=2**63 - 1)], route_id: str, entry: OfficerEntry, db: DB,
+                      user: Staff) -> dict[str, Any]:
+    return await q.officer_entry(db, run_id, route_id, user, entry.override, entry.reason)
+
+
+@router.get("/log", summary="The decision log for a period: runs, decisions, officer entries, crews' jobs")
+async def decision_log(db: DB, user: Staff,
+                       start: Annotated[str, Query(alias="from", max_length=40, description="ISO date or time")],
+                       end: Annotated[str, Query(alias="to", max_length=40,
+                                                 description="not included; a date includes that whole day")],
+                       route_id: str | None = None) -> dict[str, Any]:
+    return await q.decision_log(db, start, end, route_id)
