@@ -34,8 +34,9 @@ from devices.spec import parse_calibration, parse_spec
 ATTRIBUTES = (  # option, spec field, help
     ("--household", "household_id", "frog: the household it is in"),
     ("--segment", "road_segment_id", "road: the road segment it watches"),
-    ("--bin-depth-mm", "bin_depth_mm", "bin: depth from the sensor to the bottom, mm"),
-    ("--sensor-height-mm", "sensor_height_mm", "bin: height of the sensor above the rim, mm"),
+    ("--bin-depth-mm", "bin_depth_mm", "bin: the depth it holds, from the full line (rim) to the bottom, mm"),
+    ("--sensor-height-mm", "sensor_height_mm", "bin: the sensor's height above the bottom of the empty bin, mm "
+                                               "(at least the depth)"),
     ("--sensor-type", "sensor_type", "e.g. sht31, ds18b20, jsn-sr04t"),
     ("--calibration", "calibration", "offsets, e.g. 'air_temp_c=-0.3;rh_pct=1.5'"),
 )

@@ -5,8 +5,10 @@ and raises `InvalidField` naming the first bad field. Rules:
 - device_id: the topic rule (lower case, digits, - or _, 2-64 characters);
 - kind: frog, road or bin; attributes that belong to another kind are refused;
 - location: lon and lat together, inside the council's area; required unless mobile;
-- frog: household_id; road: road_segment_id, mobile; bin: bin_depth_mm (required),
-  sensor_height_mm below the depth;
+- frog: household_id; road: road_segment_id, mobile; bin: bin_depth_mm (required), the depth
+  the bin holds from the full line down; sensor_height_mm, the sensor's height above the
+  bottom of the empty bin, checked as the bins rules read it (`rules.bins.fill.BinCalibration`:
+  at least the depth, full outside the sensor's blind zone);
 - calibration: `name=offset;...` with the reading fields of the kind, finite, |offset| <= 50.
 """
 
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from cityops.telemetry import DEVICE_ID
 from devices.area import CouncilArea
 from devices.errors import InvalidField
+from rules.bins.fill import BinCalibration
+from rules.errors import InvalidBinSetup
 
 KINDS = ("frog", "road", "bin")
 CALIBRATED_FIELDS = {
@@ -121,8 +125,11 @@ def validate(spec: DeviceSpec, area: CouncilArea, *, row: int | None = None) -> 
     if spec.kind == "bin":
         if spec.bin_depth_mm is None or spec.bin_depth_mm <= 0:
             raise bad("bin_depth_mm", "a bin needs its depth in mm (> 0)")
-        if spec.sensor_height_mm is not None and not 0 <= spec.sensor_height_mm < spec.bin_depth_mm:
-            raise bad("sensor_height_mm", f"must be 0..{spec.bin_depth_mm - 1} (below the bin's depth)")
+        if spec.sensor_height_mm is not None:
+            try:  # the rules' own check, so the registry never holds a bin they cannot read
+                BinCalibration.for_sensor(spec.sensor_height_mm, spec.bin_depth_mm, spec.sensor_type)
+            except InvalidBinSetup as exc:
+                raise bad(exc.setting, f"{exc} ({exc.hint})") from None
     for text_field in ("household_id", "road_segment_id", "sensor_type"):
         value = getattr(spec, text_field)
         if value is not None and (len(value) > TEXT_RE_MAX or not value.isprintable()):

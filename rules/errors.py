@@ -52,7 +52,8 @@ class InvalidDiaryEntry(RulesError):
 
 
 class InvalidBinSetup(RulesError):
-    hint = "sensor_height_mm is from the sensor to the bottom of the empty bin; depth_mm is what it holds"
+    hint = ("sensor_height_mm is the sensor's height above the bottom of the empty bin, at least bin_depth_mm, "
+            "the depth the bin holds from the full line down")
 
     def __init__(self, message: str, *, device_id: str | None = None, setting: str,
                  hint: str | None = None) -> None:

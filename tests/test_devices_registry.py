@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from cityops.cli import main
 from cityops.errors import ConfigError
 from cityops.settings import load_settings
 from cityops.storage import Database
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
+from devices.bulk import plan_import
 from devices.errors import DeviceRetired, DuplicateDevice, InvalidField, UnknownDevice
 from devices.registry import (
     add_device,
@@ -27,6 +29,7 @@ from devices.registry import (
 from devices.secrets import verify_secret
 from devices.spec import DeviceSpec, parse_spec
 from firmware.config import load_agent_config
+from rules.bins.fill import BinCalibration, fill_fraction
 from tests.test_devices_broker import AREA, frog, parse
 
 INSIDE = {"lon": "-2.6", "lat": "51.45"}
@@ -47,7 +50,13 @@ def raw(**values: str) -> dict[str, str | None]:
     ({"device_id": "f1", "kind": "frog"}, "lon", "needs its location"),
     (raw(device_id="f1", kind="frog", bin_depth_mm="900"), "bin_depth_mm", "only a bin"),
     (raw(device_id="b1", kind="bin"), "bin_depth_mm", "needs its depth"),
-    (raw(device_id="b1", kind="bin", bin_depth_mm="900", sensor_height_mm="900"), "sensor_height_mm", "below"),
+    # the old meaning (height above the rim, below the depth) is what the bins rules cannot read
+    (raw(device_id="b1", kind="bin", bin_depth_mm="1100", sensor_height_mm="40"), "sensor_height_mm",
+     "sensor height 40 mm is less than the bin depth 1100 mm"),
+    # full 100 mm from the sensor: inside an unknown sensor's 250 mm blind zone (rules.bins.fill)
+    (raw(device_id="b1", kind="bin", bin_depth_mm="1000", sensor_height_mm="1100"), "sensor_height_mm",
+     "blind zone"),
+    (raw(device_id="b1", kind="bin", bin_depth_mm="0", sensor_height_mm="1100"), "bin_depth_mm", "needs its depth"),
     (raw(device_id="f1", kind="frog", mobile="true"), "mobile", "only a road sensor"),
     (raw(device_id="f1", kind="frog", calibration="distance_mm=3"), "calibration", "not a frog reading"),
     (raw(device_id="f1", kind="frog", calibration="rh_pct=500"), "calibration", "within"),
@@ -63,9 +72,39 @@ def test_bad_input_names_the_field(values: dict[str, str | None], field: str, wo
 def test_good_input_of_each_kind() -> None:
     road = parse_spec({"device_id": "grit-1", "kind": "road", "mobile": "yes"}, AREA)
     assert road.mobile and road.lon is None
-    bin_ = parse_spec(raw(device_id="bin-1", kind="bin", bin_depth_mm="1100", sensor_height_mm="50",
+    bin_ = parse_spec(raw(device_id="bin-1", kind="bin", bin_depth_mm="1000", sensor_height_mm="1300",
                           calibration="distance_mm=-12; temp_c=0.5"), AREA)
-    assert bin_.bin_depth_mm == 1100 and bin_.calibration == {"distance_mm": -12.0, "temp_c": 0.5}
+    assert bin_.bin_depth_mm == 1000 and bin_.calibration == {"distance_mm": -12.0, "temp_c": 0.5}
+
+
+@pytest.mark.parametrize(("height", "sensor_type"), [(1300, None), (1000 + 250, "jsn-sr04t"), (1020, "hc-sr04")])
+def test_a_bin_the_registry_takes_is_one_the_bins_rules_read(height: int, sensor_type: str | None) -> None:
+    values = raw(device_id="bin-1", kind="bin", bin_depth_mm="1000", sensor_height_mm=str(height))
+    spec = parse_spec({**values, "sensor_type": sensor_type}, AREA)
+    assert spec.sensor_height_mm is not None and spec.bin_depth_mm is not None
+    calibration = BinCalibration.for_sensor(spec.sensor_height_mm, spec.bin_depth_mm, spec.sensor_type)
+    # fill = (H_empty - d) / depth: an echo from the bottom is empty, one from the full line is full
+    assert fill_fraction(height, calibration.sensor_height_mm, calibration.depth_mm) == 0.0
+    assert fill_fraction(height - 1000, calibration.sensor_height_mm, calibration.depth_mm) == 1.0
+
+
+def test_device_add_refuses_the_old_meaning_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["device", "add", "bin-1", "--kind", "bin", "--lon", "-2.6", "--lat", "51.45",
+                   "--bin-depth-mm", "1100", "--sensor-height-mm", "40"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "error: sensor_height_mm: sensor height 40 mm is less than the bin depth 1100 mm" in err
+    assert "height above the bottom of the empty bin" in err
+
+
+def test_csv_import_refuses_the_old_meaning_naming_row_and_field() -> None:
+    text = ("device_id,kind,lon,lat,bin_depth_mm,sensor_height_mm,sensor_type\n"
+            "bin-1,bin,-2.60,51.45,1000,1300,jsn-sr04t\n"
+            "bin-2,bin,-2.60,51.45,1100,40,hc-sr04\n")
+    plan = plan_import(text, AREA, registered=set())
+    assert [s.device_id for s in plan.specs] == ["bin-1"]
+    assert [(p.row, p.field) for p in plan.problems] == [(3, "sensor_height_mm")]
+    assert str(plan.problems[0]).startswith("row 3, sensor_height_mm: sensor height 40 mm is less than")
 
 
 def test_the_area_setting_must_be_a_polygon() -> None:
@@ -110,8 +149,8 @@ async def test_update_move_rotate_retire_are_validated_and_audited(db: Database,
     device = f"{unique}-b"
     first = await add_device(db, DeviceSpec(device, "bin", -2.6, 51.45, bin_depth_mm=1000))
     with pytest.raises(InvalidField, match="sensor_height_mm"):
-        await update_device(db, device, {"sensor_height_mm": 2000}, AREA)
-    assert (await update_device(db, device, {"sensor_height_mm": 40}, AREA)).sensor_height_mm == 40
+        await update_device(db, device, {"sensor_height_mm": 40}, AREA)     # the old meaning: above the rim
+    assert (await update_device(db, device, {"sensor_height_mm": 1300}, AREA)).sensor_height_mm == 1300
     with pytest.raises(InvalidField, match="kind"):
         await update_device(db, device, {"kind": "frog"}, AREA)
     with pytest.raises(InvalidField, match="outside"):
@@ -123,7 +162,7 @@ async def test_update_move_rotate_retire_are_validated_and_audited(db: Database,
     await retire_device(db, device, "stolen")
     record = await get_device(db, device)
     assert (record.status, record.has_secret, record.spec.lon, record.spec.sensor_height_mm) == \
-        ("retired", False, -2.55, 40)
+        ("retired", False, -2.55, 1300)
     with pytest.raises(DeviceRetired):
         await rotate_secret(db, device)
     with pytest.raises(UnknownDevice):

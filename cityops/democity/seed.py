@@ -137,12 +137,8 @@ def device_specs(town: Town, area: CouncilArea) -> list[DeviceSpec]:
     specs.append(validate(DeviceSpec(town.gritter_id, "road", mobile=True, sensor_type="mlx90614"), area))
     specs += [validate(DeviceSpec(h.device_id, "frog", h.lon, h.lat, household_id=h.household_id,
                                   sensor_type="sht31"), area) for h in town.homes]
-    for b in town.bins:
-        # The registry checks the location and depth; rules.bins reads sensor_height_mm as the sensor's
-        # height above the bottom of the empty bin (> depth), which devices.spec does not accept yet.
-        spec = validate(DeviceSpec(b.device_id, "bin", b.lon, b.lat, bin_depth_mm=BIN_DEPTH_MM,
-                                   sensor_type="jsn-sr04t"), area)
-        specs.append(DeviceSpec(**{**spec.__dict__, "sensor_height_mm": BIN_HEIGHT_MM}))
+    specs += [validate(DeviceSpec(b.device_id, "bin", b.lon, b.lat, bin_depth_mm=BIN_DEPTH_MM,
+                                  sensor_height_mm=BIN_HEIGHT_MM, sensor_type="jsn-sr04t"), area) for b in town.bins]
     return specs
 
 

@@ -36,8 +36,8 @@ OUTLIER_MM = 150.0                # this far from the window median: something i
 class BinCalibration:
     """One bin's geometry as registered (devices.sensor_height_mm, bin_depth_mm, sensor_type)."""
 
-    sensor_height_mm: float       # sensor to the bottom of the empty bin
-    depth_mm: float               # how much the bin holds, measured down from the full line
+    sensor_height_mm: float       # the sensor's height above the bottom of the empty bin (H_empty)
+    depth_mm: float               # the depth the bin holds, from the full line down to the bottom
     blind_zone_mm: float = DEFAULT_BLIND_ZONE_MM
     device_id: str | None = None
 
@@ -46,8 +46,8 @@ class BinCalibration:
             raise InvalidBinSetup(f"bin depth must be positive, got {self.depth_mm}",
                                   device_id=self.device_id, setting="bin_depth_mm")
         if not (np.isfinite(self.sensor_height_mm) and self.sensor_height_mm >= self.depth_mm):
-            raise InvalidBinSetup(f"sensor height {self.sensor_height_mm} mm is less than the bin depth "
-                                  f"{self.depth_mm} mm", device_id=self.device_id, setting="sensor_height_mm")
+            raise InvalidBinSetup(f"sensor height {self.sensor_height_mm:.0f} mm is less than the bin depth "
+                                  f"{self.depth_mm:.0f} mm", device_id=self.device_id, setting="sensor_height_mm")
         if self.full_distance_mm < self.blind_zone_mm:
             raise InvalidBinSetup(
                 f"full is {self.full_distance_mm:.0f} mm from the sensor, inside its {self.blind_zone_mm:.0f} mm "
