@@ -2,6 +2,8 @@
 
     firing       no alert: open one. An open one: keep it, note the time; a higher severity
                  is a `worsened` transition (a lower one is not: the alert keeps its worst).
+                 A group whose members changed keeps its alert: the members are replaced and
+                 an `updated` transition says who joined and who left (history, not notified).
     hold         between the raise and clear thresholds: nothing changes, and a clear spell
                  that had begun is forgotten.
     clear        the clear spell starts (clear_since); the alert resolves once the condition
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from alerts.errors import InvalidTransition
-from alerts.model import SEVERITY_RANK, Alert, Signal, Transition
+from alerts.model import SEVERITY_RANK, Alert, Member, Signal, Transition
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,25 @@ class Step:
 def open_alert(signal: Signal, now: datetime) -> Alert:
     return Alert(None, signal.rule, signal.cause, signal.severity, "open", signal.title, signal.detail,
                  opened_at=now, last_firing_at=now, device_id=signal.device_id, household_id=signal.household_id,
-                 area=signal.area, route_id=signal.route_id, value=signal.value)
+                 area=signal.area, route_id=signal.route_id, value=signal.value, members=signal.members)
+
+
+def membership_change(before: tuple[Member, ...], after: tuple[Member, ...], shown: int = 10) -> str | None:
+    """'3 -> 5 members: joined a, b; left c' or None when the same ids are in."""
+    old, new = [m.id for m in before], [m.id for m in after]
+    joined, left = [i for i in new if i not in set(old)], [i for i in old if i not in set(new)]
+    if not joined and not left:
+        return None
+
+    def some(ids: list[str]) -> str:
+        return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+    parts = []
+    if joined:
+        parts.append(f"joined {some(joined)}")
+    if left:
+        parts.append(f"left {some(left)}")
+    return f"{len(old)} -> {len(new)} members: {'; '.join(parts)}"
 
 
 def step(alert: Alert | None, signal: Signal | None, now: datetime, policy: LifecyclePolicy) -> Step:
@@ -57,7 +77,10 @@ def step(alert: Alert | None, signal: Signal | None, now: datetime, policy: Life
     updated = alert
     if status == "firing" and signal is not None:
         updated = replace(updated, clear_since=None, last_firing_at=now, title=signal.title, detail=signal.detail,
-                          value=signal.value)
+                          value=signal.value, members=signal.members)
+        change = membership_change(alert.members, signal.members)
+        if change is not None:
+            transitions.append(Transition("updated", now, change))
         if SEVERITY_RANK[signal.severity] > SEVERITY_RANK[alert.severity]:
             updated = replace(updated, severity=signal.severity)
             transitions.append(Transition("worsened", now, f"{alert.severity} -> {signal.severity}: {signal.detail}"))

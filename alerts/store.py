@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ import asyncpg
 from alerts.errors import AlertNotFound, InvalidPreference
 from alerts.lifecycle import Step, acknowledge
 from alerts.messages import backoff_s, payload
-from alerts.model import Alert
+from alerts.model import Alert, Member
 from alerts.preferences import Subscription, due_at, parse_subscription, wants
 from cityops.settings import AlertsSettings
 from cityops.storage import Database
@@ -32,13 +32,22 @@ log = logging.getLogger("alerts.store")
 
 _ALERT_FIELDS = ("alert_id", "rule", "cause", "severity", "state", "title", "detail", "opened_at", "last_firing_at",
                  "device_id", "household_id", "area", "route_id", "value", "acknowledged_at", "acknowledged_by",
-                 "resolved_at", "escalation_level", "escalated_at", "clear_since")
+                 "resolved_at", "escalation_level", "escalated_at", "clear_since", "members")
 _MUTABLE = ("severity", "state", "title", "detail", "value", "acknowledged_at", "acknowledged_by", "resolved_at",
-            "escalation_level", "escalated_at", "clear_since", "last_firing_at")
+            "escalation_level", "escalated_at", "clear_since", "last_firing_at", "members")
 
 
 def alert_from_row(row: asyncpg.Record) -> Alert:
-    return Alert(**{f: row[f] for f in _ALERT_FIELDS})
+    fields = {f: row[f] for f in _ALERT_FIELDS}
+    fields["members"] = tuple(Member.from_json(m) for m in json.loads(row["members"] or "[]"))
+    return Alert(**fields)
+
+
+def _column(alert: Alert, field: str) -> Any:
+    """An alert's field as its column takes it (members: jsonb text)."""
+    if field == "members":
+        return json.dumps([m.as_json() for m in alert.members])
+    return getattr(alert, field)
 
 
 async def current_alerts(conn: Connection) -> dict[str, Alert]:
@@ -88,12 +97,12 @@ async def write_step(conn: Connection, step: Step, subs: list[Subscription], now
         alert_id = await conn.fetchval(
             f"INSERT INTO alerts ({', '.join(_ALERT_FIELDS[1:])}) "
             f"VALUES ({', '.join(f'${i}' for i in range(1, len(_ALERT_FIELDS)))}) RETURNING alert_id",
-            *(getattr(alert, f) for f in _ALERT_FIELDS[1:]))
-        alert = Alert(**{**{f: getattr(alert, f) for f in _ALERT_FIELDS}, "alert_id": alert_id})
+            *(_column(alert, f) for f in _ALERT_FIELDS[1:]))
+        alert = replace(alert, alert_id=alert_id)
     else:
         await conn.execute(
             f"UPDATE alerts SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_MUTABLE, start=2))}, "
-            "updated_at = now() WHERE alert_id = $1", alert.alert_id, *(getattr(alert, c) for c in _MUTABLE))
+            "updated_at = now() WHERE alert_id = $1", alert.alert_id, *(_column(alert, c) for c in _MUTABLE))
     assert alert.alert_id is not None
     queued = 0
     for t in step.transitions:

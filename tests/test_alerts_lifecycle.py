@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from alerts.errors import InvalidTransition
 from alerts.lifecycle import LifecyclePolicy, acknowledge, step
-from alerts.model import Alert, Signal
+from alerts.model import Alert, Member, Signal
 from alerts.rules import band
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
@@ -134,3 +134,47 @@ def test_a_missing_signal_counts_as_clear() -> None:
     assert first.alert is not None and first.alert.clear_since == T0 + timedelta(minutes=5)
     done = step(first.alert, None, T0 + timedelta(minutes=35), POLICY)
     assert [t.kind for t in done.transitions] == ["resolved"] and done.transitions[0].detail == "no longer reported"
+
+
+def group(*ids: str, coldest: float = -1.0) -> Signal:
+    """A route's group of segments to treat; not mentioned (None) when it is empty."""
+    return Signal("route_treatment", "route_treatment:north:wet_road", "firing", "warning",
+                  f"North route needs treatment: {len(ids)} segments", "", coldest, route_id="north",
+                  members=tuple(Member(i, value=coldest) for i in ids))
+
+
+def test_a_group_keeps_its_alert_while_its_members_change_and_says_who_joined_and_left() -> None:
+    opened = step(None, group("s1", "s2"), T0, POLICY).alert
+    assert opened is not None and opened.member_ids == {"s1", "s2"}
+    grown = step(opened, group("s1", "s2", "s3", "s4"), T0 + timedelta(minutes=1), POLICY)
+    assert [(t.kind, t.detail) for t in grown.transitions] == [("updated", "2 -> 4 members: joined s3, s4")]
+    assert grown.alert is not None and grown.alert.alert_id is None and grown.alert.title.endswith("4 segments")
+    swapped = step(grown.alert, group("s1", "s5", coldest=-2.0), T0 + timedelta(minutes=2), POLICY)
+    assert swapped.transitions[0].detail == "4 -> 2 members: joined s5; left s2, s3, s4"
+    # the same segments, colder: the alert is rewritten (saved) but there is nothing to tell
+    colder = step(swapped.alert, group("s1", "s5", coldest=-3.0), T0 + timedelta(minutes=3), POLICY)
+    assert colder.changed and colder.transitions == () and colder.alert.value == -3.0  # type: ignore[union-attr]
+    # the group empties: the rule no longer mentions it, and it resolves after the clear hold
+    emptied = step(colder.alert, None, T0 + timedelta(minutes=4), POLICY)
+    done = step(emptied.alert, None, T0 + timedelta(minutes=34), POLICY)
+    assert [t.kind for t in done.transitions] == ["resolved"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sets(st.sampled_from(["s1", "s2", "s3", "s4"])), min_size=1, max_size=80))
+def test_a_group_whose_members_keep_changing_opens_a_new_alert_only_after_a_clear_hold_empty(
+        memberships: list[set[str]]) -> None:
+    current: Alert | None = None
+    kinds: list[str] = []
+    empty_for = 0   # minutes the group has been empty
+    for i, ids in enumerate(memberships):
+        result = step(current, group(*sorted(ids)) if ids else None, T0 + timedelta(minutes=i), POLICY)
+        kinds += [t.kind for t in result.transitions]
+        if any(t.kind == "resolved" for t in result.transitions):
+            assert empty_for >= POLICY.clear_hold // timedelta(minutes=1)
+        current = result.alert if result.alert is None or result.alert.state != "resolved" else None
+        empty_for = 0 if ids else empty_for + 1
+        if current is not None and ids:
+            assert current.member_ids == ids
+    assert kinds.count("opened") == kinds.count("resolved") + (current is not None)
+    assert (kinds.count("opened") >= 1) == any(memberships)

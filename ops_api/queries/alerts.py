@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,14 @@ from ops_api.errors import NotFound
 from ops_api.queries.gritting import plain
 
 _COLUMNS = ("alert_id, rule, cause, severity, state, title, detail, device_id, household_id, area, route_id, value, "
-            "opened_at, last_firing_at, acknowledged_at, acknowledged_by, resolved_at, escalation_level")
+            "opened_at, last_firing_at, acknowledged_at, acknowledged_by, resolved_at, escalation_level, members")
+
+
+def _alert(row: Any) -> dict[str, Any]:
+    """An alert as JSON; `members` (a grouped alert's road segments or bins) parsed."""
+    out = plain(row)
+    out["members"] = json.loads(out["members"]) if isinstance(out["members"], str) else out["members"]
+    return out
 
 
 async def list_alerts(db: Database, *, states: Sequence[str], severity: str | None = None,
@@ -23,14 +31,14 @@ async def list_alerts(db: Database, *, states: Sequence[str], severity: str | No
         "AND ($3::text IS NULL OR household_id = $3) AND ($4::text[] IS NULL OR rule = ANY($4)) "
         "ORDER BY opened_at DESC, alert_id DESC LIMIT $5",
         list(states), severity, household_id, list(rules) if rules is not None else None, limit)
-    return [plain(r) for r in rows]
+    return [_alert(r) for r in rows]
 
 
 async def get_alert(db: Database, alert_id: int) -> dict[str, Any]:
     row = await db.fetchrow(f"SELECT {_COLUMNS} FROM alerts WHERE alert_id = $1", alert_id)
     if row is None:
         raise NotFound(f"no alert {alert_id}")
-    return plain(row)
+    return _alert(row)
 
 
 async def notifications(db: Database, user_id: str, *, unread_only: bool = False, limit: int = 100
