@@ -8,13 +8,13 @@ URLs may hold passwords, so they are secrets: print them with `redact_url`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops.errors import ConfigError
@@ -137,7 +137,13 @@ class GrittingSettings(BaseModel):
     sensor_stale_h: float = Field(default=3.0, gt=0)             # no reading for this long: dead
     snap_tolerance_m: float = Field(default=25.0, gt=0, le=500)  # gritter GPS point to road
     gritter_fresh_min: float = Field(default=60.0, gt=0)         # gritter readings newer than this override
-    prewet: bool = False                                         # pre-wetted salt column of the rate table
+    prewet: bool = False                                         # old name for salt = "prewet"
+    salt: Literal["dry", "prewet", "treated"] = "dry"            # which column of the spread-rate matrix
+    rate_matrix: Literal["nwsrg", "ts2010"] = "nwsrg"            # NWSRG Practical Guide, or Transport Scotland 2010
+    rate_matrix_file: Path | None = None                         # a council's own matrix (JSON), used instead
+    # the winter season: a route whose priority-1 segments have no usable temperature is "unknown"
+    # (the duty officer decides, alerted), never "not needed"
+    winter_months: list[int] = Field(default=[10, 11, 12, 1, 2, 3, 4], min_length=0, max_length=12)
     send_priority: int = Field(default=1, ge=1, le=3)            # send a route if a segment this urgent needs salt
     send_share: float = Field(default=0.2, ge=0.0, le=1.0)       # ... or more than this share of its length
     spreading_kmh: float = Field(default=30.0, gt=0)
@@ -147,6 +153,18 @@ class GrittingSettings(BaseModel):
     plan_seconds: float = Field(default=10.0, gt=0)
     plan_iterations: int | None = Field(default=2_000, ge=1)     # stops the search first: same seed, same plan
     seed: int = 1
+
+    @model_validator(mode="after")
+    def _salt_and_season(self) -> GrittingSettings:
+        if self.prewet and self.salt == "dry":
+            self.salt = "prewet"
+        bad = [m for m in self.winter_months if not 1 <= m <= 12]
+        if bad:
+            raise ValueError(f"winter_months must be month numbers 1..12, not {bad}")
+        return self
+
+    def in_winter(self, moment: datetime) -> bool:
+        return moment.month in self.winter_months
 
 
 class ReleasesSettings(BaseModel):

@@ -14,6 +14,8 @@
           +-- GrittingError        road network, road-weather forecast or gritting settings
                +-- InvalidRoadNetwork  a network GeoJSON that cannot be imported (names the feature)
                +-- InvalidForecast     a forecast file that cannot be imported (names the row)
+               +-- InvalidRateMatrix   a spread-rate matrix (a council's JSON) that cannot be used
+               +-- InvalidScenario     a `roads decide` scenario file that cannot be run (names the field)
                +-- DecisionLogError    an officer's acknowledgement or override, or a log period, refused
                     +-- RouteDecisionNotFound  no such run, or that run decided nothing for the route
 
@@ -124,3 +126,17 @@ class DecisionLogError(GrittingError):
 
 class RouteDecisionNotFound(DecisionLogError):
     hint = "`cityops roads log --from DATE --to DATE` lists the runs and their routes"
+
+
+class InvalidRateMatrix(GrittingError):
+    hint = "see docs/gritting.md, Spread rates, for the matrix file's shape"
+
+
+class InvalidScenario(GrittingError):
+    """A scenario file for `cityops roads decide`; `field` names where (e.g. sensors[2].readings[5].ts)."""
+
+    hint = "see docs/gritting.md, Deciding on a file, for the scenario format"
+
+    def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
+        super().__init__(f"{field}: {message}", hint=hint)
+        self.field = field
