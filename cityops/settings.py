@@ -88,8 +88,6 @@ class AlertsSettings(BaseModel):
 
     damp_raise_level: Literal["high", "severe"] = "high"    # open at this level or worse
     damp_clear_level: Literal["none", "low", "medium"] = "low"  # resolve at this level or better
-    road_freeze_c: float = 0.0        # a segment's predicted minimum RST at or below: freeze alert
-    road_clear_c: float = 1.0         # ... at or above: clear
     bin_overflow_raise: float = Field(default=0.5, ge=0, le=1)   # overflow risk before the next pass
     bin_overflow_clear: float = Field(default=0.3, ge=0, le=1)
     bin_event_window: timedelta = timedelta(hours=6)   # a fire/tilt event this recent keeps its alert open

@@ -24,13 +24,15 @@ import numpy as np
 
 from cityops.settings import GrittingSettings
 from cityops.storage import Database
-from rules.errors import InvalidForecast
+from rules.errors import InvalidForecast, InvalidRateMatrix
 from rules.gritting import decide
 from rules.gritting.assess import Assessment, MobilePoints, assess
 from rules.gritting.decide import RouteDecision, latest_start
-from rules.gritting.forecast import FIT_HOURS, ForecastRow
+from rules.gritting.energy import SPIN_UP_HOURS
+from rules.gritting.forecast import AREA_ALL, ForecastRow
 from rules.gritting.network import Depot, RoadNetwork, Route, Segment
 from rules.gritting.plan import RoutePlan, Speeds, Treatment, plan_route
+from rules.gritting.rates import MATRICES, RateMatrix, matrix_from_json
 from rules.gritting.sensors import SensorHistory
 
 log = logging.getLogger("rules.gritting_runner")
@@ -127,12 +129,16 @@ async def save_forecast(db: Database, rows: Sequence[ForecastRow], source: str) 
     """Store a checked forecast (replacing the same target and time); unknown targets refuse the file."""
     sensors = sorted({r.target_id for r in rows if r.target_kind == "sensor"})
     segments = sorted({r.target_id for r in rows if r.target_kind == "segment"})
+    areas = sorted({r.target_id for r in rows if r.target_kind == "area" and r.target_id != AREA_ALL})
     known_sensors = {r["device_id"] for r in await db.fetch(
         "SELECT device_id FROM devices WHERE kind = 'road' AND device_id = ANY($1)", sensors)}
     known_segments = {r["segment_id"] for r in await db.fetch(
         "SELECT segment_id FROM road_segments WHERE segment_id = ANY($1)", segments)}
+    known_areas = {r["route_id"] for r in await db.fetch(
+        "SELECT route_id FROM gritting_routes WHERE route_id = ANY($1)", areas)}
     unknown = [f"sensor {s}" for s in sensors if s not in known_sensors] + \
-        [f"segment {s}" for s in segments if s not in known_segments]
+        [f"segment {s}" for s in segments if s not in known_segments] + \
+        [f"area {a} (not a route id, nor {AREA_ALL!r})" for a in areas if a not in known_areas]
     if unknown:
         raise InvalidForecast(f"{source}: {len(unknown)} unknown target(s), nothing imported: "
                               f"{', '.join(unknown[:20])}{' ...' if len(unknown) > 20 else ''}", source=source,
@@ -188,7 +194,7 @@ async def run_gritting(db: Database, now: datetime | None = None, settings: Grit
     sensors = await _sensor_histories(db, now, settings)
     mobile = await _mobile_points(db, now, settings)
     forecasts, sources = await _forecasts(db, now, settings)
-    result = assess(network, sensors, mobile, forecasts, now, settings)
+    result = assess(network, sensors, mobile, forecasts, now, settings, matrix=rate_matrix(settings))
     result.inputs["forecast"]["sources"] = sources
     plans: dict[str, RoutePlan] = {}
     durations: dict[str, float] = {}
@@ -208,7 +214,8 @@ async def run_gritting(db: Database, now: datetime | None = None, settings: Grit
     report.warnings = len(result.warnings)
     for decision in result.routes:
         start = latest_start(decision.freeze_at, durations[decision.route_id])
-        text = f"{decision.route_id} {'SEND' if decision.send else 'not sent'}"
+        outcome = {"send": "SEND", "unknown": "UNKNOWN (decide by patrol)"}.get(decision.decision, "not sent")
+        text = f"{decision.route_id} {outcome}"
         if decision.send and start is not None:
             text += f" (start by {start:%H:%M})"
         if decision.route_id in plans and not plans[decision.route_id].feasible:
@@ -217,6 +224,17 @@ async def run_gritting(db: Database, now: datetime | None = None, settings: Grit
     report.seconds = time.perf_counter() - began
     log.info("%s", report.summary())
     return report
+
+
+def rate_matrix(settings: GrittingSettings) -> RateMatrix:
+    """The spread-rate matrix the settings name, or the council's own file."""
+    path = settings.rate_matrix_file
+    if path is None:
+        return MATRICES[settings.rate_matrix]
+    try:
+        return matrix_from_json(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRateMatrix(f"cannot read the rate matrix file {path}: {exc}") from None
 
 
 def _treatments(result: Assessment, route_id: str) -> dict[str, Treatment]:
@@ -233,7 +251,7 @@ async def _sensor_histories(db: Database, now: datetime, settings: GrittingSetti
     devices = await db.fetch(
         "SELECT device_id, lon, lat, road_segment_id FROM devices WHERE kind = 'road' AND status = 'active' "
         "AND NOT mobile AND lon IS NOT NULL AND lat IS NOT NULL ORDER BY device_id")
-    lookback = timedelta(hours=max(settings.sensor_stale_h, FIT_HOURS + 1.0))
+    lookback = timedelta(hours=max(settings.sensor_stale_h, SPIN_UP_HOURS + 1.0))
     rows = await db.fetch(
         "SELECT device_id, extract(epoch FROM ts) / 3600.0 AS h, surface_temp_c, air_temp_c, rh_pct, surface_state "
         "FROM road_readings WHERE device_id = ANY($1) AND ts > $2 AND ts <= $3 ORDER BY device_id, ts",
@@ -277,8 +295,9 @@ async def _forecasts(db: Database, now: datetime, settings: GrittingSettings) ->
     rows = await db.fetch(
         "SELECT * FROM road_forecasts WHERE valid_at >= $1 AND valid_at <= $2 ORDER BY target_kind, target_id, "
         "valid_at", now - timedelta(hours=3), now + timedelta(hours=settings.window_h + 3))
-    forecasts = [ForecastRow(r["target_kind"], r["target_id"], r["valid_at"], float(r["rst_c"]), r["air_temp_c"],
-                             r["dew_point_c"], r["rh_pct"], r["precip"]) for r in rows if r["rst_c"] is not None]
+    forecasts = [ForecastRow(r["target_kind"], r["target_id"], r["valid_at"],
+                             None if r["rst_c"] is None else float(r["rst_c"]), r["air_temp_c"], r["dew_point_c"],
+                             r["rh_pct"], r["precip"]) for r in rows]
     return forecasts, sorted({r["source"] for r in rows})
 
 

@@ -128,7 +128,8 @@ async def seed_gritting(db: Database, now: datetime) -> None:
                      run_id, now + timedelta(hours=6))
     await db.execute("""
         INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, salt_kg,
-            freeze_at, latest_start) VALUES ($1, 'route-1', true, 'send', '1 segment below frost point by 03:00', 1, 58, $2, $3)""",
+            freeze_at, latest_start)
+        VALUES ($1, 'route-1', true, 'send', '1 segment below frost point by 03:00', 1, 58, $2, $3)""",
                      run_id, now + timedelta(hours=6), now + timedelta(hours=4))
 
 

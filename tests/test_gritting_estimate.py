@@ -11,7 +11,6 @@ import pytest
 from cityops.settings import GrittingSettings
 from rules.gritting.assess import MobilePoints, assess
 from rules.gritting.estimate import idw
-from rules.gritting.forecast import fit_cooling
 from rules.gritting.network import RoadNetwork, parse_network
 from rules.gritting.sensors import SensorHistory, why_dead
 from rules.gritting.snap import SegmentLines, snap_points
@@ -107,10 +106,10 @@ def test_inverse_distance_weighting_with_offsets() -> None:
 def test_idw_skips_missing_values_and_reports_the_nearest() -> None:
     values = np.array([[1.0], [np.nan], [3.0]])
     out = idw(np.array([0.0, 500.0]), np.array([0.0, 0.0]), np.array([0.0, 100.0, 200.0]),
-              np.array([0.0, 0.0, 0.0]), [values], 300.0)
+              np.array([0.0, 0.0, 0.0]), [values], 300.0, nearest_masks=[np.ones(3, dtype=bool)])
     assert out.values[0][0, 0] == pytest.approx(1.0, abs=0.01)   # on top of sensor 0 (d at least 10 m)
     assert out.values[0][1, 0] == pytest.approx(3.0)         # only sensor 2 within 300 m of x=500
-    assert out.nearest.tolist() == [0, 2] and out.used.tolist() == [3, 1]
+    assert out.nearest[0].tolist() == [0, 2] and out.used.tolist() == [3, 1]
 
 
 def test_no_sensor_in_range_takes_the_route_average_with_a_warning() -> None:
@@ -132,7 +131,7 @@ def test_no_sensor_in_range_takes_the_route_average_with_a_warning() -> None:
 
 def test_dead_sensors_are_left_out_and_listed() -> None:
     net = network()
-    good = sensor("good", *mid(net, "s1"), 1.5, segment="s1")
+    good = sensor("good", *mid(net, "s1"), 1.5, segment="s1", slope=-0.5)    # cooled 1.5 degC in 3 h
     silent = sensor("silent", *mid(net, "s4"), -9.0, age_h=5.0)
     stuck = SensorHistory("stuck", *mid(net, "s6"), NOW_H - np.arange(18, -1, -1) / 6, np.full(19, -4.0))
     jumpy = sensor("jumpy", *mid(net, "s7"), 25.0)
@@ -142,12 +141,30 @@ def test_dead_sensors_are_left_out_and_listed() -> None:
     result = assess(net, [good, silent, stuck, jumpy, hot], MobilePoints(), [], NOW, GrittingSettings())
     dead = {d["device_id"]: d["why"] for d in result.inputs["sensors_dead"]}
     assert dead["silent"] == "last reading 5.0 h ago (more than 3 h)"
-    assert dead["stuck"].startswith("stuck at -4 °C")
+    assert dead["stuck"].startswith("stuck at -4 °C") and "while a neighbour moved 1.5 °C" in dead["stuck"]
     assert "jump from 5 to 25" in dead["jumpy"]
     assert "implausible surface temperature 75" in dead["hot"]
     assert [s["device_id"] for s in result.inputs["sensors_used"]] == ["good"]
     assert any("5 road sensor(s) left out" in w or "4 road sensor(s) left out" in w for w in result.warnings)
     assert rst_now(result, "s6") == pytest.approx(1.5 - 0.3 + 0.5, abs=1e-6)   # from the good one only
+
+
+def test_a_steady_honest_sensor_is_kept_a_flat_one_beside_a_moving_neighbour_is_not() -> None:
+    """Issue 17: on an overcast night a wet road holding +0.4 degC was dropped as 'stuck' and came out
+    'monitor, no temperature'; it must be used (and treated: a wet road at or below the +1 degC trigger)."""
+    net = network()
+    steady = SensorHistory("steady", *mid(net, "s1"), NOW_H - np.arange(24, -1, -1) / 6, np.full(25, 0.4),
+                           states=("wet",) * 25, segment_id="s1")
+    also_steady = SensorHistory("also", *mid(net, "s7"), NOW_H - np.arange(24, -1, -1) / 6, np.full(25, 0.6),
+                                states=("wet",) * 25, segment_id="s7")
+    result = assess(net, [steady, also_steady], MobilePoints(), [], NOW, GrittingSettings())
+    assert not result.inputs["sensors_dead"]
+    k = result.segment_ids.index("s1")
+    assert result.decisions.action[k] == 2, result.decisions.reason[k]
+    # alone and flat for six hours: a frozen driver, left out with the reason
+    alone = SensorHistory("alone", *mid(net, "s1"), NOW_H - np.arange(42, -1, -1) / 6, np.full(43, 0.4))
+    dead = assess(net, [alone], MobilePoints(), [], NOW, GrittingSettings()).inputs["sensors_dead"]
+    assert dead and "no neighbour in range to compare" in dead[0]["why"]
 
 
 def test_a_fresh_gritter_reading_overrides_the_estimate() -> None:
@@ -166,25 +183,6 @@ def test_a_fresh_gritter_reading_overrides_the_estimate() -> None:
     assert result.decisions.surface[k] == "wet"
     assert result.inputs["gritter_points"] == {"fresh": 4, "snapped": 3, "not_snapped": 1}
     assert any("1 of 4 fresh gritter point(s) more than 25 m" in w for w in result.warnings)
-
-
-def test_night_cooling_extrapolation() -> None:
-    t = NOW_H - np.arange(18, -1, -1) / 6.0
-    rst = 3.0 - 0.6 * (t - NOW_H)
-    fit = fit_cooling(t, rst, NOW_H, floor_c=-2.0)
-    assert fit.slope_c_per_h == pytest.approx(-0.6) and fit.floor_c == -2.5
-    series = fit.series(np.array([0.0, 0.01, 3.0, 12.0, 48.0]))
-    assert series[0] == pytest.approx(3.0)
-    assert (series[0] - series[1]) / 0.01 == pytest.approx(0.6, rel=0.01)      # starts at the observed rate
-    assert np.all(np.diff(series) < 0) and series[-1] == pytest.approx(-2.5, abs=0.05)   # levels at the floor
-    no_humidity = fit_cooling(t, rst, NOW_H)
-    assert no_humidity.floor_c == pytest.approx(-3.0)                 # 6 degC below now
-    warming = fit_cooling(t, 3.0 + 0.4 * (t - NOW_H), NOW_H)
-    assert warming.note == "not cooling: held level" and warming.series(np.array([5.0]))[0] == 3.0
-    few = fit_cooling(t[-2:], rst[-2:], NOW_H)
-    assert "too few readings" in (few.note or "")
-    with pytest.raises(ValueError, match="no surface temperature"):
-        fit_cooling(t, np.full(t.size, np.nan), NOW_H)
 
 
 def test_forecast_dew_point_and_time_grid() -> None:

@@ -39,7 +39,7 @@ def test_a_bad_file_names_every_bad_row_and_imports_nothing() -> None:
     assert "line 3: rst_c 'warm' is not a number" in text
     assert "line 4: rh_pct 0.85 looks like a fraction" in text
     assert "line 5: precip 'hail' is not one of" in text
-    assert "line 6: give exactly one of sensor_id and segment_id" in text
+    assert "line 6: give exactly one of sensor_id, segment_id and area_id" in text
     assert "line 8: segment s1 at 2026-01-07T00:00:00+00:00 is also in line 7" in text
     assert err.value.row == "line 2" and err.value.hint
 

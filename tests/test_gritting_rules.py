@@ -11,51 +11,84 @@ from rules import psychro
 from rules.gritting import decide
 from rules.gritting.decide import Conditions, DecisionSettings, RoutePolicy
 from rules.gritting.estimate import frost_point_from_dew
-from rules.gritting.rates import SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE, spread_rates
+from rules.gritting.rates import MATRICES, SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE, Salt, spread_rates
 
 NOW = datetime(2026, 1, 6, 18, 0, tzinfo=UTC)
 TIMES = [NOW + timedelta(hours=h) for h in range(13)]
 M = len(TIMES)
 
 
-def rate(rst: float, *, wet: bool = False, prewet: bool = False, snow: int = SNOW_NONE) -> tuple[float, int, str]:
-    r = spread_rates(np.array([rst]), np.array([wet]), np.array([snow]), np.array([True]), prewet)
+def rate(rst: float, *, wet: bool = False, salt: Salt = "dry", snow: int = SNOW_NONE, matrix: str = "ts2010",
+         ice: bool = False, frost: bool = True) -> tuple[float, int, str]:
+    r = spread_rates(np.array([rst]), np.array([wet]), np.array([snow]), np.array([frost]), salt, MATRICES[matrix],
+                     np.array([ice]))
     return float(r.per_pass_g_m2[0]), int(r.passes[0]), r.row[0]
 
 
-@pytest.mark.parametrize(("rst", "wet", "prewet", "expected"), [
-    (-2.0, False, False, (8.0, 1)), (-2.0, True, False, (8.0, 1)), (-2.0, True, True, (8.0, 1)),
-    (-1.0, True, False, (8.0, 1)),
-    (-2.01, False, False, (10.0, 1)), (-2.01, False, True, (9.0, 1)),
-    (-2.01, True, False, (16.0, 1)), (-2.01, True, True, (15.0, 1)),
-    (-4.99, True, False, (16.0, 1)), (-4.99, False, False, (10.0, 1)),
-    (-5.0, False, False, (18.0, 1)), (-5.0, False, True, (18.0, 1)),
-    (-5.0, True, False, (15.0, 2)), (-5.0, True, True, (15.0, 2)),
-    (-9.99, False, False, (18.0, 1)), (-9.99, True, False, (15.0, 2)),
+# Transport Scotland (2010), Appendix D, the revised salt treatment matrix (dry / pre-wetted):
+# frost >= -2: 8/8; -2 > RST > -5: dry or damp 10/9, wet 16/15; -5 >= RST > -10: 18/18, wet 2x15/2x15
+@pytest.mark.parametrize(("rst", "wet", "salt", "expected"), [
+    (-2.0, False, "dry", (8.0, 1)), (-2.0, True, "dry", (8.0, 1)), (-2.0, True, "prewet", (8.0, 1)),
+    (-1.0, True, "dry", (8.0, 1)),
+    (-2.01, False, "dry", (10.0, 1)), (-2.01, False, "prewet", (9.0, 1)),
+    (-2.01, True, "dry", (16.0, 1)), (-2.01, True, "prewet", (15.0, 1)),
+    (-4.99, True, "dry", (16.0, 1)), (-4.99, False, "dry", (10.0, 1)),
+    (-5.0, False, "dry", (18.0, 1)), (-5.0, False, "prewet", (18.0, 1)),
+    (-5.0, True, "dry", (15.0, 2)), (-5.0, True, "prewet", (15.0, 2)),
+    (-9.99, False, "dry", (18.0, 1)), (-9.99, True, "dry", (15.0, 2)),
 ])
-def test_the_transport_scotland_table_at_its_edges(rst: float, wet: bool, prewet: bool,
+def test_the_transport_scotland_table_at_its_edges(rst: float, wet: bool, salt: Salt,
                                                    expected: tuple[float, int]) -> None:
-    per_pass, passes, row = rate(rst, wet=wet, prewet=prewet)
+    per_pass, passes, row = rate(rst, wet=wet, salt=salt)
     assert (per_pass, passes) == expected
     assert ("two treatments" in row) == (passes == 2)
-    assert ("pre-wetted" in row) == prewet
+    assert ("pre-wetted" in row) == (salt == "prewet")
 
 
-def test_minus_ten_is_beyond_the_table_and_says_so() -> None:
+# NWSRG Practical Guide (2016), the precautionary matrices as shipped in rules/gritting/rates.py:
+# bands >= -2, -2..-5, -5..-7, -7..-10, -10..-15; the edge values belong to the colder band below -2.
+@pytest.mark.parametrize(("rst", "wet", "salt", "expected"), [
+    (-2.0, False, "dry", (8.0, 1)), (-2.01, True, "dry", (13.0, 1)), (-5.0, False, "dry", (13.0, 1)),
+    (-5.0, True, "dry", (20.0, 1)), (-7.0, True, "dry", (14.0, 2)), (-10.0, False, "dry", (25.0, 1)),
+    (-14.9, True, "dry", (19.0, 2)), (-7.5, True, "prewet", (12.0, 2)), (-3.0, False, "treated", (7.0, 1)),
+])
+def test_the_nwsrg_matrix_bands(rst: float, wet: bool, salt: Salt, expected: tuple[float, int]) -> None:
+    assert rate(rst, wet=wet, salt=salt, matrix="nwsrg")[:2] == expected
+
+
+def test_below_the_last_band_says_so() -> None:
     for wet in (False, True):
         per_pass, passes, row = rate(-10.0, wet=wet)
         assert per_pass * passes == (30.0 if wet else 18.0)
-        assert "beyond the table" in row and "grit" in row
-    assert "beyond the table" not in rate(-9.99)[2]
+        assert "beyond the matrix" in row and "grit" in row
+    assert "beyond the matrix" not in rate(-9.99)[2]
+    assert "beyond the matrix" in rate(-15.0, matrix="nwsrg")[2]
 
 
 def test_snow_rows() -> None:
     assert rate(3.0, snow=SNOW_LIGHT)[:2] == (20.0, 1)
-    assert rate(3.0, snow=SNOW_LIGHT, prewet=True)[:2] == (18.0, 1)
+    assert rate(3.0, snow=SNOW_LIGHT, salt="prewet")[:2] == (18.0, 1)
     per_pass, passes, row = rate(3.0, snow=SNOW_HEAVY)
     assert (per_pass, passes) == (20.0, 2) and "two treatments" in row
     # frost at -6 on a wet road (2 x 15 = 30) and light snow (20): the heavier wins
     assert rate(-6.0, wet=True, snow=SNOW_LIGHT)[:2] == (15.0, 2)
+
+
+@pytest.mark.parametrize("matrix", ["nwsrg", "ts2010"])
+def test_ice_on_the_road_takes_the_ice_rows(matrix: str) -> None:
+    # both matrices: ice formed above -5 degC 20 g/m2, at or below -5 degC 2 x 20 (issue 17: the old table gave
+    # ice at -1 degC the frost rate of 8 and at -6 degC 2 x 15)
+    assert rate(-1.0, ice=True, matrix=matrix)[:2] == (20.0, 1)
+    assert rate(-4.99, ice=True, matrix=matrix)[:2] == (20.0, 1)
+    assert rate(-5.0, ice=True, matrix=matrix)[:2] == (20.0, 2)
+    per_pass, passes, row = rate(-6.0, ice=True, wet=True, matrix=matrix)
+    assert (per_pass, passes) == (20.0, 2) and "ice formed" in row
+    # an unknown road temperature with ice: the coldest row, never the mildest
+    assert rate(float("nan"), ice=True, matrix=matrix, frost=False)[:2] == (20.0, 2)
+    assert rate(float("nan"), snow=SNOW_HEAVY, matrix=matrix, frost=False)[:2] == (20.0, 2)
+
+
+TS2010 = DecisionSettings(matrix=MATRICES["ts2010"])
 
 
 def conditions(rst: list[list[float]] | np.ndarray, *, fp: float | list[float] = -20.0,
@@ -89,7 +122,7 @@ def test_wet_road_at_the_trigger_is_treated_a_dry_one_is_not() -> None:
 
 
 def test_rain_forecast_makes_a_dry_road_wet_from_then_and_picks_the_wet_column() -> None:
-    d = decide.decide_segments(conditions([cooling(2, -3)], state=decide.DRY, rain_from=4), DecisionSettings())
+    d = decide.decide_segments(conditions([cooling(2, -3)], state=decide.DRY, rain_from=4), TS2010)
     assert decide.ACTIONS[d.action[0]] == "treat"
     assert "rain forecast at 22:00" in d.reason[0] and d.rate_g_m2[0] == 16.0
 
@@ -101,10 +134,10 @@ def test_hoar_frost_example_frost_point_not_dew_point() -> None:
     assert (round(dew, 2), round(frost, 2)) == (-7.13, -6.32)
     assert float(frost_point_from_dew(dew)) == pytest.approx(frost, abs=1e-9)
     road = [[-6.5] * M]
-    d = decide.decide_segments(conditions(road, fp=frost, state=decide.DRY), DecisionSettings())
+    d = decide.decide_segments(conditions(road, fp=frost, state=decide.DRY), TS2010)
     assert decide.ACTIONS[d.action[0]] == "treat"
     assert "hoar frost" in d.reason[0] and "-6.3 °C" in d.reason[0]
-    assert d.rate_g_m2[0] == 18.0        # -5 >= RST > -10, dry road
+    assert d.rate_g_m2[0] == 18.0        # -5 >= RST > -10, dry road (Transport Scotland)
     # a rule on the dew point would miss it: -6.5 is above the dew point -7.13
     late = decide.decide_segments(conditions(road, fp=dew, state=decide.DRY), DecisionSettings())
     assert decide.ACTIONS[late.action[0]] != "treat"
@@ -148,11 +181,12 @@ temps = st.floats(-25, 15, allow_nan=False)
 
 @settings(max_examples=150, deadline=None)
 @given(rst=st.lists(temps, min_size=M, max_size=M), fp=st.floats(-25, 5), state=st.sampled_from([-1, 0, 1, 2, 3]),
-       rain=st.integers(0, M), snow=st.sampled_from([0, 1, 2]), prewet=st.booleans(),
-       colder=st.floats(0, 10), length=st.floats(1, 2000), width=st.floats(2, 20))
-def test_invariants(rst: list[float], fp: float, state: int, rain: int, snow: int, prewet: bool, colder: float,
-                    length: float, width: float) -> None:
-    s = DecisionSettings(prewet=prewet)
+       rain=st.integers(0, M), snow=st.sampled_from([0, 1, 2]), salt=st.sampled_from(["dry", "prewet", "treated"]),
+       matrix=st.sampled_from(sorted(MATRICES)), colder=st.floats(0, 10), length=st.floats(1, 2000),
+       width=st.floats(2, 20))
+def test_invariants(rst: list[float], fp: float, state: int, rain: int, snow: int, salt: Salt, matrix: str,
+                    colder: float, length: float, width: float) -> None:
+    s = DecisionSettings(salt=salt, matrix=MATRICES[matrix])
     c = conditions([rst, list(np.asarray(rst) - colder)], fp=fp, state=state, rain_from=rain, snow=snow,
                    snow_from=rain if snow else M, length=length, width=width)
     d = decide.decide_segments(c, s)
@@ -169,9 +203,24 @@ def test_invariants(rst: list[float], fp: float, state: int, rain: int, snow: in
 
 
 @settings(max_examples=200, deadline=None)
-@given(a=temps, b=temps, wet=st.booleans(), snow=st.sampled_from([0, 1, 2]), prewet=st.booleans())
-def test_a_colder_road_never_gets_less_salt(a: float, b: float, wet: bool, snow: int, prewet: bool) -> None:
+@given(a=temps, b=temps, wet=st.booleans(), snow=st.sampled_from([0, 1, 2]), ice=st.booleans(),
+       salt=st.sampled_from(["dry", "prewet", "treated"]), matrix=st.sampled_from(sorted(MATRICES)))
+def test_a_colder_road_never_gets_less_salt(a: float, b: float, wet: bool, snow: int, ice: bool, salt: Salt,
+                                            matrix: str) -> None:
     warm, cold = max(a, b), min(a, b)
     r = spread_rates(np.array([warm, cold]), np.array([wet, wet]), np.array([snow, snow]), np.array([True, True]),
-                     prewet)
+                     salt, MATRICES[matrix], np.array([ice, ice]))
     assert r.total_g_m2[1] >= r.total_g_m2[0] > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(rst=temps, wet=st.booleans(), frost=st.booleans(), ice=st.booleans(), snow=st.sampled_from([0, 1, 2]),
+       matrix=st.sampled_from(sorted(MATRICES)))
+def test_adding_a_snow_forecast_never_lowers_the_rate(rst: float, wet: bool, frost: bool, ice: bool, snow: int,
+                                                      matrix: str) -> None:
+    def total(snow_class: int) -> float:
+        r = spread_rates(np.array([rst]), np.array([wet]), np.array([snow_class]), np.array([frost]), "dry",
+                         MATRICES[matrix], np.array([ice]))
+        return float(r.total_g_m2[0])
+    assert total(snow) >= total(SNOW_NONE)
+    assert total(SNOW_HEAVY) >= total(SNOW_LIGHT) >= total(SNOW_NONE)

@@ -3,11 +3,15 @@
 The order of precedence for a segment's road surface temperature over the window:
 1. a bought forecast for the segment, over the times it covers;
 2. otherwise the fixed sensors, each projected over the window (its bought forecast where it
-   has one, else the night-cooling extrapolation, rules.gritting.forecast), less the sensor's
-   own thermal offset, distance-weighted (rules.gritting.estimate), plus the segment's offset;
-   a segment with no sensor in range takes its route's average, then the network's;
+   has one, else the energy-balance night model, rules.gritting.energy, with its cautious
+   bound), less the sensor's own thermal offset, distance-weighted (rules.gritting.estimate),
+   plus the segment's offset; a segment with no sensor in range takes its route's average,
+   then the network's;
 3. a fresh gritter reading snapped to the segment overrides "now", and shifts the rest of the
    window by the same difference (the gritter saw that this road runs colder or warmer).
+Precipitation in a forecast applies wherever the forecast is attached: its segment, the
+segments its sensor serves (the nearest forecast-carrying sensor in range), or an area (a
+route, or 'all'); the worst of those that apply wins, whatever the sensors can measure.
 Every fallback, dead sensor and unsnapped point is written into `warnings` / `inputs`.
 """
 
@@ -25,14 +29,13 @@ import numpy.typing as npt
 
 from cityops.settings import GrittingSettings
 from rules import psychro
-from rules.errors import InvalidReading
-from rules.gritting import decide
+from rules.gritting import decide, energy
 from rules.gritting.decide import Conditions, Decisions, DecisionSettings, RouteDecision, RoutePolicy
 from rules.gritting.estimate import fill_from_groups, frost_point_from_dew, idw
-from rules.gritting.forecast import CoolingFit, ForecastRow, fit_cooling, on_grid, weather_class
+from rules.gritting.forecast import AREA_ALL, ForecastRow, on_grid, weather_class
 from rules.gritting.network import RoadNetwork
-from rules.gritting.rates import SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE
-from rules.gritting.sensors import SensorHistory, why_dead
+from rules.gritting.rates import MATRICES, SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE, RateMatrix
+from rules.gritting.sensors import STUCK_HOURS, SensorHistory, flat_hours, movement, why_dead, why_stuck
 from rules.gritting.snap import SegmentLines, snap_points
 
 FloatArray = npt.NDArray[np.float64]
@@ -88,7 +91,7 @@ def _listed(names: Sequence[str]) -> str:
 
 def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: MobilePoints,
            forecasts: Sequence[ForecastRow], now: datetime, settings: GrittingSettings,
-           lines: SegmentLines | None = None) -> Assessment:
+           lines: SegmentLines | None = None, matrix: RateMatrix | None = None) -> Assessment:
     times = time_grid(now, settings)
     grid_h = np.array([_hours(t) for t in times])
     now_h = grid_h[0]
@@ -96,8 +99,9 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     segs = network.segments
     n = len(segs)
     warnings: list[str] = []
+    matrix = matrix or MATRICES[settings.rate_matrix]
     inputs: dict[str, Any] = {"settings": settings.model_dump(mode="json"), "segments": n,
-                              "routes": [r.route_id for r in network.routes]}
+                              "routes": [r.route_id for r in network.routes], "rate_matrix": matrix.source}
     projection = lines.projection if lines else network.projection()
     lines = lines or SegmentLines.build([s.coords for s in segs], [s.oneway for s in segs], projection)
     seg_x, seg_y = lines.midpoints()
@@ -106,82 +110,75 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     route_index = {r: k for k, r in enumerate(route_ids)}
     group = np.array([route_index.get(s.route_id, -1) if s.route_id else -1 for s in segs], dtype=np.int64)
 
-    by_sensor: dict[str, list[ForecastRow]] = defaultdict(list)
-    by_segment: dict[str, list[ForecastRow]] = defaultdict(list)
+    by_target: dict[str, dict[str, list[ForecastRow]]] = {"sensor": defaultdict(list), "segment": defaultdict(list),
+                                                           "area": defaultdict(list)}
     for row in forecasts:
-        (by_sensor if row.target_kind == "sensor" else by_segment)[row.target_id].append(row)
+        by_target[row.target_kind][row.target_id].append(row)
+    by_sensor, by_segment, by_area = by_target["sensor"], by_target["segment"], by_target["area"]
 
-    # --- fixed sensors: which to use, their projection over the window ------------------
-    good: list[tuple[SensorHistory, CoolingFit]] = []
-    dead: list[dict[str, str]] = []
-    for sensor in sensors:
-        why = why_dead(sensor, now_h, settings.sensor_stale_h)
-        dew_now = _dew_point(sensor)
-        if why is None:
-            try:
-                fit = fit_cooling(sensor.t_h, sensor.rst_c, now_h, frost_point_from_dew(dew_now).item())
-            except ValueError as exc:
-                why = str(exc)
-        if why is not None:
-            dead.append({"device_id": sensor.device_id, "why": why})
-            continue
-        good.append((sensor, fit))
+    # --- fixed sensors: which to use, and their night ------------------------------------------
+    good, dead = _working_sensors(sensors, now_h, settings, projection)
     if dead:
         warnings.append(f"{len(dead)} road sensor(s) left out: " +
                         "; ".join(f"{d['device_id']}: {d['why']}" for d in dead[:LISTED]))
+    k = len(good)
+    night_model = energy.project([_night_input(s) for s in good], now_h, grid_h - now_h)
     night = settings.weather_class if settings.weather_class != "auto" else \
-        weather_class([fit.slope_c_per_h for _, fit in good if fit.note is None or fit.slope_c_per_h < 0])
+        weather_class([float(r) for r, note in zip(night_model.rate_c_per_h, night_model.note, strict=True)
+                       if note is None])
     offsets = np.array([s.offset_for(night) for s in segs], dtype=np.float64)
 
-    k = len(good)
-    sen_lon = np.array([s.lon for s, _ in good], dtype=np.float64)
-    sen_lat = np.array([s.lat for s, _ in good], dtype=np.float64)
-    sen_x, sen_y = projection.xy(sen_lon, sen_lat) if k else (np.zeros(0), np.zeros(0))
+    sen_x, sen_y = projection.xy(np.array([s.lon for s in good], dtype=np.float64),
+                                 np.array([s.lat for s in good], dtype=np.float64)) if k else (np.zeros(0), np.zeros(0))
     base = np.full((k, m), np.nan)
+    base_low = np.full((k, m), np.nan)
     dew = np.full((k, m), np.nan)
     sen_state = np.full(k, decide.UNKNOWN, dtype=np.int64)
     sen_precip: list[tuple[int, int, int]] = []
+    has_precip = np.zeros(k, dtype=bool)
     used: list[dict[str, Any]] = []
     unknown_offset: list[str] = []
     forecast_sensors = 0
-    for j, (sensor, fit) in enumerate(good):
+    for j, sensor in enumerate(good):
         own = _own_offset(sensor, index_of, segs, night, lines, float(sen_x[j]), float(sen_y[j]))
         if own is None:
             unknown_offset.append(sensor.device_id)
-        series = fit.series(grid_h - now_h)
+        central, low = night_model.central_c[j], night_model.lower_c[j]
         rows = by_sensor.get(sensor.device_id, [])
-        method = "extrapolated" if fit.note is None else f"held level ({fit.note})"
+        note = night_model.note[j]
+        method = "energy balance" if note is None else f"held level ({note})"
         if rows:
             bought = on_grid(rows, grid_h)
-            series = np.where(np.isfinite(bought), bought, series)
+            central = np.where(np.isfinite(bought), bought, central)
+            low = np.where(np.isfinite(bought), bought, low)
             forecast_sensors += 1
             method = "forecast"
-        base[j] = series - (own or 0.0)
-        dew[j] = _forecast_dew(rows, grid_h, _dew_point(sensor))
+        base[j] = central - (own or 0.0)
+        base_low[j] = low - (own or 0.0)
+        dew[j] = _forecast_dew(rows, grid_h, night_model.dew_c[j])
         sen_state[j] = STATE_CODE.get(sensor.latest_state or "", decide.UNKNOWN)
         sen_precip.append(_precip(rows, grid_h))
-        used.append({"device_id": sensor.device_id, "rst_now_c": round(fit.rst_now, 2),
-                     "cooling_c_per_h": round(fit.slope_c_per_h, 2), "own_offset_c": own, "projection": method})
+        has_precip[j] = sen_precip[-1][0] < m
+        used.append({"device_id": sensor.device_id, "rst_now_c": round(float(central[0]), 2),
+                     "cooling_c_per_h": round(float(night_model.rate_c_per_h[j]), 2),
+                     "net_loss_w_m2": round(float(night_model.loss_w_m2[j]), 1),
+                     "rst_min_c": round(float(np.nanmin(central)), 2), "bound_min_c": round(float(np.nanmin(low)), 2),
+                     "own_offset_c": own, "projection": method})
     if unknown_offset:
         warnings.append(f"{len(unknown_offset)} sensor(s) with no segment (registry road_segment_id, or a segment "
                         f"within {SENSOR_SEGMENT_M:g} m): own thermal offset taken as 0: {_listed(unknown_offset)}")
     inputs.update(sensors_used=used, sensors_dead=dead, weather_class=night,
                   forecast={"sensors": forecast_sensors, "segments": sum(1 for s in by_segment if s in index_of),
-                            "rows": len(forecasts)})
+                            "areas": sorted(by_area), "rows": len(forecasts)})
     if not good:
         warnings.append("no working road sensor: temperatures only from forecasts and the gritter")
 
-    weighted = idw(seg_x, seg_y, sen_x, sen_y, [base], settings.sensor_range_m,
-                   nearest_mask=sen_state != decide.UNKNOWN)
-    humid = np.flatnonzero(np.isfinite(dew).any(axis=1))      # sensors that know the air's humidity
-    dew_humid = dew[humid]
-    steady = np.array_equal(dew_humid, np.repeat(dew_humid[:, :1], m, axis=1), equal_nan=True)  # no forecast
-    dew_seg = idw(seg_x, seg_y, sen_x[humid], sen_y[humid], [dew_humid[:, :1] if steady else dew_humid],
-                  settings.sensor_range_m).values[0]
-    dew_seg = np.repeat(dew_seg, m, axis=1) if steady else dew_seg
-    est = weighted.values[0]
+    weighted = idw(seg_x, seg_y, sen_x, sen_y, [base, base_low, dew], settings.sensor_range_m,
+                   nearest_masks=[sen_state != decide.UNKNOWN, has_precip])
+    est, est_low, dew_seg = weighted.values
     covered = weighted.used > 0
     est, by_route, overall = fill_from_groups(est, covered, group)
+    est_low, _, _ = fill_from_groups(est_low, covered, group)
     dew_seg, _, _ = fill_from_groups(dew_seg, np.asarray(np.isfinite(dew_seg).any(axis=1)), group)
     source: npt.NDArray[np.object_] = np.where(covered, "sensors", np.where(by_route, "route_average",
                                                    np.where(overall, "network_average", "none"))).astype(object)
@@ -191,18 +188,23 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
                         f"{int(by_route.sum())} took their route's average, {int(overall.sum())} the network's: "
                         f"{_listed(far)}")
     rst = est + offsets[:, None]
-    state = np.where(weighted.nearest >= 0, sen_state[np.maximum(weighted.nearest, 0)], decide.UNKNOWN) \
+    rst_low = est_low + offsets[:, None]
+    nearest_state, nearest_precip = weighted.nearest
+    state = np.where(nearest_state >= 0, sen_state[np.maximum(nearest_state, 0)], decide.UNKNOWN) \
         if k else np.full(n, decide.UNKNOWN, dtype=np.int64)
-    rain_from = np.full(n, m, dtype=np.int64)
-    snow = np.full(n, SNOW_NONE, dtype=np.int64)
-    snow_from = np.full(n, m, dtype=np.int64)
-    if k:
-        precip = np.array(sen_precip, dtype=np.int64).reshape(k, 3)
-        near = weighted.nearest
-        has = near >= 0
-        rain_from[has], snow[has], snow_from[has] = precip[near[has]].T
+    precip = Precipitation.none(n, m)
+    if k and has_precip.any():
+        table = np.array(sen_precip, dtype=np.int64).reshape(k, 3)
+        has = nearest_precip >= 0
+        precip.worst(has, *table[nearest_precip[has]].T)
+    for area, rows in by_area.items():
+        members = np.ones(n, dtype=bool) if area == AREA_ALL else np.array([s.route_id == area for s in segs])
+        if not members.any():
+            warnings.append(f"forecast rows for area {area!r}: no such route (use a route id or {AREA_ALL!r}), ignored")
+            continue
+        precip.worst(members, *(np.full(int(members.sum()), v) for v in _precip(rows, grid_h)))
 
-    # --- bought forecasts per segment ---------------------------------------------------
+    # --- bought forecasts per segment ---------------------------------------------------------
     unknown_targets = sorted(t for t in by_segment if t not in index_of)
     if unknown_targets:
         warnings.append(f"forecast rows for {len(unknown_targets)} segment(s) not in the network, ignored: "
@@ -214,19 +216,23 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
         bought = on_grid(rows, grid_h)
         if np.isfinite(bought).any():
             rst[i] = np.where(np.isfinite(bought), bought, rst[i])
+            rst_low[i] = np.where(np.isfinite(bought), bought, rst_low[i])
             source[i] = "forecast"
-        dew_seg[i] = _forecast_dew(rows, grid_h, float(dew_seg[i, 0]))
-        rain_from[i], snow[i], snow_from[i] = _precip(rows, grid_h)
+        dew_seg[i] = _forecast_dew(rows, grid_h, dew_seg[i])
+        mask = np.zeros(n, dtype=bool)
+        mask[i] = True
+        precip.worst(mask, *(np.array([v]) for v in _precip(rows, grid_h)))
 
-    # --- the gritter ---------------------------------------------------------------------
-    gritted = _gritter(mobile, lines, now_h, settings, rst, state, source, warnings, inputs)
+    # --- the gritter ---------------------------------------------------------------------------
+    gritted = _gritter(mobile, lines, now_h, settings, rst, rst_low, state, source, warnings, inputs)
     inputs["gritter_segments"] = gritted
 
-    conditions = Conditions(times, rst, frost_point_from_dew(dew_seg), state.astype(np.int64), rain_from, snow,
-                            snow_from, np.array([s.length_m for s in segs]), np.array([s.width_m for s in segs]))
+    conditions = Conditions(times, rst, frost_point_from_dew(dew_seg), state.astype(np.int64), precip.rain_from,
+                            precip.snow, precip.snow_from, np.array([s.length_m for s in segs]),
+                            np.array([s.width_m for s in segs]), rst_low)
     decisions = decide.decide_segments(conditions, DecisionSettings(
-        settings.trigger_c, settings.monitor_margin_c, settings.frost_margin_c, settings.prewet))
-    policy = RoutePolicy(settings.send_priority, settings.send_share)
+        settings.trigger_c, settings.monitor_margin_c, settings.frost_margin_c, settings.salt, matrix))
+    policy = RoutePolicy(settings.send_priority, settings.send_share, settings.in_winter(now))
     priority = np.array([s.priority for s in segs], dtype=np.int64)
     names = [s.name for s in segs]
     length = np.array([s.length_m for s in segs])
@@ -237,19 +243,72 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
                       [str(x) for x in source], routes, night, warnings, inputs)
 
 
-def _dew_point(sensor: SensorHistory) -> float:
-    air, rh = sensor.latest(sensor.air_c), sensor.latest(sensor.rh_pct)
-    if not (math.isfinite(air) and math.isfinite(rh)):
-        return float("nan")
-    try:
-        return float(psychro.dew_point(air, rh))
-    except InvalidReading:
-        return float("nan")
+@dataclass
+class Precipitation:
+    """Per segment: first grid index of rain or snow, the worst snow class, its first index (m: none)."""
+
+    rain_from: IntArray
+    snow: IntArray
+    snow_from: IntArray
+
+    @classmethod
+    def none(cls, n: int, m: int) -> Precipitation:
+        return cls(np.full(n, m, dtype=np.int64), np.full(n, SNOW_NONE, dtype=np.int64), np.full(n, m, dtype=np.int64))
+
+    def worst(self, mask: npt.NDArray[np.bool_], rain_from: IntArray, snow: IntArray, snow_from: IntArray) -> None:
+        """Combine a forecast's precipitation into the rows of `mask`: earliest rain, worst snow."""
+        self.rain_from[mask] = np.minimum(self.rain_from[mask], rain_from)
+        old_snow, old_from = self.snow[mask], self.snow_from[mask]
+        worse = snow > old_snow
+        same = (snow == old_snow) & (snow != SNOW_NONE)
+        self.snow[mask] = np.where(worse, snow, old_snow)
+        self.snow_from[mask] = np.where(worse, snow_from, np.where(same, np.minimum(old_from, snow_from), old_from))
 
 
-def _forecast_dew(rows: Sequence[ForecastRow], grid_h: FloatArray, fallback: float) -> FloatArray:
-    """Dew point over the grid: the forecast's (given, or from air and RH), else held at `fallback`."""
-    out = np.full(grid_h.shape, fallback)
+def _night_input(sensor: SensorHistory) -> energy.SensorNight:
+    n = sensor.t_h.size
+    air = sensor.air_c if sensor.air_c.size == n else np.full(n, np.nan)
+    rh = sensor.rh_pct if sensor.rh_pct.size == n else np.full(n, np.nan)
+    ok = np.isfinite(air) & np.isfinite(rh) & (rh > 0) & (rh <= 100)
+    dew = np.full(n, np.nan)
+    if ok.any():
+        dew[ok] = psychro.dew_point(air[ok], rh[ok])
+    return energy.SensorNight(sensor.t_h, sensor.rst_c, air, dew)
+
+
+def _working_sensors(sensors: Sequence[SensorHistory], now_h: float, settings: GrittingSettings, projection: Any
+                     ) -> tuple[list[SensorHistory], list[dict[str, str]]]:
+    """The sensors to use tonight, and those left out with the reason (stuck judged against neighbours)."""
+    alive: list[SensorHistory] = []
+    dead: list[dict[str, str]] = []
+    for sensor in sensors:
+        why = why_dead(sensor, now_h, settings.sensor_stale_h)
+        if why is None:
+            alive.append(sensor)
+        else:
+            dead.append({"device_id": sensor.device_id, "why": why})
+    flat = np.array([flat_hours(s, now_h) for s in alive])
+    if not (flat >= STUCK_HOURS).any():
+        return alive, dead
+    x, y = projection.xy(np.array([s.lon for s in alive], dtype=np.float64),
+                         np.array([s.lat for s in alive], dtype=np.float64))
+    good = []
+    for j, sensor in enumerate(alive):
+        why = None
+        if flat[j] >= STUCK_HOURS:
+            near = np.flatnonzero((np.hypot(x - x[j], y - y[j]) <= settings.sensor_range_m) & (flat < STUCK_HOURS))
+            moved = max((movement(alive[i], now_h - flat[j], now_h) for i in near), default=None)
+            why = why_stuck(float(flat[j]), float(sensor.rst_c[np.isfinite(sensor.rst_c)][-1]), moved)
+        if why is None:
+            good.append(sensor)
+        else:
+            dead.append({"device_id": sensor.device_id, "why": why})
+    return good, dead
+
+
+def _forecast_dew(rows: Sequence[ForecastRow], grid_h: FloatArray, fallback: FloatArray) -> FloatArray:
+    """Dew point over the grid: the forecast's (given, or from air and RH), else `fallback`'s."""
+    out = np.array(fallback, dtype=np.float64)
     with_dew = [r for r in rows if r.dew_point_c is not None]
     if with_dew:
         values = on_grid(with_dew, grid_h, "dew_point_c")
@@ -297,8 +356,8 @@ def _own_offset(sensor: SensorHistory, index_of: dict[str, int], segs: Sequence[
 
 
 def _gritter(mobile: MobilePoints, lines: SegmentLines, now_h: float, settings: GrittingSettings,
-             rst: FloatArray, state: IntArray, source: npt.NDArray[np.object_], warnings: list[str],
-             inputs: dict[str, Any]) -> int:
+             rst: FloatArray, rst_low: FloatArray, state: IntArray, source: npt.NDArray[np.object_],
+             warnings: list[str], inputs: dict[str, Any]) -> int:
     """Override segments with fresh gritter readings; return how many segments it touched."""
     fresh = (mobile.t_h <= now_h) & (mobile.t_h >= now_h - settings.gritter_fresh_min / 60.0) \
         & np.isfinite(mobile.lon) & np.isfinite(mobile.lat)
@@ -327,7 +386,8 @@ def _gritter(mobile: MobilePoints, lines: SegmentLines, now_h: float, settings: 
             value = float(values.mean())
             shift = value - rst[seg, 0]
             rst[seg] = rst[seg] + shift if np.isfinite(shift) else np.full(rst.shape[1], value)
-            rst[seg, 0] = value
+            rst_low[seg] = rst_low[seg] + shift if np.isfinite(shift) else np.full(rst.shape[1], value)
+            rst[seg, 0] = rst_low[seg, 0] = value
             source[seg] = "gritter"
             touched += 1
         states = [mobile.states[p] for p in this_pass if mobile.states[p]]

@@ -34,12 +34,12 @@ MIN_CELL_M = 200.0
 class Weighted:
     values: list[FloatArray]     # per input matrix (k, m_i): the estimate (n, m_i), NaN without sensors
     used: IntArray               # (n,) sensors that contributed (within range, at most `neighbours`)
-    nearest: IntArray            # (n,) the nearest of those with `nearest_mask`, -1 none
+    nearest: list[IntArray]      # per mask in `nearest_masks`: (n,) the nearest such sensor in range, -1 none
 
 
 def idw(seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray, sen_y: FloatArray,
-        matrices: Sequence[FloatArray], range_m: float, nearest_mask: npt.NDArray[np.bool_] | None = None,
-        neighbours: int = NEIGHBOURS) -> Weighted:
+        matrices: Sequence[FloatArray], range_m: float,
+        nearest_masks: Sequence[npt.NDArray[np.bool_]] = (), neighbours: int = NEIGHBOURS) -> Weighted:
     """Distance-weighted means of each sensor matrix (k, m_i) at every segment, from its `neighbours`
     nearest sensors within range; NaN sensor values are skipped.
 
@@ -49,10 +49,11 @@ def idw(seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray, sen_y: FloatArr
     n, k = seg_x.size, sen_x.size
     outs = [np.full((n, mat.shape[1]), np.nan) for mat in matrices]
     used = np.zeros(n, dtype=np.int64)
-    nearest = np.full(n, -1, dtype=np.int64)
+    nearest = [np.full(n, -1, dtype=np.int64) for _ in nearest_masks]
     if k == 0 or n == 0:
         return Weighted(outs, used, nearest)
-    mask = np.ones(k, dtype=bool) if nearest_mask is None else np.asarray(nearest_mask, dtype=bool)
+    masks = [np.asarray(mask, dtype=bool) for mask in nearest_masks]
+    stacked = np.concatenate(matrices, axis=1)                  # every matrix's columns, weighed at once
     take = min(neighbours, k)
     x0, y0 = float(seg_x.min()), float(seg_y.min())
     extent = max(float(seg_x.max()) - x0, float(seg_y.max()) - y0, 1.0)
@@ -70,13 +71,15 @@ def idw(seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray, sen_y: FloatArr
         kth = float(np.partition(dc, take - 1)[take - 1])
         cand = np.flatnonzero(dc <= min(kth, range_m + half_diagonal) + 2 * half_diagonal)
         if cand.size:
-            _weigh(members, cand, seg_x, seg_y, sen_x, sen_y, matrices, outs, used, nearest, mask, range_m, take)
+            _weigh(members, cand, seg_x, seg_y, sen_x, sen_y, stacked, matrices, outs, used, nearest, masks,
+                   range_m, take)
     return Weighted(outs, used, nearest)
 
 
 def _weigh(members: IntArray, cand: IntArray, seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray,
-           sen_y: FloatArray, matrices: Sequence[FloatArray], outs: list[FloatArray], used: IntArray,
-           nearest: IntArray, mask: npt.NDArray[np.bool_], range_m: float, take: int) -> None:
+           sen_y: FloatArray, stacked: FloatArray, matrices: Sequence[FloatArray], outs: list[FloatArray],
+           used: IntArray, nearest: list[IntArray], masks: list[npt.NDArray[np.bool_]], range_m: float,
+           take: int) -> None:
     d2 = (seg_x[members, None] - sen_x[None, cand]) ** 2 + (seg_y[members, None] - sen_y[None, cand]) ** 2
     if cand.size > take:
         pick = np.argpartition(d2, take - 1, axis=1)[:, :take]
@@ -87,17 +90,20 @@ def _weigh(members: IntArray, cand: IntArray, seg_x: FloatArray, seg_y: FloatArr
     w = np.where(inside, 1.0 / np.maximum(dk, MIN_DISTANCE_M * MIN_DISTANCE_M), 0.0)
     used[members] = inside.sum(axis=1)
     sensors = cand[pick]                                        # (segments, take) sensor indices
+    values = stacked[sensors]                                   # (segments, take, all columns)
+    known = np.isfinite(values)
+    total = np.einsum("ck,ckm->cm", w, known)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(total > 0, np.einsum("ck,ckm->cm", w, np.where(known, values, 0.0)) / total, np.nan)
+    start = 0
     for out, mat in zip(outs, matrices, strict=True):
-        values = mat[sensors]                                   # (segments, take, m)
-        known = np.isfinite(values)
-        total = np.einsum("ck,ckm->cm", w, known)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[members] = np.where(total > 0, np.einsum("ck,ckm->cm", w, np.where(known, values, 0.0)) / total,
-                                    np.nan)
-    ranked = np.where(inside & mask[sensors], dk, np.inf)
-    best = ranked.argmin(axis=1)
+        out[members] = mean[:, start:start + mat.shape[1]]
+        start += mat.shape[1]
     rows = np.arange(members.size)
-    nearest[members] = np.where(np.isfinite(ranked[rows, best]), sensors[rows, best], -1)
+    for out_nearest, mask in zip(nearest, masks, strict=True):
+        ranked = np.where(inside & mask[sensors], dk, np.inf)
+        best = ranked.argmin(axis=1)
+        out_nearest[members] = np.where(np.isfinite(ranked[rows, best]), sensors[rows, best], -1)
 
 
 def fill_from_groups(values: FloatArray, covered: npt.NDArray[np.bool_], group: IntArray

@@ -1,21 +1,11 @@
-"""Road surface temperature over the coming night: a bought forecast, or the cooling we can see.
+"""A bought road-weather forecast (CSV/JSON), checked row by row, and the night's weather class.
 
-**A bought forecast** (councils buy road-weather forecasts per sensor site or per route
-segment) comes as CSV or JSON; `parse_forecast` checks every row (naming the bad one) and
-returns ForecastRows. Over the times it covers it is used in preference to extrapolation.
-
-**Extrapolation from recent readings** (`cooling_series`): Newtonian cooling toward a floor,
-    RST(t) = floor + (RST_now - floor) * exp(-k t),   k = -slope / (RST_now - floor)
-with the slope fitted (least squares) over the last three hours, so the curve starts at the
-observed rate and levels off. The floor is the air's frost point (its dew point above 0 degC)
-less half a degree: once the surface reaches it, water vapour condensing or depositing on the
-road releases latent heat and holds the temperature there, which is why a humid night stops
-cooling where a dry one does not. Without humidity the floor is `max_drop_c` (6 degC) below
-the current RST, about the most a clear night takes off a road once cooling has started.
-A straight line would overshoot badly over 12 hours; a warming or steady surface is held
-level (not extrapolated upwards: we do not know when the sun sets; buy a forecast for the
-afternoon decision). The fitted slope also suggests the night's thermal-mapping weather
-class (a fast-cooling network is a clear, calm, "extreme" night).
+Councils buy road-weather forecasts per sensor site, per route segment, or for an area;
+`parse_forecast` checks every row (naming the bad one) and returns ForecastRows. Over the
+times it covers a forecast's RST is used in preference to the sensors' own night model
+(rules.gritting.energy); its precipitation applies wherever it is attached, whatever the
+sensors there can measure. An area is a gritting route's id, or `all` for the network.
+`weather_class` turns the network's cooling rates into a thermal-mapping weather class.
 """
 
 from __future__ import annotations
@@ -35,14 +25,12 @@ import numpy.typing as npt
 from rules.errors import InvalidForecast
 
 FloatArray = npt.NDArray[np.float64]
-TargetKind = Literal["sensor", "segment"]
+TargetKind = Literal["sensor", "segment", "area"]
+TARGET_COLUMNS = {"sensor_id": "sensor", "segment_id": "segment", "area_id": "area"}
+AREA_ALL = "all"                  # an area forecast for the whole network
 PRECIP = ("none", "rain", "light_snow", "heavy_snow", "freezing_rain")
 PRECIP_ALIASES = {"": "none", "dry": "none", "snow": "light_snow", "medium_snow": "heavy_snow",
                   "sleet": "light_snow", "drizzle": "rain", "showers": "rain"}
-FIT_HOURS = 3.0
-MAX_DROP_C = 6.0
-FLOOR_BELOW_DEW_C = 0.5
-MAX_K_PER_H = 1.0
 TEMPERATURE_RANGE_C = (-50.0, 80.0)
 MAX_ROWS_SHOWN = 20
 
@@ -52,7 +40,7 @@ class ForecastRow:
     target_kind: TargetKind
     target_id: str
     valid_at: datetime
-    rst_c: float
+    rst_c: float | None           # an area forecast may give only precipitation
     air_temp_c: float | None = None
     dew_point_c: float | None = None
     rh_pct: float | None = None
@@ -103,8 +91,8 @@ def _csv_entries(text: str, source: str) -> list[tuple[str, Mapping[str, Any]]]:
     if not reader.fieldnames:
         raise InvalidForecast(f"{source}: empty CSV (no header line)", source=source)
     header = {f.strip() for f in reader.fieldnames}
-    if not ({"sensor_id", "segment_id"} & header) or not ({"valid_at", "time"} & header) or "rst_c" not in header:
-        raise InvalidForecast(f"{source}: the CSV header needs sensor_id or segment_id, valid_at and rst_c; "
+    if not (set(TARGET_COLUMNS) & header) or not ({"valid_at", "time"} & header) or "rst_c" not in header:
+        raise InvalidForecast(f"{source}: the CSV header needs sensor_id, segment_id or area_id, valid_at and rst_c; "
                               f"it has {', '.join(sorted(header))}", source=source, row="line 1")
     return [(f"line {k}", {key.strip(): (v.strip() if isinstance(v, str) else v) for key, v in row.items() if key})
             for k, row in enumerate(reader, start=2)]
@@ -140,7 +128,7 @@ def _series_rows(series: Mapping[str, Any], where: str) -> list[tuple[str, Mappi
         value = series.get(name)
         if isinstance(value, list) and len(value) != len(times):
             return [(where, {"_bad": f"{name} has {len(value)} values for {len(times)} times"})]
-    ident = {k: series[k] for k in ("sensor_id", "segment_id") if k in series}
+    ident = {k: series[k] for k in TARGET_COLUMNS if k in series}
     rows: list[tuple[str, Mapping[str, Any]]] = []
     for j, at in enumerate(times):
         row: dict[str, Any] = {**ident, "valid_at": at}
@@ -171,9 +159,11 @@ def _float(entry: Mapping[str, Any], key: str, required: bool = False) -> float 
 def _row(entry: Mapping[str, Any]) -> ForecastRow:
     if "_bad" in entry:
         raise ValueError(f"not a forecast row: {entry['_bad']!r}")
-    sensor, segment = str(entry.get("sensor_id") or "").strip(), str(entry.get("segment_id") or "").strip()
-    if bool(sensor) == bool(segment):
-        raise ValueError("give exactly one of sensor_id and segment_id")
+    targets = [(kind, str(entry.get(column) or "").strip()) for column, kind in TARGET_COLUMNS.items()]
+    given = [(kind, ident) for kind, ident in targets if ident]
+    if len(given) != 1:
+        raise ValueError("give exactly one of sensor_id, segment_id and area_id (a route id, or 'all')")
+    kind, ident = given[0]
     raw_time = entry.get("valid_at", entry.get("time"))
     try:
         valid_at = datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
@@ -181,7 +171,7 @@ def _row(entry: Mapping[str, Any]) -> ForecastRow:
         raise ValueError(f"valid_at {raw_time!r} is not an ISO 8601 time") from None
     if valid_at.tzinfo is None:
         raise ValueError(f"valid_at {raw_time!r} has no UTC offset (write 2026-01-05T03:00Z or +00:00)")
-    rst = _float(entry, "rst_c", required=True)
+    rst = _float(entry, "rst_c", required=kind != "area")
     air = _float(entry, "air_temp_c")
     dew = _float(entry, "dew_point_c")
     rh = _float(entry, "rh_pct")
@@ -201,49 +191,10 @@ def _row(entry: Mapping[str, Any]) -> ForecastRow:
     precip = PRECIP_ALIASES.get(precip, precip)
     if precip not in PRECIP:
         raise ValueError(f"precip {entry.get('precip')!r} is not one of {', '.join(PRECIP)} (or snow, sleet)")
-    assert rst is not None
-    return ForecastRow("sensor" if sensor else "segment", sensor or segment, valid_at, rst, air, dew, rh, precip)
+    return ForecastRow(kind, ident, valid_at, rst, air, dew, rh, precip)  # type: ignore[arg-type]
 
 
-# --- extrapolation -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CoolingFit:
-    rst_now: float
-    slope_c_per_h: float        # fitted over the last FIT_HOURS; 0 when too few readings
-    floor_c: float
-    k_per_h: float
-    note: str | None = None     # why the trend was not used
-
-    def series(self, offsets_h: FloatArray) -> FloatArray:
-        """RST at each offset (hours after now)."""
-        if self.k_per_h <= 0:
-            return np.full(offsets_h.shape, self.rst_now)
-        return np.asarray(self.floor_c + (self.rst_now - self.floor_c) * np.exp(-self.k_per_h * offsets_h),
-                          dtype=np.float64)
-
-
-def fit_cooling(t_h: FloatArray, rst: FloatArray, now_h: float, floor_c: float | None = None,
-                max_drop_c: float = MAX_DROP_C) -> CoolingFit:
-    """Fit the recent cooling of one series (hours, degC) up to now; `floor_c` from humidity if known."""
-    ok = np.isfinite(rst) & (t_h <= now_h)
-    t, y = t_h[ok], rst[ok]
-    if t.size == 0:
-        raise ValueError("no surface temperature readings")
-    rst_now = float(y[np.argmax(t)])
-    floor = floor_c - FLOOR_BELOW_DEW_C if floor_c is not None and math.isfinite(floor_c) else rst_now - max_drop_c
-    recent = t >= now_h - FIT_HOURS
-    if recent.sum() < 3 or np.ptp(t[recent]) < 1.0:
-        return CoolingFit(rst_now, 0.0, floor, 0.0, "too few readings in the last 3 h for a trend: held level")
-    tr, yr = t[recent] - now_h, y[recent]
-    slope = float(np.sum((tr - tr.mean()) * (yr - yr.mean())) / np.sum((tr - tr.mean()) ** 2))   # least squares
-    if slope >= 0:
-        return CoolingFit(rst_now, slope, floor, 0.0, "not cooling: held level")
-    if rst_now <= floor + 0.05:
-        return CoolingFit(rst_now, slope, floor, 0.0, "already at the dew/frost-point floor: held level")
-    k = min(MAX_K_PER_H, -slope / (rst_now - floor))
-    return CoolingFit(rst_now, slope, floor, k)
-
+# --- the night's class --------------------------------------------------------------
 
 def weather_class(slopes_c_per_h: Sequence[float]) -> str:
     """The thermal-mapping weather class the network's median cooling rate suggests."""

@@ -1,9 +1,14 @@
 """Which fixed road sensors to trust tonight, and why the others are left out.
 
 A sensor is dead (excluded and listed with the reason) when it has not reported for
-`stale_h` hours, reports no surface temperature, is stuck (the same value for two hours
-or more: a frozen driver or a disconnected probe), or reads something a road cannot be
+`stale_h` hours, reports no surface temperature, or reads something a road cannot be
 (outside -35..+60 degC, or a jump of more than 8 degC between readings minutes apart).
+
+**Stuck** (a frozen driver or a disconnected probe repeats one value) is judged against
+the neighbours, not by flatness alone: an overcast night holds an honest road steady for
+hours. A sensor flat for two hours or more is stuck when a working neighbour within range
+moved by `NEIGHBOUR_MOVED_C` or more over the same hours, or, with no neighbour to compare,
+when it has been flat for `STUCK_ALONE_HOURS`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ FloatArray = npt.NDArray[np.float64]
 PLAUSIBLE_RST_C = (-35.0, 60.0)
 STUCK_HOURS = 2.0
 STUCK_MIN_READINGS = 6
+STUCK_ALONE_HOURS = 6.0          # flat this long with no neighbour to compare: stuck
+NEIGHBOUR_MOVED_C = 0.5          # a neighbour that moved this much while this one stayed flat
 MAX_JUMP_C = 8.0
 JUMP_WITHIN_H = 0.5
 
@@ -74,7 +81,35 @@ def why_dead(sensor: SensorHistory, now_h: float, stale_h: float) -> str | None:
         k = int(np.flatnonzero(jumps & recent)[-1])
         return (f"implausible jump from {yy[k]:g} to {yy[k + 1]:g} °C in "
                 f"{(tt[k + 1] - tt[k]) * 60:.0f} min")
-    window = tt >= now_h - STUCK_HOURS - 1.0
-    if window.sum() >= STUCK_MIN_READINGS and np.ptp(tt[window]) >= STUCK_HOURS and np.ptp(yy[window]) == 0:
-        return f"stuck at {latest:g} °C for {np.ptp(tt[window]):.1f} h"
+    return None
+
+
+def flat_hours(sensor: SensorHistory, now_h: float) -> float:
+    """How long the surface temperature has read exactly the same up to now (0 when it moves or
+    when there are too few readings to tell)."""
+    ok = np.isfinite(sensor.rst_c) & (sensor.t_h <= now_h)
+    t, y = sensor.t_h[ok], sensor.rst_c[ok]
+    if t.size < STUCK_MIN_READINGS:
+        return 0.0
+    moved = np.flatnonzero(y != y[-1])
+    since = t[moved[-1] + 1] if moved.size else t[0]
+    count = t.size - (moved[-1] + 1 if moved.size else 0)
+    return float(t[-1] - since) if count >= STUCK_MIN_READINGS else 0.0
+
+
+def movement(sensor: SensorHistory, since_h: float, now_h: float) -> float:
+    """The range of the surface temperature over [since_h, now_h] (0 with fewer than two readings)."""
+    window = np.isfinite(sensor.rst_c) & (sensor.t_h >= since_h) & (sensor.t_h <= now_h)
+    return float(np.ptp(sensor.rst_c[window])) if window.sum() >= 2 else 0.0
+
+
+def why_stuck(flat_h: float, latest_c: float, neighbour_moved_c: float | None) -> str | None:
+    """The reason to call a flat sensor stuck, given how far its neighbours moved meanwhile
+    (None: no working neighbour in range)."""
+    if flat_h < STUCK_HOURS:
+        return None
+    if neighbour_moved_c is not None and neighbour_moved_c >= NEIGHBOUR_MOVED_C:
+        return (f"stuck at {latest_c:g} °C for {flat_h:.1f} h while a neighbour moved {neighbour_moved_c:.1f} °C")
+    if neighbour_moved_c is None and flat_h >= STUCK_ALONE_HOURS:
+        return f"stuck at {latest_c:g} °C for {flat_h:.1f} h (no neighbour in range to compare)"
     return None
