@@ -6,12 +6,15 @@
         check and store a road-weather forecast per sensor or per segment
     cityops roads show [--route R] [--segments] [--plan]
         the latest run's decision per route (why sent), optionally segments and the job sheet
+    cityops roads decide --scenario FILE.json [--json]
+        the same decision on a file (network, sensor readings, forecasts, settings), no database
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,19 @@ import shapely
 from cityops.services import database_for
 from cityops.settings import Settings
 from rules import gritting_log_cli
-from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork
+from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork, InvalidScenario
+from rules.gritting.assess import assess
 from rules.gritting.forecast import parse_forecast
 from rules.gritting.network import parse_network
-from rules.gritting_runner import latest_run, route_decisions, save_forecast, save_network, segment_decisions
+from rules.gritting.scenario import load_scenario, summary
+from rules.gritting_runner import (
+    latest_run,
+    rate_matrix,
+    route_decisions,
+    save_forecast,
+    save_network,
+    segment_decisions,
+)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -59,6 +71,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     show.add_argument("--segments", action="store_true", help="list the segments to treat or monitor")
     show.add_argument("--plan", action="store_true", help="print the driving instructions of routes sent")
     show.set_defaults(handler=run_show)
+
+    decide_ = which.add_parser("decide", help="decide one night from a scenario file, no database",
+                               description="Run the gritting decision the runner makes on a scenario file: the "
+                                           "network, sensor readings, forecasts and settings inline "
+                                           "(docs/gritting.md, Deciding on a file). Exit 2 on a bad file.")
+    decide_.add_argument("--scenario", type=Path, required=True, metavar="FILE.json")
+    decide_.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    decide_.set_defaults(handler=run_decide)
     gritting_log_cli.register(which)
 
 
@@ -135,4 +155,37 @@ async def run_show(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"    {step['trip']}.{step['step']:<3} {step['text']}")
     for s in segments:
         print(f"  {s['action']:<7} {s['segment_id']} {s['name'] or ''} (priority {s['priority']}): {s['reason']}")
+    return 0
+
+
+async def run_decide(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 with the decisions; 2 (with `error:` naming the field) when the file cannot be run."""
+    try:
+        try:
+            data = json.loads(args.scenario.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidScenario(f"cannot read it: {exc}", field=str(args.scenario)) from None
+        except json.JSONDecodeError as exc:
+            raise InvalidScenario(f"not valid JSON: {exc}", field=str(args.scenario)) from None
+        scenario = load_scenario(data, settings.gritting)
+        matrix = rate_matrix(scenario.settings)
+    except GrittingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2
+    result = assess(scenario.network, scenario.sensors, scenario.mobile, scenario.forecasts, scenario.now,
+                    scenario.settings, matrix=matrix)
+    answer = summary(result)
+    if args.json:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        return 0
+    print(f"gritting decision as of {result.now:%Y-%m-%d %H:%M} UTC ({scenario.settings.rate_matrix} rates)")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    for route in answer["routes"]:
+        print(f"\n{route['route_id']}: {route['decision'].upper().replace('_', ' ')}\n  why: {route['reasons'][0]}")
+    for seg in answer["segments"]:
+        if seg["action"] != "none":
+            print(f"  {seg['action']:<7} {seg['segment_id']}: {seg['reasons'][0]}")
     return 0
