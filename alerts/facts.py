@@ -40,26 +40,46 @@ ORDER BY a.device_id, a.data_until DESC
 """
 
 _SEGMENTS = """
-SELECT s.run_id, s.segment_id, g.name, coalesce(s.route_id, g.route_id) AS route_id, s.action, s.rst_min_c,
-       s.rst_min_at, s.reason
+SELECT s.run_id, s.segment_id, g.name, coalesce(s.route_id, g.route_id) AS route_id, r.name AS route_name,
+       g.priority, s.action, s.rst_min_c, s.rst_min_at, s.hazard_at, s.surface_state, s.reason
 FROM gritting_segment_decisions s
 LEFT JOIN road_segments g ON g.segment_id = s.segment_id
+LEFT JOIN gritting_routes r ON r.route_id = coalesce(s.route_id, g.route_id)
 WHERE s.run_id = $1
 ORDER BY s.segment_id
 """
 
+# `decision` (send|not_needed|unknown) came with migration 0015: read through to_jsonb so the
+# query works with or without the column
 _ROUTES = """
-SELECT r.run_id, r.route_id, g.name, r.send, r.reason, r.treat_segments, r.salt_kg, r.latest_start
+SELECT r.run_id, r.route_id, g.name, r.send, r.reason, r.treat_segments, r.salt_kg, r.latest_start,
+       to_jsonb(r)->>'decision' AS decision
 FROM gritting_route_decisions r
 LEFT JOIN gritting_routes g ON g.route_id = r.route_id
 WHERE r.run_id = $1
 ORDER BY r.route_id
 """
 
+# with each bin its round (depot, collection weekdays; no depot set: the first depot) and its
+# truck on its depot's latest plan for a shift not over yet
 _BIN_PRIORITIES = """
-SELECT DISTINCT ON (p.device_id) p.device_id, p.status, p.fill, p.overflow_risk, p.hours_to_threshold
+WITH plans AS (
+    SELECT DISTINCT ON (p.depot_id) p.plan_id, p.shift_start
+    FROM bin_plans p JOIN bin_depots d ON d.depot_id = p.depot_id
+    WHERE p.shift_start + d.shift_h * interval '1 hour' > $1
+    ORDER BY p.depot_id, p.plan_id DESC
+), planned AS (
+    SELECT DISTINCT ON (s.device_id) s.device_id, s.truck, plans.shift_start
+    FROM plans JOIN bin_plan_stops s ON s.plan_id = plans.plan_id
+    ORDER BY s.device_id, plans.shift_start
+)
+SELECT DISTINCT ON (p.device_id) p.device_id, p.status, p.fill, p.overflow_risk, p.hours_to_threshold,
+       coalesce(b.depot_id, (SELECT min(depot_id) FROM bin_depots)) AS depot_id,
+       coalesce(b.collection_weekdays, '{}') AS weekdays, planned.truck, planned.shift_start
 FROM bin_priorities p
 JOIN devices d ON d.device_id = p.device_id AND d.status = 'active'
+LEFT JOIN bin_settings b ON b.device_id = p.device_id
+LEFT JOIN planned ON planned.device_id = p.device_id
 WHERE p.data_until <= $1
 ORDER BY p.device_id, p.data_until DESC
 """
@@ -115,7 +135,8 @@ async def load_facts(db: Database, now: datetime, settings: AlertsSettings) -> F
             run_id = latest["run_id"]
             segments = [SegmentFact(**dict(r)) for r in await db.fetch(_SEGMENTS, run_id)]
             routes = [RouteFact(**dict(r)) for r in await db.fetch(_ROUTES, run_id)]
-    priorities = [BinPriorityFact(**dict(r)) for r in await db.fetch(_BIN_PRIORITIES, now)]
+    priorities = [BinPriorityFact(**{**dict(r), "weekdays": tuple(r["weekdays"])})
+                  for r in await db.fetch(_BIN_PRIORITIES, now)]
     events = [BinEventFact(**dict(r)) for r in await db.fetch(_BIN_EVENTS, now - settings.bin_event_window, now)]
     recent: dict[str, list[tuple[datetime, Values]]] = defaultdict(list)
     for kind, (table, columns) in VALUE_COLUMNS.items():

@@ -1,14 +1,15 @@
 """The alert rules: pure functions from facts (loaded by alerts/facts.py) to signals.
 
 Each rule gives one `Signal` per cause it has an opinion on. A cause a rule was evaluated
-for but says nothing about (a retired device, a bin event that aged out) counts as clear;
-a rule whose facts could not be loaded (`None`, e.g. no gritting tables yet) is not
-evaluated at all, so its open alerts stay as they are.
+for but says nothing about (a retired device, a bin event that aged out, a group left
+empty) counts as clear; a rule whose facts could not be loaded (`None`, e.g. no gritting
+tables yet) is not evaluated at all, so its open alerts stay as they are.
 
     damp_risk          latest damp assessment per frog box: high/severe opens, low/none clears
-    road_freeze        a segment's predicted minimum road surface temperature (latest gritting run)
-    route_treatment    a route the latest gritting run says to send a gritter on
-    bin_overflow       a bin's overflow risk before the next pass (bin_priorities)
+    route_treatment    per gritting route and cause: the segments the latest run says to treat,
+                       with the route's decision; or the route's decision is unknown (no data)
+    road_freeze        per cause: segments on no gritting route that need treatment
+    bin_overflow       per bins round: the bins predicted to overflow before the next pass
     bin_fire, bin_tilt a fire or tilt event in the last `bin_event_window`
     device_offline     last_seen older than N sampling intervals of the device's kind
     battery_low        devices.battery_v below the raise voltage; clear above the clear voltage
@@ -18,12 +19,16 @@ evaluated at all, so its open alerts stay as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.model import RULES, Severity, Signal, Status
+from alerts.groups import BinPriorityFact, RouteFact, SegmentFact, bin_round_signals, road_signals
+from alerts.model import RULES, Severity, Signal, Status, band
 from cityops.settings import AlertsSettings
+
+__all__ = ["BinEventFact", "BinPriorityFact", "DampFact", "DeviceFact", "Evaluation", "Facts", "RouteFact",
+           "SegmentFact", "band", "evaluate", "stuck_status"]
 
 DAMP_LEVELS = ("none", "low", "medium", "high", "severe")
 Values = tuple[float | None, ...]
@@ -36,39 +41,6 @@ class DampFact:
     area: str | None
     level: str                      # none|low|medium|high|severe|unknown
     data_until: datetime
-
-
-@dataclass(frozen=True)
-class SegmentFact:
-    segment_id: str
-    name: str | None
-    route_id: str | None
-    action: str                     # treat|monitor|none
-    rst_min_c: float | None
-    rst_min_at: datetime | None
-    reason: str | None
-    run_id: int
-
-
-@dataclass(frozen=True)
-class RouteFact:
-    route_id: str
-    name: str | None
-    send: bool
-    reason: str | None
-    treat_segments: int | None
-    salt_kg: float | None
-    latest_start: datetime | None
-    run_id: int
-
-
-@dataclass(frozen=True)
-class BinPriorityFact:
-    device_id: str
-    status: str                     # ok|learning|unknown
-    fill: float | None
-    overflow_risk: float | None
-    hours_to_threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -113,16 +85,6 @@ class Evaluation:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def band(value: float, raise_at: float, clear_at: float, *, rising: bool = True) -> Status:
-    """firing past the raise threshold, clear past the clear threshold, hold between them.
-
-    `rising`: the condition fires when the value goes UP (dead letters); otherwise when it
-    goes DOWN (battery volts, road temperature)."""
-    if rising:
-        return "firing" if value >= raise_at else "clear" if value <= clear_at else "hold"
-    return "firing" if value <= raise_at else "clear" if value >= clear_at else "hold"
-
-
 def _ago(delta: timedelta) -> str:
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
@@ -144,42 +106,6 @@ def damp_signals(facts: Sequence[DampFact], s: AlertsSettings) -> Iterator[Signa
                      None, f.device_id, f.household_id, f.area)
 
 
-def road_signals(segments: Sequence[SegmentFact], s: AlertsSettings) -> Iterator[Signal]:
-    for f in segments:
-        status: Status = "hold" if f.rst_min_c is None else band(f.rst_min_c, s.road_freeze_c, s.road_clear_c,
-                                                                  rising=False)
-        when = f" at {f.rst_min_at:%H:%M} UTC" if f.rst_min_at else ""
-        rst = "unknown" if f.rst_min_c is None else f"{f.rst_min_c:.1f} °C"
-        yield Signal("road_freeze", f"road_freeze:{f.segment_id}", status, "warning",
-                     f"Road {f.name or f.segment_id} predicted to freeze",
-                     f"minimum surface temperature {rst}{when}; action {f.action}"
-                     + (f": {f.reason}" if f.reason else "") + f" (gritting run {f.run_id})",
-                     f.rst_min_c, route_id=f.route_id)
-
-
-def route_signals(routes: Sequence[RouteFact], now: datetime) -> Iterator[Signal]:
-    for f in routes:
-        late = f.latest_start is not None and f.latest_start <= now
-        severity: Severity = "critical" if f.send and late else "warning"
-        start = f"; leave by {f.latest_start:%H:%M} UTC" if f.latest_start else ""
-        yield Signal("route_treatment", f"route_treatment:{f.route_id}", "firing" if f.send else "clear", severity,
-                     f"Gritting route {f.name or f.route_id} needs treatment",
-                     f"{f.treat_segments or 0} segments, {f.salt_kg or 0:.0f} kg salt{start}"
-                     + (f"; {f.reason}" if f.reason else "") + f" (gritting run {f.run_id})",
-                     f.salt_kg, route_id=f.route_id)
-
-
-def bin_overflow_signals(facts: Sequence[BinPriorityFact], s: AlertsSettings) -> Iterator[Signal]:
-    for f in facts:
-        status: Status = "hold" if f.overflow_risk is None else band(f.overflow_risk, s.bin_overflow_raise,
-                                                                      s.bin_overflow_clear)
-        fill = "" if f.fill is None else f"{f.fill:.0%} full, "
-        risk = "unknown" if f.overflow_risk is None else f"{f.overflow_risk:.0%}"
-        yield Signal("bin_overflow", f"bin_overflow:{f.device_id}", status, "warning",
-                     f"Bin {f.device_id} predicted to overflow",
-                     f"{fill}overflow risk {risk} before the next collection", f.overflow_risk, f.device_id)
-
-
 def bin_event_signals(events: Sequence[BinEventFact], now: datetime, s: AlertsSettings) -> Iterator[Signal]:
     """Only events inside the window give a signal; an older one is no longer mentioned: clear."""
     latest: dict[tuple[str, str], BinEventFact] = {}
@@ -197,7 +123,7 @@ def bin_event_signals(events: Sequence[BinEventFact], now: datetime, s: AlertsSe
 
 def device_signals(devices: Sequence[DeviceFact], now: datetime, s: AlertsSettings) -> Iterator[Signal]:
     for d in devices:
-        who = {"device_id": d.device_id, "household_id": d.household_id, "area": d.area}
+        who = (d.device_id, d.household_id, d.area)
         interval = timedelta(seconds=s.sample_interval_s.get(d.kind, 600))
         if d.last_seen is not None:
             silent = now - d.last_seen
@@ -207,20 +133,20 @@ def device_signals(devices: Sequence[DeviceFact], now: datetime, s: AlertsSettin
             yield Signal("device_offline", f"device_offline:{d.device_id}", status, severity,
                          f"Device {d.device_id} offline", f"nothing received for {_ago(silent)} "
                          f"(a {d.kind} sensor reports every {interval.total_seconds() / 60:g} min)",
-                         silent.total_seconds() / 3600, **who)
+                         silent.total_seconds() / 3600, *who)
         if d.battery_v is not None:
             severity = "critical" if d.battery_v <= s.battery_critical_v else "warning"
             yield Signal("battery_low", f"battery_low:{d.device_id}",
                          band(d.battery_v, s.battery_low_v, s.battery_clear_v, rising=False), severity,
                          f"Battery low on {d.device_id}", f"{d.battery_v:.2f} V; replace or recharge it",
-                         d.battery_v, **who)
+                         d.battery_v, *who)
         stuck = stuck_status(d.recent, s.stuck_readings, s.stuck_after)
         if stuck is not None:
             status, span = stuck
             yield Signal("sensor_stuck", f"sensor_stuck:{d.device_id}", status, "warning",
                          f"Sensor stuck on {d.device_id}",
                          f"the last {s.stuck_readings} readings are identical over {_ago(span)}",
-                         span.total_seconds() / 3600, **who)
+                         span.total_seconds() / 3600, *who)
 
 
 def stuck_status(readings: Sequence[tuple[datetime, Values]], k: int, after: timedelta
@@ -247,21 +173,21 @@ def dead_letter_signal(count: int, s: AlertsSettings) -> Signal:
                   "see `dead_letters` for the reasons", float(count))
 
 
-def evaluate(facts: Facts, settings: AlertsSettings) -> Evaluation:
-    """Every rule whose facts are there, over those facts at `facts.now`."""
+def evaluate(facts: Facts, settings: AlertsSettings, previous: Mapping[str, frozenset[str]] | None = None
+             ) -> Evaluation:
+    """Every rule whose facts are there, over those facts at `facts.now`. `previous`: the open
+    alerts' member ids by cause, for the grouped rules' membership hysteresis."""
     signals: list[Signal] = []
     evaluated: set[str] = set()
+    previous = previous or {}
     if facts.damp is not None:
         signals += damp_signals(facts.damp, settings)
         evaluated.add("damp_risk")
-    if facts.segments is not None:
-        signals += road_signals(facts.segments, settings)
-        evaluated.add("road_freeze")
-    if facts.routes is not None:
-        signals += route_signals(facts.routes, facts.now)
-        evaluated.add("route_treatment")
+    if facts.segments is not None:  # the segments and routes of one gritting run
+        signals += road_signals(facts.segments, facts.routes or (), facts.now, previous)
+        evaluated |= {"road_freeze", "route_treatment"}
     if facts.bin_priorities is not None:
-        signals += bin_overflow_signals(facts.bin_priorities, settings)
+        signals += bin_round_signals(facts.bin_priorities, settings, previous)
         evaluated.add("bin_overflow")
     if facts.bin_events is not None:
         signals += bin_event_signals(facts.bin_events, facts.now, settings)

@@ -98,18 +98,19 @@ class AlertsRunner:
         now = self.clock.now()
         report = report or CycleReport(now)
         facts = await load_facts(self.db, now, self.settings)
-        evaluation = evaluate(facts, self.settings)
-        report.signals, report.notes = len(evaluation.signals), evaluation.notes
-        for note in evaluation.notes:
-            log.info("%s", note)
         policy = policy_of(self.settings)
-        by_cause = {s.cause: s for s in evaluation.signals}
         async with self.db.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
             subs, report.preference_problems = await subscriptions(conn)
             for sub_id, problem in report.preference_problems:
                 log.warning("subscription %d skipped: %s", sub_id, problem)
             alerts = await current_alerts(conn)
+            # the groups' members so far: a member that holds stays in its group
+            evaluation = evaluate(facts, self.settings, {c: a.member_ids for c, a in alerts.items() if a.members})
+            report.signals, report.notes = len(evaluation.signals), evaluation.notes
+            for note in evaluation.notes:
+                log.info("%s", note)
+            by_cause = {s.cause: s for s in evaluation.signals}
             for cause in sorted(set(by_cause) | set(alerts)):
                 alert = alerts.get(cause)
                 signal = by_cause.get(cause)
@@ -190,4 +191,4 @@ class AlertsRunner:
 def hold(alert: Alert) -> Signal:
     """A signal that keeps the alert as it is."""
     return Signal(alert.rule, alert.cause, "hold", alert.severity, alert.title, alert.detail, alert.value,
-                  alert.device_id, alert.household_id, alert.area, alert.route_id)
+                  alert.device_id, alert.household_id, alert.area, alert.route_id, alert.members)

@@ -58,8 +58,10 @@ async def gritting_run(db: Database, as_of: datetime, rst_min_c: float, send: bo
     run_id = await db.fetchval("INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, warnings) "
                                "VALUES ($1, $1, $2, '{}', '[]') RETURNING run_id", as_of, as_of + timedelta(hours=12))
     await db.execute("INSERT INTO gritting_segment_decisions (run_id, segment_id, route_id, rst_min_c, rst_min_at, "
-                     "source, action, reason) VALUES ($1, 'seg-bridge', 'P1', $2, $3, 'sensors', $4, 'wet road')",
-                     run_id, rst_min_c, as_of + timedelta(hours=6), "treat" if rst_min_c <= 0.5 else "none")
+                     "source, action, reason, hazard_at, surface_state) VALUES ($1, 'seg-bridge', 'P1', $2, $3, "
+                     "'sensors', $4, 'wet road and lowest RST', $5, 'wet')",
+                     run_id, rst_min_c, as_of + timedelta(hours=6), "treat" if rst_min_c <= 0.5 else "none",
+                     as_of + timedelta(hours=5))
     await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, "
                      "salt_kg, latest_start) VALUES ($1, 'P1', $2, $3, 'frost', 1, 84.1, $4)", run_id, send,
                      "send" if send else "not_needed",
@@ -109,16 +111,16 @@ async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Datab
     report = await AlertsRunner(adb, SETTINGS, clock=Clock()).evaluate()
     assert report.notes == ()
     causes = await open_causes(adb)
-    assert set(causes) == {"damp_risk:frog-a", "bin_overflow:bin-a", "bin_fire:bin-a", "device_offline:frog-silent",
-                           "battery_low:frog-flat", "sensor_stuck:frog-flat", "dead_letter_spike:ingest",
-                           "road_freeze:seg-bridge", "route_treatment:P1"}
+    assert set(causes) == {"damp_risk:frog-a", "bin_overflow:no-depot:no-round", "bin_fire:bin-a",
+                           "device_offline:frog-silent", "battery_low:frog-flat", "sensor_stuck:frog-flat",
+                           "dead_letter_spike:ingest", "route_treatment:P1:wet_road"}
     assert causes["damp_risk:frog-a"]["household_id"] == "h-1" and causes["damp_risk:frog-a"]["area"] == "Easton"
     assert causes["bin_fire:bin-a"]["severity"] == "critical"
     assert causes["battery_low:frog-flat"]["severity"] == "critical"
-    assert causes["road_freeze:seg-bridge"]["route_id"] == "P1"
-    title = await adb.fetchval("SELECT title FROM alerts WHERE cause = 'road_freeze:seg-bridge'")
-    assert title == "Road Cumberland Bridge predicted to freeze"
-    assert report.transitions == {"opened": 9}
+    assert causes["route_treatment:P1:wet_road"]["route_id"] == "P1"
+    title = await adb.fetchval("SELECT title FROM alerts WHERE cause = 'route_treatment:P1:wet_road'")
+    assert title == "Priority 1 north needs treatment (wet or damp roads freezing): 1 segment, from 22:00 UTC"
+    assert report.transitions == {"opened": 8}
 
     # later: the device is retired, the newer gritting run is now current, the dead letters age out
     await adb.execute("UPDATE devices SET status = 'retired' WHERE device_id = 'frog-silent'")
@@ -127,36 +129,36 @@ async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Datab
     later.at += SETTINGS.clear_hold
     done = await AlertsRunner(adb, SETTINGS, clock=later).evaluate()
     assert "device_offline:frog-silent" not in await open_causes(adb)
-    assert "route_treatment:P1" not in await open_causes(adb) and "road_freeze:seg-bridge" not in await open_causes(adb)
+    assert "route_treatment:P1:wet_road" not in await open_causes(adb)
     assert "dead_letter_spike:ingest" not in await open_causes(adb)
-    assert done.transitions["resolved"] >= 4
+    assert done.transitions["resolved"] >= 3
 
 
 async def test_a_gritting_run_whose_night_is_over_raises_nothing_and_its_alerts_clear(adb: Database) -> None:
     await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)   # window: to NOW + 11 h
     clock = Clock()
     await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert {"road_freeze:seg-bridge", "route_treatment:P1"} <= set(await open_causes(adb))
+    assert "route_treatment:P1:wet_road" in await open_causes(adb)
     clock.at = NOW + timedelta(hours=12)  # the run's window has ended and no new run came
     report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
     assert any("no current gritting run" in note for note in report.notes)
     clock.at += SETTINGS.clear_hold
     await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert not {"road_freeze:seg-bridge", "route_treatment:P1"} & set(await open_causes(adb))
+    assert "route_treatment:P1:wet_road" not in await open_causes(adb)
 
 
 async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(adb: Database) -> None:
     await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
     clock = Clock()
     await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert "road_freeze:seg-bridge" in await open_causes(adb)
+    assert "route_treatment:P1:wet_road" in await open_causes(adb)
     await adb.execute("DROP TABLE gritting_plans, gritting_route_decisions, gritting_segment_decisions, "
                       "gritting_runs CASCADE")
     clock.at += timedelta(hours=3)
     report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
     assert report.notes and "gritting rules not evaluated" in report.notes[0] and "gritting_runs" in report.notes[0]
-    assert {"road_freeze:seg-bridge", "route_treatment:P1"} <= set(await open_causes(adb))
-    assert report.transitions == {"escalated": 2}  # not resolved, but still escalated: nobody acknowledged
+    assert "route_treatment:P1:wet_road" in await open_causes(adb)
+    assert report.transitions == {"escalated": 1}  # not resolved, but still escalated: nobody acknowledged
 
 
 async def cli(settings_url: str, *argv: str) -> int:
@@ -245,3 +247,148 @@ async def test_the_loop_runs_cycles_on_its_clock_until_stopped(adb: Database) ->
     assert await adb.fetchval("SELECT count(*) FROM notifications") == 1   # and one notification
     # the pure parts saw the injected time, not the wall clock
     assert await adb.fetchval("SELECT opened_at FROM alerts") == NOW
+
+
+ROUTES = ("one", "two", "three")
+WET_ROAD = "wet road and lowest RST -1.5 °C at 03:00, at or below the trigger +1.0 °C; spread 16 g/m²"
+
+
+async def network(db: Database, routes: tuple[str, ...] = ROUTES, per_route: int = 20) -> None:
+    """Routes with `per_route` segments each (seg-<route>-NN, priority 1)."""
+    await db.execute("INSERT INTO road_depots (depot_id, name, lon, lat) VALUES ('dep', 'Depot', -2.6, 51.45)")
+    for route_id in routes:
+        await db.execute("INSERT INTO gritting_routes (route_id, name, depot_id, vehicles, salt_capacity_kg) "
+                         "VALUES ($1, $2, 'dep', 1, 6000)", route_id, f"Route {route_id} north")
+        await db.execute(
+            "INSERT INTO road_segments (segment_id, name, route_id, priority, length_m, width_m, geometry, mid_lon, "
+            "mid_lat, start_node, end_node) SELECT format('seg-%s-%s', $1::text, lpad(i::text, 2, '0')), "
+            "format('Street %s', i), $1, 1, 100, 7.3, '{}', -2.6, 51.45, format('a%s', i), format('b%s', i) "
+            "FROM generate_series(1, $2) i", route_id, per_route)
+
+
+async def freezing(db: Database, as_of: datetime, treat: dict[str, int], decision: str = "send") -> int:
+    """A gritting run in which the first treat[route] segments of each route need treatment."""
+    run_id: int = await db.fetchval("INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, warnings) "
+                                    "VALUES ($1, $1, $2, '{}', '[]') RETURNING run_id", as_of,
+                                    as_of + timedelta(hours=12))
+    for route_id, n in treat.items():
+        await db.execute(
+            "INSERT INTO gritting_segment_decisions (run_id, segment_id, route_id, rst_min_c, rst_min_at, source, "
+            "action, reason, hazard_at, surface_state) "
+            "SELECT $1, s.segment_id, s.route_id, CASE WHEN i <= $3 THEN -1.5 ELSE 3.0 END, $4, 'sensors', "
+            "CASE WHEN i <= $3 THEN 'treat' ELSE 'none' END, CASE WHEN i <= $3 THEN $5 ELSE 'dry road' END, "
+            "CASE WHEN i <= $3 THEN $6::timestamptz END, 'wet' "
+            "FROM (SELECT segment_id, route_id, row_number() OVER (ORDER BY segment_id) AS i FROM road_segments "
+            "WHERE route_id = $2) s", run_id, route_id, n, NOW + timedelta(hours=9), WET_ROAD,
+            NOW + timedelta(hours=3, minutes=30))
+        await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, "
+                         "treat_segments, salt_kg, latest_start) VALUES ($1, $2, $3, $4, $5, $6, 900, $7)",
+                         run_id, route_id, decision == "send" and n > 0, decision if n else "not_needed",
+                         f"{decision}: {n} segments", n, NOW + timedelta(hours=2))
+    return run_id
+
+
+async def bins(db: Database, risk: dict[int, float]) -> None:
+    """60 bins on two rounds from depot 'east' (Mondays: bin-00..29, Thursdays: bin-30..59), and a plan
+    for tomorrow's shift with bin-00..04 on truck 1; bin_priorities risk[i] (default 0.8)."""
+    await db.execute("INSERT INTO bin_depots (depot_id, lon, lat, trucks, capacity_l) VALUES ('east', -2.5, 51.4, 2, "
+                     "9000) ON CONFLICT DO NOTHING")
+    await db.execute("INSERT INTO devices (device_id, kind, registered_at, last_seen, battery_v) "
+                     "SELECT format('bin-%s', lpad(i::text, 2, '0')), 'bin', $1, $2, 3.9 FROM generate_series(0, 59) i "
+                     "ON CONFLICT DO NOTHING", NOW - timedelta(days=30), NOW)
+    await db.execute("INSERT INTO bin_settings (device_id, collection_weekdays, depot_id) "
+                     "SELECT format('bin-%s', lpad(i::text, 2, '0')), CASE WHEN i < 30 THEN '{0}'::smallint[] "
+                     "ELSE '{3}'::smallint[] END, 'east' FROM generate_series(0, 59) i ON CONFLICT DO NOTHING")
+    if not await db.fetchval("SELECT count(*) FROM bin_plans"):
+        plan = await db.fetchval(
+            "INSERT INTO bin_plans (depot_id, shift_start, feasible, distance_m, solve_s, skipped, missed, notes, "
+            "geojson) VALUES ('east', $1, true, 1000, 1, '[]', '[]', '[]', '[]') RETURNING plan_id",
+            NOW + timedelta(hours=12))
+        await db.execute("INSERT INTO bin_plan_stops (plan_id, truck, seq, device_id, arrive, depart, load_after_l) "
+                         "SELECT $1, 1, i, format('bin-%s', lpad(i::text, 2, '0')), $2, $2, 100 "
+                         "FROM generate_series(0, 4) i", plan, NOW + timedelta(hours=12))
+    await db.execute("INSERT INTO bin_priorities (device_id, data_until, status, fill, overflow_risk, score, "
+                     "mandatory, reasons) SELECT format('bin-%s', lpad(i::text, 2, '0')), $1, 'ok', 0.9, "
+                     "coalesce(($2::jsonb ->> i::text)::real, 0.8), 80, true, '' FROM generate_series(0, 59) i",
+                     NOW - timedelta(minutes=10), json.dumps({str(k): v for k, v in risk.items()}))
+
+
+async def open_alerts(db: Database) -> dict[str, dict[str, object]]:
+    rows = await db.fetch("SELECT alert_id, cause, title, severity, jsonb_array_length(members) AS n FROM alerts "
+                          "WHERE state <> 'resolved'")
+    return {r["cause"]: dict(r) for r in rows}
+
+
+async def test_three_routes_of_twenty_freezing_segments_and_sixty_bins_give_five_alerts(adb: Database) -> None:
+    await network(adb)
+    await freezing(adb, NOW - timedelta(minutes=5), {"one": 20, "two": 20, "three": 20})
+    await bins(adb, {})
+    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+    report = await AlertsRunner(adb, SETTINGS, clock=Clock()).cycle()
+    alerts = await open_alerts(adb)
+    assert {c: a["n"] for c, a in alerts.items()} == {
+        "route_treatment:one:wet_road": 20, "route_treatment:two:wet_road": 20, "route_treatment:three:wet_road": 20,
+        "bin_overflow:east:mon": 30, "bin_overflow:east:thu": 30}    # 5 alerts, not 120
+    assert report.transitions == {"opened": 5} and report.sent == 5
+    assert alerts["route_treatment:one:wet_road"]["title"] == \
+        "Route one north needs treatment (wet or damp roads freezing): 20 segments, from 21:30 UTC"
+    assert alerts["bin_overflow:east:mon"]["title"] == "Bins round Mon, depot east: 30 bins predicted to overflow"
+    # the members, as the API reads them, and in the feed's text
+    from ops_api.queries.alerts import get_alert
+    monday = await get_alert(adb, int(alerts["bin_overflow:east:mon"]["alert_id"]))  # type: ignore[call-overload]
+    assert monday["members"][0] == {"id": "bin-00", "name": "", "value": 0.800000011920929, "at": None,
+                                    "note": "90% full, overflow risk 80%; truck 1 of the Tue 06:00 UTC plan"}
+    assert [m["id"] for m in monday["members"]][-1] == "bin-29"
+    body = await adb.fetchval("SELECT body FROM notifications n JOIN alerts a USING (alert_id) "
+                              "WHERE a.cause = 'route_treatment:two:wet_road'")
+    assert "Route decision: send: 20 segments" in body and "- Street 1 (seg-two-01): priority 1, lowest -1.5 °C" in body
+    assert "- ... and 0 more" not in body and body.count("\n- ") == 20
+
+
+async def test_a_groups_members_change_in_place_and_an_empty_group_clears(adb: Database) -> None:
+    await network(adb, ("one", "two"))
+    await bins(adb, {})
+    await freezing(adb, NOW - timedelta(minutes=5), {"one": 4, "two": 6})
+    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+    clock = Clock()
+    await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
+    before = await open_alerts(adb)
+    assert {c: a["n"] for c, a in before.items()} == {"route_treatment:one:wet_road": 4,
+                                                      "route_treatment:two:wet_road": 6,
+                                                      "bin_overflow:east:mon": 30, "bin_overflow:east:thu": 30}
+    # a new run: route one has 7 segments to treat, route two none; bin-00 is in the hold zone, bin-01 clear;
+    # and a new runner (a restart): the same alerts, updated, and nothing notified again
+    clock.at += timedelta(minutes=10)
+    await freezing(adb, clock.at - timedelta(minutes=5), {"one": 7, "two": 0})
+    await adb.execute("UPDATE bin_priorities SET overflow_risk = CASE device_id WHEN 'bin-00' THEN 0.4 "
+                      "WHEN 'bin-01' THEN 0.2 ELSE overflow_risk END")
+    report = await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
+    after = await open_alerts(adb)
+    assert {c: a["alert_id"] for c, a in after.items()} == {c: a["alert_id"] for c, a in before.items()}
+    assert after["route_treatment:one:wet_road"]["n"] == 7 and after["bin_overflow:east:mon"]["n"] == 29
+    assert report.transitions == {"updated": 2} and report.queued == 0
+    assert await adb.fetchval("SELECT count(*) FROM notifications") == 4
+    updates = await adb.fetch("SELECT a.cause, e.detail FROM alert_events e JOIN alerts a USING (alert_id) "
+                              "WHERE e.kind = 'updated' ORDER BY a.cause")
+    assert [(u["cause"], u["detail"]) for u in updates] == [
+        ("bin_overflow:east:mon", "30 -> 29 members: left bin-01"),
+        ("route_treatment:one:wet_road", "4 -> 7 members: joined seg-one-05, seg-one-06, seg-one-07")]
+    # route two's group is empty: it clears after the hold, alone
+    clock.at += SETTINGS.clear_hold
+    report = await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
+    assert report.transitions == {"resolved": 1, "escalated": 3}
+    assert "route_treatment:two:wet_road" not in await open_alerts(adb)
+
+
+async def test_a_route_whose_decision_is_unknown_raises_a_critical_alert_to_patrol(adb: Database) -> None:
+    await network(adb, ("one",), per_route=3)
+    run_id = await freezing(adb, NOW - timedelta(minutes=5), {"one": 0})
+    await adb.execute("UPDATE gritting_segment_decisions SET rst_min_c = NULL, rst_min_at = NULL, action = 'monitor', "
+                      "reason = 'no road surface temperature' WHERE segment_id <> 'seg-one-02'")
+    await adb.execute("UPDATE gritting_route_decisions SET decision = 'unknown', reason = 'UNKNOWN: 2 priority-1 "
+                      "segment(s) have no usable road temperature' WHERE run_id = $1", run_id)
+    await AlertsRunner(adb, SETTINGS, clock=Clock()).evaluate()
+    row = await adb.fetchrow("SELECT cause, severity, title, members FROM alerts")
+    assert (row["cause"], row["severity"]) == ("route_treatment:one:no_data", "critical")
+    assert row["title"] == "Route one north: no usable road temperature, decide by patrol"
+    assert [m["id"] for m in json.loads(row["members"])] == ["seg-one-01", "seg-one-03"]
