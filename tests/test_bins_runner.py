@@ -102,3 +102,14 @@ async def test_a_run_stores_priorities_events_and_a_plan(db: Database, unique: s
     assert recount == 6
     assert await db.fetchval("SELECT computed_at FROM bin_priorities WHERE device_id = $1 AND data_until = $2",
                              busy, NOW) > first_computed
+
+
+async def test_a_bin_registered_but_never_heard_from_is_unknown_not_a_crash(db: Database, unique: str) -> None:
+    # rolling_fill slid a 3-reading window over no readings and raised, failing the whole run
+    depot = f"{unique}-depot"
+    await db.execute("INSERT INTO bin_depots (depot_id, lon, lat, trucks, capacity_l) "
+                     "VALUES ($1, -0.76, 52.04, 1, 700)", depot)
+    await add_bin(db, f"{unique}-new", depot)
+    await run_bins(db, now=NOW, settings=BinsRunSettings(plan=False))
+    row = await db.fetchrow("SELECT status, reasons FROM bin_priorities WHERE device_id = $1", f"{unique}-new")
+    assert row is not None and row["status"] == "unknown" and "no readings" in row["reasons"]

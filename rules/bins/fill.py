@@ -133,6 +133,8 @@ def rolling_fill(distance_mm: npt.ArrayLike, temp_c: npt.ArrayLike, calibration:
     """A fill per reading from the last `window` readings, screened like `fill_from_pings` (vectorised)."""
     distances = np.asarray(distance_mm, dtype=np.float64)
     temps = np.asarray(temp_c, dtype=np.float64)
+    if distances.size == 0:      # a bin registered but silent: no windows to slide
+        return distances
     corrected = np.where(np.isfinite(temps), compensate_temperature(distances, np.nan_to_num(temps, nan=20.0)),
                          distances)
     plausible = (corrected >= calibration.blind_zone_mm) & \
