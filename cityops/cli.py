@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ops_api import bench as api_bench
     from ops_api.accounts import cli as accounts_cli
     from rules import bench as rules_bench
+    from rules import bins_cli, roads_cli
     from rules import cli as rules_cli
-    from rules import roads_cli
     from rules.routing import cli as routing_cli
 
     parser = _Parser(
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_bench.register_bench(benchmarks)
     routing_cli.register(commands)
     roads_cli.register(commands)
+    bins_cli.register(commands)
     devices_cli.register(commands)
     accounts_cli.register(commands)
     releases_cli.register(commands)

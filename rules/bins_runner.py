@@ -21,9 +21,14 @@ import asyncpg
 import numpy as np
 
 from cityops.storage import Database
-from rules.bins.assess import BinAssessment, BinInput, assess_all
-from rules.bins.fill import BinCalibration
-from rules.bins.priority import Priorities
+from rules.bins.assess import (
+    DEFAULT_SHIFT_START,
+    BinInput,
+    FleetAssessment,
+    assess_fleet,
+    calibration_for,
+    next_shift,
+)
 from rules.errors import InvalidBinSetup, RoutingError
 from rules.routing.plan import CollectionPlan, Fleet, PlanBin, plan_collection
 
@@ -70,10 +75,6 @@ class _Bin:
     depot_id: str | None
 
 
-def _hours(moment: datetime) -> float:
-    return moment.timestamp() / 3600.0
-
-
 async def run_bins(db: Database, now: datetime | None = None, settings: BinsRunSettings | None = None
                    ) -> BinsRunReport:
     settings = settings or BinsRunSettings()
@@ -82,18 +83,14 @@ async def run_bins(db: Database, now: datetime | None = None, settings: BinsRunS
     report = BinsRunReport(data_until=now)
     bins = await _bins(db, now, settings)
     depots = await db.fetch("SELECT * FROM bin_depots ORDER BY depot_id")
-    next_shift = _next_shift(now, depots)
-    outdoor = _outdoor_c([b.data for b in bins])
-    # a bin left out of the next shift waits for the one after: that is the pass to beat
-    pass_after = next_shift + timedelta(days=1)
-    assessed, priorities = assess_all([b.data for b in bins], _hours(now), _hours(pass_after), outdoor,
-                                      settings.threshold)
-    report.bins, report.mandatory = len(bins), int(priorities.mandatory.sum())
-    report.unknown = int(priorities.unknown.sum())
-    report.new_events = await _write_assessments(db, bins, assessed, priorities, now)
+    fleet = assess_fleet([b.data for b in bins], now, depots[0]["shift_start"] if depots else DEFAULT_SHIFT_START,
+                         settings.threshold)
+    report.bins, report.mandatory = len(bins), int(fleet.priorities.mandatory.sum())
+    report.unknown = int(fleet.priorities.unknown.sum())
+    report.new_events = await _write_assessments(db, bins, fleet, now)
     if settings.plan:
         for depot in depots:
-            plan, shift_start = _plan_depot(depot, depots[0]["depot_id"], bins, assessed, priorities, now, settings)
+            plan, shift_start = _plan_depot(depot, depots[0]["depot_id"], bins, fleet, now, settings)
             await _write_plan(db, depot, shift_start, plan)
             report.plans.append(f"depot {depot['depot_id']}: {len(plan.visited)} bins on {len(plan.routes)} trucks, "
                                 f"{plan.distance_m / 1000:.1f} km" + ("" if plan.feasible else " (NOT feasible)"))
@@ -127,16 +124,9 @@ def _bin(row: asyncpg.Record, readings: list[asyncpg.Record]) -> _Bin:
     columns = np.array([[r["h"], *(np.nan if r[k] is None else r[k]
                                    for k in ("distance_mm", "fill_fraction", "temp_c", "tilt_deg"))]
                         for r in readings], dtype=np.float64).reshape(-1, 5)
-    calibration: BinCalibration | InvalidBinSetup
-    try:
-        if row["bin_depth_mm"] is None or row["sensor_height_mm"] is None:
-            raise InvalidBinSetup("no bin depth or sensor height registered", device_id=row["device_id"],
-                                  setting="bin_depth_mm")
-        calibration = BinCalibration.for_sensor(row["sensor_height_mm"], row["bin_depth_mm"], row["sensor_type"],
-                                                row["device_id"])
-    except InvalidBinSetup as exc:
-        log.warning("bin %s: %s", row["device_id"], exc)
-        calibration = exc
+    calibration = calibration_for(row["device_id"], row["sensor_height_mm"], row["bin_depth_mm"], row["sensor_type"])
+    if isinstance(calibration, InvalidBinSetup):
+        log.warning("bin %s: %s", row["device_id"], calibration)
     data = BinInput(row["device_id"], calibration, times_h=columns[:, 0], distance_mm=columns[:, 1],
                     fill_fraction=columns[:, 2], temp_c=columns[:, 3], tilt_deg=columns[:, 4],
                     bin_type=row["bin_type"] or "general", place=row["place"] or "",
@@ -147,22 +137,10 @@ def _bin(row: asyncpg.Record, readings: list[asyncpg.Record]) -> _Bin:
                 row["volume_l"] or DEFAULT_VOLUME_L, row["depot_id"])
 
 
-def _outdoor_c(bins: list[BinInput]) -> float:
-    """The bins' own median temperature over the last day stands in for the air temperature."""
-    recent = [b.temp_c[-48:] for b in bins if b.temp_c.size]
-    values = np.concatenate(recent) if recent else np.array([])
-    return float(np.nanmedian(values)) if np.isfinite(values).any() else 10.0
-
-
-def _next_shift(now: datetime, depots: list[asyncpg.Record]) -> datetime:
-    start = depots[0]["shift_start"] if depots else datetime.min.time().replace(hour=6)
-    shift = datetime.combine(now.date(), start, tzinfo=UTC)
-    return shift if shift > now else shift + timedelta(days=1)
-
-
-def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], assessed: list[BinAssessment],
-                priorities: Priorities, now: datetime, settings: BinsRunSettings) -> tuple[CollectionPlan, datetime]:
-    shift_start = _next_shift(now, [depot])
+def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], assessment: FleetAssessment, now: datetime,
+                settings: BinsRunSettings) -> tuple[CollectionPlan, datetime]:
+    shift_start = next_shift(now, depot["shift_start"])
+    priorities = assessment.priorities
     fleet = Fleet(depot["lon"], depot["lat"], depot["trucks"], depot["capacity_l"], shift_start,
                   shift_h=depot["shift_h"], break_min=depot["break_min"], speed_kmh=depot["speed_kmh"],
                   max_trips=depot["max_trips"])
@@ -173,7 +151,7 @@ def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], asses
         mandatory = bool(priorities.mandatory[i])
         if not mandatory and priorities.score[i] < OPTIONAL_MIN_SCORE:
             continue
-        fill = assessed[i].forecast.fill_now
+        fill = assessment.assessed[i].forecast.fill_now
         load = b.volume_l if not np.isfinite(fill) else max(1, round(fill * b.volume_l))
         stops.append(PlanBin(b.data.device_id, b.lon, b.lat, int(load), mandatory, float(priorities.score[i])))
     try:
@@ -209,17 +187,16 @@ def _nullable(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-async def _write_assessments(db: Database, bins: list[_Bin], assessed: list[BinAssessment],
-                             priorities: Priorities, now: datetime) -> int:
-    forecasts = [a.forecast for a in assessed]
-    reasons = [f"{f.reason}. {why}" for f, why in zip(forecasts, priorities.reasons, strict=True)]
-    events = [e for a in assessed for e in a.events]
+async def _write_assessments(db: Database, bins: list[_Bin], fleet: FleetAssessment, now: datetime) -> int:
+    forecasts = [a.forecast for a in fleet.assessed]
+    events = [e for a in fleet.assessed for e in a.events]
+    priorities = fleet.priorities
     async with db.transaction() as conn:
         await conn.execute(_WRITE_PRIORITIES, [b.data.device_id for b in bins], now, [f.status for f in forecasts],
                            *([_nullable(getattr(f, name)) for f in forecasts]
                              for name in ("fill_now", "hours_to_threshold", "hours_low", "hours_high",
                                           "overflow_risk")),
-                           priorities.score.tolist(), priorities.mandatory.tolist(), reasons)
+                           priorities.score.tolist(), priorities.mandatory.tolist(), fleet.reasons())
         status = await conn.execute(_WRITE_EVENTS, [e.device_id for e in events], [e.at_h for e in events],
                                     [e.kind for e in events], [e.value for e in events], [e.message for e in events])
     return int(status.split()[-1])

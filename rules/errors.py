@@ -7,6 +7,7 @@
           +-- InvalidHomeSettings  a home's fRsi or mould sensitivity class that cannot work
           +-- InvalidDiaryEntry    an activity the diary does not know, or a time that is not one
           +-- InvalidBinSetup      a bin calibration that cannot work (blind zone below full, depth <= 0)
+          +-- InvalidBinsFile      a bins or readings CSV for `cityops bins assess` (names line and field)
           +-- RoutingError         a collection plan or CVRPLIB instance that cannot be solved as given
           |    +-- InvalidInstance     a .vrp file or plan input that is malformed or impossible
           |    +-- InvalidArcRouting   a road graph, task list or fleet arc routing cannot use
@@ -62,6 +63,18 @@ class InvalidBinSetup(RulesError):
         super().__init__(message, hint=hint)
         self.device_id = device_id
         self.setting = setting
+
+
+class InvalidBinsFile(RulesError):
+    """A CSV `cityops bins assess` cannot read; `line` (1 = the header) and `field` name the culprit."""
+
+    hint = "see docs/bins.md, Assessing bins from files, for the columns"
+
+    def __init__(self, message: str, *, source: str, line: int | None = None, field: str | None = None,
+                 hint: str | None = None) -> None:
+        where = ", ".join(part for part in (source, f"line {line}" if line else "", field or "") if part)
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.source, self.line, self.field = source, line, field
 
 
 class RoutingError(RulesError):
