@@ -35,7 +35,15 @@ from rules.gritting.estimate import fill_from_groups, frost_point_from_dew, idw
 from rules.gritting.forecast import AREA_ALL, ForecastRow, on_grid, weather_class
 from rules.gritting.network import RoadNetwork
 from rules.gritting.rates import MATRICES, SNOW_HEAVY, SNOW_LIGHT, SNOW_NONE, RateMatrix
-from rules.gritting.sensors import STUCK_HOURS, SensorHistory, flat_hours, movement, why_dead, why_stuck
+from rules.gritting.sensors import (
+    NEIGHBOUR_MOVED_C,
+    STUCK_HOURS,
+    SensorHistory,
+    flat_hours,
+    movement,
+    why_dead,
+    why_stuck,
+)
 from rules.gritting.snap import SegmentLines, snap_points
 
 FloatArray = npt.NDArray[np.float64]
@@ -102,13 +110,14 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     matrix = matrix or MATRICES[settings.rate_matrix]
     inputs: dict[str, Any] = {"settings": settings.model_dump(mode="json"), "segments": n,
                               "routes": [r.route_id for r in network.routes], "rate_matrix": matrix.source}
-    projection = lines.projection if lines else network.projection()
-    lines = lines or SegmentLines.build([s.coords for s in segs], [s.oneway for s in segs], projection)
+    lines = lines or network.lines
+    projection = lines.projection
+    columns = network.columns
     seg_x, seg_y = lines.midpoints()
-    index_of = {s.segment_id: k for k, s in enumerate(segs)}
-    route_ids = sorted({s.route_id for s in segs if s.route_id is not None})
+    index_of = columns.index_of
+    route_ids = sorted({r for r in columns.route_of if r is not None})
     route_index = {r: k for k, r in enumerate(route_ids)}
-    group = np.array([route_index.get(s.route_id, -1) if s.route_id else -1 for s in segs], dtype=np.int64)
+    group = np.array([route_index.get(r, -1) if r else -1 for r in columns.route_of], dtype=np.int64)
 
     by_target: dict[str, dict[str, list[ForecastRow]]] = {"sensor": defaultdict(list), "segment": defaultdict(list),
                                                            "area": defaultdict(list)}
@@ -126,7 +135,7 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     night = settings.weather_class if settings.weather_class != "auto" else \
         weather_class([float(r) for r, note in zip(night_model.rate_c_per_h, night_model.note, strict=True)
                        if note is None])
-    offsets = np.array([s.offset_for(night) for s in segs], dtype=np.float64)
+    offsets = columns.offsets_for(night)
 
     sen_x, sen_y = projection.xy(np.array([s.lon for s in good], dtype=np.float64),
                                  np.array([s.lat for s in good], dtype=np.float64)) if k else (np.zeros(0), np.zeros(0))
@@ -140,7 +149,7 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     unknown_offset: list[str] = []
     forecast_sensors = 0
     for j, sensor in enumerate(good):
-        own = _own_offset(sensor, index_of, segs, night, lines, float(sen_x[j]), float(sen_y[j]))
+        own = _own_offset(sensor, index_of, offsets, lines, float(sen_x[j]), float(sen_y[j]))
         if own is None:
             unknown_offset.append(sensor.device_id)
         central, low = night_model.central_c[j], night_model.lower_c[j]
@@ -173,17 +182,18 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     if not good:
         warnings.append("no working road sensor: temperatures only from forecasts and the gritter")
 
-    weighted = idw(seg_x, seg_y, sen_x, sen_y, [base, base_low, dew], settings.sensor_range_m,
+    # the frost point (over ice below 0 degC) is weighed, not the dew point: one conversion per sensor
+    weighted = idw(seg_x, seg_y, sen_x, sen_y, [base, base_low, frost_point_from_dew(dew)], settings.sensor_range_m,
                    nearest_masks=[sen_state != decide.UNKNOWN, has_precip])
-    est, est_low, dew_seg = weighted.values
+    est, est_low, frost_seg = weighted.values
     covered = weighted.used > 0
     est, by_route, overall = fill_from_groups(est, covered, group)
     est_low, _, _ = fill_from_groups(est_low, covered, group)
-    dew_seg, _, _ = fill_from_groups(dew_seg, np.asarray(np.isfinite(dew_seg).any(axis=1)), group)
+    frost_seg, _, _ = fill_from_groups(frost_seg, np.asarray(np.isfinite(frost_seg).any(axis=1)), group)
     source: npt.NDArray[np.object_] = np.where(covered, "sensors", np.where(by_route, "route_average",
                                                    np.where(overall, "network_average", "none"))).astype(object)
     if by_route.any() or overall.any():
-        far = [segs[i].segment_id for i in np.flatnonzero(by_route | overall)]
+        far = [columns.ids[i] for i in np.flatnonzero(by_route | overall)]
         warnings.append(f"{len(far)} segment(s) with no sensor within {settings.sensor_range_m:g} m: "
                         f"{int(by_route.sum())} took their route's average, {int(overall.sum())} the network's: "
                         f"{_listed(far)}")
@@ -198,7 +208,7 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
         has = nearest_precip >= 0
         precip.worst(has, *table[nearest_precip[has]].T)
     for area, rows in by_area.items():
-        members = np.ones(n, dtype=bool) if area == AREA_ALL else np.array([s.route_id == area for s in segs])
+        members = np.ones(n, dtype=bool) if area == AREA_ALL else np.array([r == area for r in columns.route_of])
         if not members.any():
             warnings.append(f"forecast rows for area {area!r}: no such route (use a route id or {AREA_ALL!r}), ignored")
             continue
@@ -218,7 +228,8 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
             rst[i] = np.where(np.isfinite(bought), bought, rst[i])
             rst_low[i] = np.where(np.isfinite(bought), bought, rst_low[i])
             source[i] = "forecast"
-        dew_seg[i] = _forecast_dew(rows, grid_h, dew_seg[i])
+        bought_dew = _forecast_dew(rows, grid_h, np.full(m, np.nan))
+        frost_seg[i] = np.where(np.isfinite(bought_dew), frost_point_from_dew(bought_dew), frost_seg[i])
         mask = np.zeros(n, dtype=bool)
         mask[i] = True
         precip.worst(mask, *(np.array([v]) for v in _precip(rows, grid_h)))
@@ -227,19 +238,16 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
     gritted = _gritter(mobile, lines, now_h, settings, rst, rst_low, state, source, warnings, inputs)
     inputs["gritter_segments"] = gritted
 
-    conditions = Conditions(times, rst, frost_point_from_dew(dew_seg), state.astype(np.int64), precip.rain_from,
-                            precip.snow, precip.snow_from, np.array([s.length_m for s in segs]),
-                            np.array([s.width_m for s in segs]), rst_low)
+    conditions = Conditions(times, rst, frost_seg, state.astype(np.int64), precip.rain_from,
+                            precip.snow, precip.snow_from, columns.length_m, columns.width_m, rst_low)
     decisions = decide.decide_segments(conditions, DecisionSettings(
         settings.trigger_c, settings.monitor_margin_c, settings.frost_margin_c, settings.salt, matrix))
     policy = RoutePolicy(settings.send_priority, settings.send_share, settings.in_winter(now))
-    priority = np.array([s.priority for s in segs], dtype=np.int64)
-    names = [s.name for s in segs]
-    length = np.array([s.length_m for s in segs])
+    priority, names, length = columns.priority, columns.names, columns.length_m
     routes = [decide.decide_route(r.route_id, np.flatnonzero(group == route_index[r.route_id])
                                   if r.route_id in route_index else np.zeros(0, dtype=np.int64),
                                   priority, names, decisions, length, times, policy) for r in network.routes]
-    return Assessment(now, times, [s.segment_id for s in segs], [s.route_id for s in segs], decisions,
+    return Assessment(now, times, list(columns.ids), list(columns.route_of), decisions,
                       [str(x) for x in source], routes, night, warnings, inputs)
 
 
@@ -296,8 +304,11 @@ def _working_sensors(sensors: Sequence[SensorHistory], now_h: float, settings: G
     for j, sensor in enumerate(alive):
         why = None
         if flat[j] >= STUCK_HOURS:
-            near = np.flatnonzero((np.hypot(x - x[j], y - y[j]) <= settings.sensor_range_m) & (flat < STUCK_HOURS))
-            moved = max((movement(alive[i], now_h - flat[j], now_h) for i in near), default=None)
+            distance = np.hypot(x - x[j], y - y[j])
+            near = np.flatnonzero((distance <= settings.sensor_range_m) & (flat < STUCK_HOURS))
+            since = now_h - flat[j]
+            moved = next((m for m in (movement(alive[i], since, now_h) for i in near[np.argsort(distance[near])])
+                          if m >= NEIGHBOUR_MOVED_C), 0.0 if near.size else None)     # the nearest that moved
             why = why_stuck(float(flat[j]), float(sensor.rst_c[np.isfinite(sensor.rst_c)][-1]), moved)
         if why is None:
             good.append(sensor)
@@ -343,16 +354,18 @@ def _precip(rows: Sequence[ForecastRow], grid_h: FloatArray) -> tuple[int, int, 
     return rain_from, snow, snow_from
 
 
-def _own_offset(sensor: SensorHistory, index_of: dict[str, int], segs: Sequence[Any], night: str,
-                lines: SegmentLines, x: float, y: float) -> float | None:
+def _own_offset(sensor: SensorHistory, index_of: dict[str, int], offsets: FloatArray, lines: SegmentLines,
+                x: float, y: float) -> float | None:
+    """The thermal offset of the segment a sensor watches: its registered one, or the nearest within
+    SENSOR_SEGMENT_M; None when neither."""
     if sensor.segment_id is not None and sensor.segment_id in index_of:
-        return float(segs[index_of[sensor.segment_id]].offset_for(night))
+        return float(offsets[index_of[sensor.segment_id]])
     import shapely
 
     if len(lines.lines) == 0:
         return None
     near = lines.tree.query_nearest(shapely.Point(x, y), max_distance=SENSOR_SEGMENT_M)
-    return float(segs[int(near[0])].offset_for(night)) if len(near) else None
+    return float(offsets[int(near[0])]) if len(near) else None
 
 
 def _gritter(mobile: MobilePoints, lines: SegmentLines, now_h: float, settings: GrittingSettings,

@@ -315,8 +315,8 @@ def decide_route(route_id: str, members: IntArray, priority: IntArray, names: Se
     share = treat_m / total_m if total_m > 0 else 0.0
     urgent = treat[priority[treat] <= policy.send_priority]
     salt = float(d.salt_kg[treat].sum())
-    hazards = [d.hazard_index[k] for k in treat if d.hazard_index[k] >= 0]
-    freeze_at = times[min(hazards)] if hazards else None
+    hazard = np.where(d.hazard_index[treat] >= 0, d.hazard_index[treat], np.iinfo(np.int64).max)
+    freeze_at = times[int(hazard.min())] if treat.size and hazard.min() < len(times) else None
     send = bool(urgent.size) or (treat.size > 0 and share > policy.send_share)
     blind_note = _blind_note(blind, blind_p1, names)
     unknown = policy.winter and blind_p1.size > 0
@@ -329,7 +329,7 @@ def decide_route(route_id: str, members: IntArray, priority: IntArray, names: Se
         monitor = int((d.action[members] == MONITOR).sum())
         why = f"no segment needs treatment ({monitor} to monitor)" if monitor else "no segment needs treatment"
         return RouteDecision(route_id, NOT_NEEDED, why + blind_note, 0, 0.0, 0.0, None, int(blind.size))
-    first = int(treat[np.argmin([d.hazard_index[k] if d.hazard_index[k] >= 0 else 10**9 for k in treat])])
+    first = int(treat[np.argmin(hazard)])
     example = f"first: {names[first]}: {d.reason[first]}"
     if urgent.size:
         level = "1" if policy.send_priority == 1 else f"1..{policy.send_priority}"

@@ -182,10 +182,11 @@ def _recent_rate(t_h: FloatArray, y: FloatArray, now_h: float) -> tuple[float, i
     """Least-squares slope (degC/h) over the last RATE_HOURS, and how many readings it used."""
     ok = np.isfinite(y) & (t_h <= now_h) & (t_h >= now_h - RATE_HOURS)
     t, v = t_h[ok], y[ok]
-    if t.size < 3 or np.ptp(t) < RATE_HOURS / 3:
-        return 0.0, int(t.size)
-    dt = t - t.mean()
-    return float(dt @ (v - v.mean()) / (dt @ dt)), int(t.size)
+    n = t.size
+    if n < 3 or t.max() - t.min() < RATE_HOURS / 3:
+        return 0.0, n
+    dt = t - t.sum() / n
+    return float(dt @ v / (dt @ dt)), n
 
 
 def _air_path(sensor: SensorNight, now_h: float, offsets_h: FloatArray) -> tuple[FloatArray, float]:

@@ -26,7 +26,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 MIN_DISTANCE_M = 10.0
 NEIGHBOURS = 8                   # IDW from the nearest sensors in range (a GIS "search neighbourhood")
-CELLS_PER_SIDE = 40              # segments are grouped in about this many grid cells per side
+CELLS_PER_SIDE = 16              # segments are grouped in about this many grid cells per side
 MIN_CELL_M = 200.0
 
 
@@ -53,7 +53,7 @@ def idw(seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray, sen_y: FloatArr
     if k == 0 or n == 0:
         return Weighted(outs, used, nearest)
     masks = [np.asarray(mask, dtype=bool) for mask in nearest_masks]
-    stacked = np.concatenate(matrices, axis=1)                  # every matrix's columns, weighed at once
+    stacked = _Stacked.of(matrices)
     take = min(neighbours, k)
     x0, y0 = float(seg_x.min()), float(seg_y.min())
     extent = max(float(seg_x.max()) - x0, float(seg_y.max()) - y0, 1.0)
@@ -77,7 +77,7 @@ def idw(seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray, sen_y: FloatArr
 
 
 def _weigh(members: IntArray, cand: IntArray, seg_x: FloatArray, seg_y: FloatArray, sen_x: FloatArray,
-           sen_y: FloatArray, stacked: FloatArray, matrices: Sequence[FloatArray], outs: list[FloatArray],
+           sen_y: FloatArray, stacked: _Stacked, matrices: Sequence[FloatArray], outs: list[FloatArray],
            used: IntArray, nearest: list[IntArray], masks: list[npt.NDArray[np.bool_]], range_m: float,
            take: int) -> None:
     d2 = (seg_x[members, None] - sen_x[None, cand]) ** 2 + (seg_y[members, None] - sen_y[None, cand]) ** 2
@@ -90,20 +90,50 @@ def _weigh(members: IntArray, cand: IntArray, seg_x: FloatArray, seg_y: FloatArr
     w = np.where(inside, 1.0 / np.maximum(dk, MIN_DISTANCE_M * MIN_DISTANCE_M), 0.0)
     used[members] = inside.sum(axis=1)
     sensors = cand[pick]                                        # (segments, take) sensor indices
-    values = stacked[sensors]                                   # (segments, take, all columns)
-    known = np.isfinite(values)
-    total = np.einsum("ck,ckm->cm", w, known)
+    sums = np.einsum("ck,ckm->cm", w, stacked.filled[sensors])   # every matrix's columns at once
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(total > 0, np.einsum("ck,ckm->cm", w, np.where(known, values, 0.0)) / total, np.nan)
-    start = 0
-    for out, mat in zip(outs, matrices, strict=True):
-        out[members] = mean[:, start:start + mat.shape[1]]
-        start += mat.shape[1]
+        for out, (start, stop), rows_known in zip(outs, stacked.spans, stacked.rows_known, strict=True):
+            if rows_known is None:                              # NaN here and there: weigh value by value
+                values = stacked.raw[sensors, start:stop]
+                known = np.isfinite(values)
+                total = np.einsum("ck,ckm->cm", w, known)
+                out[members] = np.where(total > 0, sums[:, start:stop] / total, np.nan)
+            else:                                               # whole sensors known or not: one total per row
+                total = (w * rows_known[sensors]).sum(axis=1)[:, None]
+                out[members] = np.where(total > 0, sums[:, start:stop] / total, np.nan)
     rows = np.arange(members.size)
     for out_nearest, mask in zip(nearest, masks, strict=True):
         ranked = np.where(inside & mask[sensors], dk, np.inf)
         best = ranked.argmin(axis=1)
         out_nearest[members] = np.where(np.isfinite(ranked[rows, best]), sensors[rows, best], -1)
+
+
+@dataclass(frozen=True)
+class _Stacked:
+    """The matrices side by side, NaN as 0, and per matrix which sensors it knows when it knows a
+    sensor's whole row or none of it (the common case: one total per segment, not per value)."""
+
+    raw: FloatArray
+    filled: FloatArray
+    spans: list[tuple[int, int]]
+    rows_known: list[FloatArray | None]
+
+    @classmethod
+    def of(cls, matrices: Sequence[FloatArray]) -> _Stacked:
+        raw = np.concatenate(matrices, axis=1)
+        finite = np.isfinite(raw)
+        spans: list[tuple[int, int]] = []
+        rows_known: list[FloatArray | None] = []
+        start = 0
+        for mat in matrices:
+            stop = start + mat.shape[1]
+            part = finite[:, start:stop]
+            whole = np.asarray(part.all(axis=1), dtype=bool)
+            uniform = bool((whole | ~part.any(axis=1)).all())
+            spans.append((start, stop))
+            rows_known.append(np.asarray(whole, dtype=np.float64) if uniform else None)
+            start = stop
+        return cls(raw, np.where(finite, raw, 0.0), spans, rows_known)
 
 
 def fill_from_groups(values: FloatArray, covered: npt.NDArray[np.bool_], group: IntArray

@@ -21,12 +21,18 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from itertools import chain
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from rules.errors import InvalidRoadNetwork
 from rules.gritting.geo import LocalProjection, haversine_m, line_length_m
+
+if TYPE_CHECKING:
+    from rules.gritting.snap import SegmentLines
 
 WEATHER_CLASSES = ("extreme", "intermediate", "damped")
 DEFAULT_WIDTH_M = 7.3               # a UK single carriageway (two 3.65 m lanes)
@@ -106,11 +112,66 @@ class Route:
 
 
 @dataclass(frozen=True)
+class SegmentColumns:
+    """The segments' fields as arrays, in segment order: what a gritting run reads for every segment."""
+
+    ids: list[str]
+    names: list[str]
+    route_of: list[str | None]
+    priority: npt.NDArray[np.int64]
+    length_m: npt.NDArray[np.float64]
+    width_m: npt.NDArray[np.float64]
+    oneway: npt.NDArray[np.bool_]
+    index_of: dict[str, int]
+    offsets: dict[str, npt.NDArray[np.float64]]     # thermal offset per weather class
+    vertices: npt.NDArray[np.float64]               # every segment's lon/lat vertices, one after another
+    sizes: npt.NDArray[np.int64]                    # vertices per segment
+
+    @classmethod
+    def of(cls, segments: Sequence[Segment]) -> SegmentColumns:
+        n = len(segments)
+        sizes = np.fromiter((len(s.coords) for s in segments), dtype=np.int64, count=n)
+        vertices = np.fromiter(chain.from_iterable(chain.from_iterable(s.coords for s in segments)),
+                               dtype=np.float64, count=2 * int(sizes.sum())).reshape(-1, 2)
+        base = np.fromiter((s.thermal_offset_c for s in segments), dtype=np.float64, count=n)
+        mapped = [k for k, seg in enumerate(segments) if seg.thermal_offsets]
+        offsets = {"": base}
+        for weather in WEATHER_CLASSES:
+            offsets[weather] = per_class = base.copy()
+            for k in mapped:
+                per_class[k] = segments[k].offset_for(weather)
+        ids = [s.segment_id for s in segments]
+        return cls(ids, [s.name for s in segments], [s.route_id for s in segments],
+                   np.fromiter((s.priority for s in segments), dtype=np.int64, count=n),
+                   np.fromiter((s.length_m for s in segments), dtype=np.float64, count=n),
+                   np.fromiter((s.width_m for s in segments), dtype=np.float64, count=n),
+                   np.fromiter((s.oneway for s in segments), dtype=bool, count=n),
+                   {sid: k for k, sid in enumerate(ids)}, offsets, vertices, sizes)
+
+    def offsets_for(self, weather_class: str) -> npt.NDArray[np.float64]:
+        """Per segment, Segment.offset_for(weather_class)."""
+        return self.offsets.get(weather_class, self.offsets[""])
+
+
+@dataclass(frozen=True)
 class RoadNetwork:
     segments: tuple[Segment, ...]
     depots: tuple[Depot, ...] = ()
     routes: tuple[Route, ...] = ()
     notes: tuple[str, ...] = field(default=(), compare=False)   # what the import assumed
+
+    @cached_property
+    def columns(self) -> SegmentColumns:
+        """The segments as arrays, built once per network (a network does not change)."""
+        return SegmentColumns.of(self.segments)
+
+    @cached_property
+    def lines(self) -> SegmentLines:
+        """The segments as lines in local metres with a spatial index, built once per network."""
+        from rules.gritting.snap import SegmentLines
+
+        columns = self.columns
+        return SegmentLines.from_vertices(columns.vertices, columns.sizes, columns.oneway, self.projection())
 
     def route_segments(self, route_id: str) -> list[Segment]:
         return [s for s in self.segments if s.route_id == route_id]
@@ -157,8 +218,9 @@ class RoadNetwork:
         return [s.segment_id for s in self.route_segments(route_id) if s.start_node not in seen]
 
     def projection(self) -> LocalProjection:
-        mids = np.array([s.coords[0] for s in self.segments]) if self.segments else np.zeros((0, 2))
-        return LocalProjection.around(mids[:, 0], mids[:, 1])
+        columns = self.columns
+        starts = columns.vertices[np.cumsum(columns.sizes) - columns.sizes] if self.segments else np.zeros((0, 2))
+        return LocalProjection.around(starts[:, 0], starts[:, 1])
 
 
 def node_id(lon: float, lat: float) -> str:

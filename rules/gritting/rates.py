@@ -187,8 +187,10 @@ def spread_rates(rst_c: FloatArray, wet: BoolArray, snow: IntArray, frost: BoolA
     chosen = candidates[which, np.arange(n)]
     per_pass, passes = chosen[:, 0], chosen[:, 1].astype(np.int64)
     salt_words = SALT_WORDS[salt] if salt in matrix.frost_dry else f"{SALT_WORDS['dry']} (no {salt} column)"
-    keys = np.column_stack([which, per_pass * 10, passes, band, wet, snow, cold_ice]).astype(np.int64)
-    _, first, code = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    # one integer per distinct row (mixed radix over small ranges), its words written once
+    keys = ((((((which * 10_000 + np.rint(per_pass * 10).astype(np.int64)) * 3 + passes) * 64 + band) * 2 + wet)
+             * 3 + snow) * 2 + cold_ice).astype(np.int64)
+    _, first, code = np.unique(keys, return_index=True, return_inverse=True)
     words = [_row_words(matrix, int(which[k]), float(per_pass[k]), int(passes[k]), int(band[k]), bool(wet[k]),
                         int(snow[k]), bool(cold_ice[k]), salt_words) for k in first.tolist()]
     return Rates(np.asarray(per_pass, dtype=np.float64), passes, np.asarray(code, dtype=np.int64).reshape(-1), words)

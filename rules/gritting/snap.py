@@ -43,6 +43,12 @@ class SegmentLines:
               projection: LocalProjection) -> SegmentLines:
         sizes = np.fromiter((len(line) for line in coords), dtype=np.int64, count=len(coords))
         flat = np.asarray([p for line in coords for p in line], dtype=np.float64).reshape(-1, 2)
+        return cls.from_vertices(flat, sizes, np.asarray(oneway, dtype=bool), projection)
+
+    @classmethod
+    def from_vertices(cls, flat: FloatArray, sizes: IntArray, oneway: npt.NDArray[np.bool_],
+                      projection: LocalProjection) -> SegmentLines:
+        """From every line's lon/lat vertices one after another (`sizes` per line)."""
         x, y = projection.xy(flat[:, 0], flat[:, 1])
         array = shapely.linestrings(np.column_stack([x, y]), indices=np.repeat(np.arange(sizes.size), sizes)) \
             if sizes.size else np.array([], dtype=object)
