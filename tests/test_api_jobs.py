@@ -145,3 +145,33 @@ async def test_who_may_do_what_with_jobs(app: FastAPI, world: World) -> None:
                                                  "assigned_to": other.user_id})).status_code == 403
         assert (await client.get("/jobs")).json() == []
     assert gritter.role is Role.GRITTING_CREW
+
+
+async def test_an_unknown_route_is_dispatched_only_after_the_duty_officer_decides(app: FastAPI,
+                                                                                  world: World) -> None:
+    """Issue 17 fail-safe: 'unknown' is the duty officer's call. A crew cannot be sent on it until an officer
+    overrides it to send (with a reason, in the decision log); then the job goes out, without a plan."""
+    db = world.db
+    await db.execute("UPDATE jobs SET state = 'completed', completed_at = now() WHERE kind = 'gritting' "
+                     "AND state <> 'completed'")                     # earlier tests' jobs: the routes are free
+    run_id = await db.fetchval(
+        "INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, warnings) "
+        "VALUES (now(), now(), now() + interval '12 hours', '{}', '[]') RETURNING run_id")
+    await db.execute(
+        "INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, treat_segments, salt_kg) "
+        "VALUES ($1, 'R1', false, 'unknown', 'UNKNOWN: no usable road temperature', 0, 0), "
+        "($1, 'R2', false, 'not_needed', 'no segment needs treatment', 0, 0)", run_id)
+    crew = await make_user(db, Role.GRITTING_CREW)
+    async with api_client(app) as op:
+        await login_as(op, db, Role.OPERATOR)
+        refused = await op.post("/jobs", json={"kind": "gritting", "route_id": "R1", "assigned_to": crew.user_id})
+        assert refused.status_code == 422 and "decided unknown" in refused.json()["error"]
+        assert "override" in refused.json()["hint"]
+        decided = await op.post(f"/gritting/runs/{run_id}/routes/R1/acknowledge",
+                                json={"override": "send", "reason": "patrol found ice on Main Road"})
+        assert decided.status_code == 201, decided.text
+        sent = await op.post("/jobs", json={"kind": "gritting", "route_id": "R1", "assigned_to": crew.user_id})
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["run_id"] == run_id and sent.json()["plan_id"] is None
+        quiet = await op.post("/jobs", json={"kind": "gritting", "route_id": "R2", "assigned_to": crew.user_id})
+        assert quiet.status_code == 422 and "decided not needed" in quiet.json()["error"]

