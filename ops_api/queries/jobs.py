@@ -3,8 +3,9 @@
 A gritting job sends a route the latest run decided to send, with its plan, or one a duty
 officer overrode to send (docs/gritting.md, the decision log; there may be no plan: the crew
 drives its usual route); a bins job one truck of a collection plan. States go assigned ->
-started -> completed. Completing is idempotent: a second `complete` (a retry after a lost answer, a double tap) returns the job as it was
-completed, and the feedback is written once, in the same transaction as the state change:
+started -> completed. Completing is idempotent: a second `complete` (a retry after a lost
+answer, a double tap) returns the job as it was completed, and the feedback is written
+once, in the same transaction as the state change:
   bins      one bin_collections row per bin on the truck (less the ones the crew skipped);
             the bins runner starts those bins' fill cycles there
   gritting  one gritting_treatments row (route, time, the segments spread, the salt), shown
@@ -67,7 +68,8 @@ async def assign_gritting(db: Database, route_id: str, assigned_to: str, by: str
     run = await gritting_q.latest(db)
     decision = await db.fetchrow(
         "SELECT d.decision, d.reason, r.name, (SELECT l.decision FROM gritting_decision_log l "
-        "WHERE l.run_id = d.run_id AND l.route_id = d.route_id AND l.action = 'override' ORDER BY l.entry_id DESC LIMIT 1) AS overridden "
+        "WHERE l.run_id = d.run_id AND l.route_id = d.route_id AND l.action = 'override' "
+        "ORDER BY l.entry_id DESC LIMIT 1) AS overridden "
         "FROM gritting_route_decisions d LEFT JOIN gritting_routes r USING (route_id) "
         "WHERE d.run_id = $1 AND d.route_id = $2", run["run_id"], route_id)
     if decision is None:
