@@ -20,10 +20,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import pytest
+from fastapi import FastAPI
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.postgres import EmbeddedPostgres
@@ -34,8 +35,11 @@ from cityops.embedded.process import (
     stop_process,
     wait_for_port,
 )
-from cityops.settings import StorageSettings
+from cityops.settings import Settings, StorageSettings
 from cityops.storage import Database, migrate
+
+if TYPE_CHECKING:
+    from tests.resources_helpers import World
 
 TIMESCALE_DIR = Path(__file__).parent / "timescale"
 STRICT = os.environ.get("CITYOPS_TEST_STRICT") == "1"
@@ -199,3 +203,20 @@ async def timescale_db(timescale_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         database.pool.terminate()  # PGlite does not answer a Terminate message
+
+
+@pytest.fixture(scope="module")
+async def world(postgres_admin_url: str) -> AsyncIterator[World]:
+    """A database of the module's own with real gritting and bins runs (tests.resources_helpers)."""
+    from tests.resources_helpers import runner_world  # it imports this module: here, not at the top
+
+    async with runner_world(postgres_admin_url) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def app(world: World) -> FastAPI:
+    """The operations API over `world`'s database."""
+    from ops_api.app import create_app
+
+    return create_app(Settings(database_url=world.url), db=world.db)

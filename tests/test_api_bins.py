@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
-from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as
-from tests.resources_helpers import BIN_NOW, World, runner_world
-
-
-@pytest.fixture(scope="module")
-async def world(postgres_admin_url: str) -> AsyncIterator[World]:
-    async with runner_world(postgres_admin_url) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def app(world: World) -> FastAPI:
-    return create_app(Settings(database_url=world.url), db=world.db)
+from tests.resources_helpers import BIN_NOW, World
 
 
 async def test_priorities_highest_first(app: FastAPI, world: World) -> None:

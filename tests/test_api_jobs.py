@@ -3,29 +3,14 @@ complete (idempotent), the feedback the runners honour, who may see what, the jo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
-from ops_api.app import create_app
 from ops_api.deps import Role
 from rules.bins_runner import run_bins
 from tests.api_helpers import api_client, login_as, make_user
-from tests.resources_helpers import BIN_NOW, FAST_BINS, World, runner_world
-
-
-@pytest.fixture(scope="module")
-async def world(postgres_admin_url: str) -> AsyncIterator[World]:
-    async with runner_world(postgres_admin_url) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def app(world: World) -> FastAPI:
-    return create_app(Settings(database_url=world.url), db=world.db)
+from tests.resources_helpers import BIN_NOW, FAST_BINS, World
 
 
 async def test_a_gritting_job_from_assignment_to_treated_route(app: FastAPI, world: World) -> None:

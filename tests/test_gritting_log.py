@@ -9,7 +9,7 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,30 +17,20 @@ from fastapi import FastAPI
 
 from cityops import cli
 from cityops.errors import StorageError
-from cityops.settings import GrittingSettings, Settings, get_settings
+from cityops.settings import GrittingSettings, get_settings
 from cityops.storage import Database
 from ops_api.accounts.sessions import open_session
-from ops_api.app import create_app
 from ops_api.deps import Role
 from rules.errors import DecisionLogError, RouteDecisionNotFound
 from rules.gritting_log import parse_period, read_log, record_entry
 from rules.gritting_log_cli import CSV_COLUMNS
 from rules.gritting_runner import run_gritting
 from tests.api_helpers import api_client, login_as, make_user
-from tests.resources_helpers import GRIT_NOW, World, runner_world
+from tests.resources_helpers import GRIT_NOW, World
 
 Command = Callable[..., Awaitable[tuple[int, str, str]]]
 
 
-@pytest.fixture(scope="module")
-async def world(postgres_admin_url: str) -> AsyncIterator[World]:
-    async with runner_world(postgres_admin_url) as built:
-        yield built
-
-
-@pytest.fixture(scope="module")
-def app(world: World) -> FastAPI:
-    return create_app(Settings(database_url=world.url), db=world.db)  # type: ignore[arg-type]
 
 
 @pytest.fixture
