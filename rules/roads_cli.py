@@ -142,7 +142,8 @@ async def run_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}")
     for r in routes:
         start = f", start by {r['latest_start']:%H:%M} UTC" if r["send"] and r["latest_start"] else ""
-        print(f"\n{r['route_id']} {r['name'] or ''}: {'SEND' if r['send'] else 'not sent'}, {r['treat_segments']} "
+        outcome = {"send": "SEND", "unknown": "UNKNOWN (decide by patrol)"}.get(r["decision"], "not sent")
+        print(f"\n{r['route_id']} {r['name'] or ''}: {outcome}, {r['treat_segments']} "
               f"segment(s) to treat, {r['salt_kg']:,.0f} kg salt{start}")
         print(f"  why: {r['reason']}")
         if r["distance_m"] is not None:

@@ -224,3 +224,26 @@ def test_adding_a_snow_forecast_never_lowers_the_rate(rst: float, wet: bool, fro
         return float(r.total_g_m2[0])
     assert total(snow) >= total(SNOW_NONE)
     assert total(SNOW_HEAVY) >= total(SNOW_LIGHT) >= total(SNOW_NONE)
+
+
+def test_a_route_blind_on_priority_one_is_unknown_in_winter_and_never_not_needed() -> None:
+    """Issue 17 fail-safe: no usable temperature on a priority-1 segment in the winter season is the duty
+    officer's decision ('unknown'); outside the season it is 'not needed' with the blind segments named."""
+    d = decide.decide_segments(conditions([[np.nan] * M, [5.0] * M, [5.0] * M], state=decide.WET),
+                               DecisionSettings())
+    members, names, length = np.arange(3), ["A38", "B1", "B2"], np.full(3, 100.0)
+    winter = decide.decide_route("r", members, np.array([1, 2, 2]), names, d, length, TIMES, RoutePolicy())
+    assert winter.decision == "unknown" and not winter.send and "A38" in winter.reason
+    summer = decide.decide_route("r", members, np.array([1, 2, 2]), names, d, length, TIMES,
+                                 RoutePolicy(winter=False))
+    assert summer.decision == "not_needed" and "without any temperature" in summer.reason
+    # a temperature that is only the network's average of far sensors does not count
+    known = decide.decide_segments(conditions([[5.0] * M] * 3, state=decide.WET), DecisionSettings())
+    far = decide.decide_route("r", members, np.array([1, 2, 2]), names, known, length, TIMES, RoutePolicy(),
+                              usable=np.array([False, True, True]))
+    assert far.decision == "unknown"
+    # a route that must be sent is sent, blind or not (the safer of the two)
+    cold = decide.decide_segments(conditions([[np.nan] * M, cooling(2, -2), [5.0] * M], state=decide.WET),
+                                  DecisionSettings())
+    sent = decide.decide_route("r", members, np.array([1, 1, 2]), names, cold, length, TIMES, RoutePolicy())
+    assert sent.decision == "send" and "patrol them" in sent.reason

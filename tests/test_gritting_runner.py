@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from cityops.errors import StorageError
-from cityops.settings import GrittingSettings, load_settings
-from cityops.storage import Database, insert_readings
+from cityops.settings import GrittingSettings, StorageSettings, load_settings
+from cityops.storage import Database, insert_readings, migrate
 from cityops.storage.devices import RegisteredDevice
 from cityops.telemetry import RoadBatch, RoadReading, decode_batch, encode_batch, reading_problem, telemetry_topic
 from ingest.accept import Incoming, decode, judge
@@ -202,3 +203,37 @@ def test_rh_pct_travels_the_telemetry_contract() -> None:
     registry = {"road-1": RegisteredDevice("road-1", "road", NOW - timedelta(days=1), retired=False)}
     verdict = judge([decode(Incoming(telemetry_topic("road-1"), payload, NOW))], registry, timedelta(minutes=5))
     assert verdict.rows["road"] == [("road-1", NOW, -1.0, 0.5, None, None, None, 88.0)]
+
+
+async def test_a_blind_night_is_unknown_stored_shown_and_a_changed_network_is_read_again(
+        fresh_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17 fail-safe on the real database (one of its own: no other test's sensors): every sensor silent
+    for five hours on a January night gives routes decided 'unknown' (never 'not needed'); `roads show` says
+    so. The runner keeps the network between runs, so a re-import (a segment renamed) must be read again."""
+    unique = "t0b11d"
+    async with Database.connect(fresh_database_url) as db:
+        await migrate(db, StorageSettings())
+        data, _ = shifted(unique)
+        net = parse_network(data, "test")
+        await save_network(db, net)
+        s1 = f"{unique}-s1"
+        await add_sensor(db, f"{unique}-silent", *midpoint(net, s1), s1, start=1.0, slope=-0.5, state="wet",
+                         rh=90.0, hours_ago=5.0)
+        await run_gritting(db, NOW, FAST)
+        decisions = {r["route_id"]: r for r in await db.fetch(
+            "SELECT route_id, decision, send, reason FROM gritting_route_decisions WHERE run_id = "
+            "(SELECT max(run_id) FROM gritting_runs)")}
+        assert {r: d["decision"] for r, d in decisions.items()} == {f"{unique}-R1": "unknown",
+                                                                     f"{unique}-R2": "unknown"}
+        assert not any(d["send"] for d in decisions.values())
+        assert "Main Road" in decisions[f"{unique}-R1"]["reason"]
+        settings = load_settings().model_copy(update={"database_url": SecretStr(fresh_database_url)})
+        await run_show(argparse.Namespace(route=f"{unique}-R1", segments=False, plan=False), settings)
+        assert "UNKNOWN (decide by patrol)" in capsys.readouterr().out
+
+        data["features"][0]["properties"]["name"] = "Renamed Road"
+        await save_network(db, parse_network(data, "test"))
+        await run_gritting(db, NOW, FAST)
+        reason = await db.fetchval("SELECT reason FROM gritting_route_decisions WHERE run_id = "
+                                   "(SELECT max(run_id) FROM gritting_runs) AND route_id = $1", f"{unique}-R1")
+        assert "Renamed Road" in reason

@@ -244,9 +244,10 @@ def assess(network: RoadNetwork, sensors: Sequence[SensorHistory], mobile: Mobil
         settings.trigger_c, settings.monitor_margin_c, settings.frost_margin_c, settings.salt, matrix))
     policy = RoutePolicy(settings.send_priority, settings.send_share, settings.in_winter(now))
     priority, names, length = columns.priority, columns.names, columns.length_m
+    usable = ~np.isin(source, ("network_average", "none"))      # a far network average is no reading of a road
     routes = [decide.decide_route(r.route_id, np.flatnonzero(group == route_index[r.route_id])
                                   if r.route_id in route_index else np.zeros(0, dtype=np.int64),
-                                  priority, names, decisions, length, times, policy) for r in network.routes]
+                                  priority, names, decisions, length, times, policy, usable) for r in network.routes]
     return Assessment(now, times, list(columns.ids), list(columns.route_of), decisions,
                       [str(x) for x in source], routes, night, warnings, inputs)
 

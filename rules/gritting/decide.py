@@ -305,10 +305,15 @@ class RouteDecision:
 
 
 def decide_route(route_id: str, members: IntArray, priority: IntArray, names: Sequence[str], d: Decisions,
-                 length_m: FloatArray, times: Sequence[datetime], policy: RoutePolicy) -> RouteDecision:
-    """Send the route, not needed, or unknown, from its segments' decisions (indices `members`)."""
+                 length_m: FloatArray, times: Sequence[datetime], policy: RoutePolicy,
+                 usable: BoolArray | None = None) -> RouteDecision:
+    """Send the route, not needed, or unknown, from its segments' decisions (indices `members`).
+
+    `usable`: per segment, whether its temperature counts for the fail-safe (default: any known
+    temperature; the runner leaves out the network's average of sensors far away)."""
     treat = members[d.action[members] == TREAT]
-    blind = members[d.rst_min_index[members] < 0]
+    known = d.rst_min_index[members] >= 0 if usable is None else (d.rst_min_index[members] >= 0) & usable[members]
+    blind = members[~known]
     blind_p1 = blind[priority[blind] <= 1]
     total_m = float(length_m[members].sum())
     treat_m = float(length_m[treat].sum())
@@ -323,7 +328,8 @@ def decide_route(route_id: str, members: IntArray, priority: IntArray, names: Se
     if not treat.size:
         if unknown:
             why = (f"UNKNOWN: {blind_p1.size} priority-1 segment(s) have no usable road temperature "
-                   f"({_names(blind_p1, names)}): no working sensor, gritter reading or forecast covers them. "
+                   f"({_names(blind_p1, names)}): no working sensor in range, gritter reading or forecast covers "
+                   "them. "
                    "Decide by patrol or send; in the winter season this is never reported as not needed")
             return RouteDecision(route_id, UNKNOWN_DECISION, why, 0, 0.0, 0.0, None, int(blind.size))
         monitor = int((d.action[members] == MONITOR).sum())
