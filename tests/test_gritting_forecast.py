@@ -72,3 +72,12 @@ def test_forecast_onto_the_time_grid() -> None:
     assert values[2] == pytest.approx(1.5 - 2 / 3) and np.isnan(values[8])       # linear between, NaN after
     gappy = on_grid(s1, grid, max_gap_h=2.0)                                      # 3-hour steps: not bridged
     assert np.isnan(gappy[2]) and gappy[1] == 1.5
+
+
+def test_an_area_forecast_may_give_only_its_precipitation() -> None:
+    rows = parse_forecast("area_id,valid_at,precip\nall,2026-01-07T02:00Z,snow\nR1,2026-01-07T03:00Z,freezing_rain\n",
+                          "areas.csv")
+    assert [(r.target_kind, r.target_id, r.rst_c, r.precip) for r in rows] == [
+        ("area", "all", None, "light_snow"), ("area", "R1", None, "freezing_rain")]
+    with pytest.raises(InvalidForecast, match="no rst_c"):        # a segment's row still needs its temperature
+        parse_forecast("segment_id,area_id,valid_at,rst_c\ns1,,2026-01-07T02:00Z,\n", "x.csv")

@@ -156,6 +156,23 @@ async def test_forecast_for_unknown_targets_is_refused_whole(db: Database, uniqu
     assert await db.fetchval("SELECT count(*) FROM road_forecasts WHERE target_id LIKE $1", f"{unique}-%") == 0
 
 
+async def test_an_area_forecast_names_a_route_or_all_and_reaches_the_run(db: Database, unique: str) -> None:
+    """Issue 17: a bought forecast for an area (a route, or 'all') applies to its segments, whatever the
+    sensors there can measure; an area that is no route is refused whole."""
+    data, _ = shifted(unique)
+    await save_network(db, parse_network(data, "test"))
+    with pytest.raises(InvalidForecast, match=r"area .*-nowhere \(not a route id"):
+        await save_forecast(db, [ForecastRow("area", f"{unique}-nowhere", NOW, None, precip="heavy_snow")], "x")
+    rows = [ForecastRow("area", f"{unique}-R2", NOW + timedelta(hours=3), None, precip="heavy_snow")]
+    assert await save_forecast(db, rows, "met-office-area") == 1
+    await run_gritting(db, NOW, FAST, plan=False)
+    treated = {r["segment_id"]: r for r in await db.fetch(
+        "SELECT segment_id, action, spread_rate_g_m2, reason FROM gritting_segment_decisions WHERE run_id = "
+        "(SELECT max(run_id) FROM gritting_runs) AND route_id = $1", f"{unique}-R2")}
+    assert treated and all(r["action"] == "treat" and r["spread_rate_g_m2"] == 40.0 for r in treated.values())
+    assert all("medium/heavy snow or freezing rain forecast" in r["reason"] for r in treated.values())
+
+
 async def test_a_failed_import_leaves_nothing_behind(db: Database, unique: str) -> None:
     data, _ = shifted(unique)
     net = parse_network(data, "test")

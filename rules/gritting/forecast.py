@@ -91,7 +91,8 @@ def _csv_entries(text: str, source: str) -> list[tuple[str, Mapping[str, Any]]]:
     if not reader.fieldnames:
         raise InvalidForecast(f"{source}: empty CSV (no header line)", source=source)
     header = {f.strip() for f in reader.fieldnames}
-    if not (set(TARGET_COLUMNS) & header) or not ({"valid_at", "time"} & header) or "rst_c" not in header:
+    needs_rst = "rst_c" not in header and "area_id" not in header    # an area may give only precipitation
+    if not (set(TARGET_COLUMNS) & header) or not ({"valid_at", "time"} & header) or needs_rst:
         raise InvalidForecast(f"{source}: the CSV header needs sensor_id, segment_id or area_id, valid_at and rst_c; "
                               f"it has {', '.join(sorted(header))}", source=source, row="line 1")
     return [(f"line {k}", {key.strip(): (v.strip() if isinstance(v, str) else v) for key, v in row.items() if key})
