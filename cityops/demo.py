@@ -49,6 +49,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
                       help="simulated seconds per real second once replayed, until simulated time reaches the "
                            "real clock (default 60)")
     demo.add_argument("--no-town", action="store_true", help="only the platform: no demo town, no simulation")
+    demo.add_argument("--seed-demo-logins-into-this-database", dest="seed_external", action="store_true",
+                      help="seed the demo town and its printed demo logins into the database CITYOPS_DATABASE_URL "
+                           "names (refused without this: never point the demo at a council's database)")
     demo.set_defaults(handler=run_demo)
 
 
@@ -65,6 +68,12 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.days <= 0 or args.speed <= 0:
         raise CityOpsError("--days and --speed must be positive")
+    if not settings.uses_embedded_database and not args.no_town and not args.seed_external:
+        raise CityOpsError(
+            f"refusing to seed the demo town and its demo logins (published passwords) into "
+            f"{redact_url(settings.resolved_database_url())}, which is not the embedded database",
+            hint="unset CITYOPS_DATABASE_URL to use the embedded one; --no-town runs the platform without the "
+                 "town; --seed-demo-logins-into-this-database if this really is a throwaway database")
     progress = _Progress()
     stop = stop_event_on_signals()
     port = args.port or settings.api.port

@@ -1,11 +1,13 @@
 """`cityops demo` as a user runs it: starts everything, serves health, Ctrl-C stops all."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -78,3 +80,25 @@ def _run_and_interrupt(proc: subprocess.Popen[str], port: int) -> None:
     assert "stopped" in (proc.stdout.read() if proc.stdout else "")
     time.sleep(0.5)
     assert [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
+
+
+async def test_the_demo_refuses_to_seed_its_logins_into_a_database_it_did_not_start(
+        fresh_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18: `cityops demo` with CITYOPS_DATABASE_URL pointing at a real database (a council's) would
+    seed five logins with published passwords; it refuses unless told in so many words, and touches nothing."""
+    from cityops.cli import main
+    from cityops.settings import get_settings
+
+    monkeypatch.setenv("CITYOPS_DATABASE_URL", fresh_database_url)
+    get_settings.cache_clear()
+    try:
+        assert await asyncio.to_thread(main, ["demo"]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "refusing to seed the demo town" in err and "--seed-demo-logins-into-this-database" in err
+    connection = await asyncpg.connect(fresh_database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == 0
+    finally:
+        await connection.close()
