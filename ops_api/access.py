@@ -79,6 +79,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/users/{user_id}"): ADMIN,
     ("PATCH", "/users/{user_id}"): ADMIN,
     ("POST", "/invitations"): STAFF,
+    ("POST", "/users/{user_id}/end-tenancy"): STAFF,
     ("POST", "/admin/devices"): ADMIN,
     ("PATCH", "/admin/devices/{device_id}"): ADMIN,
     ("POST", "/admin/devices/{device_id}/retire"): ADMIN,
@@ -101,6 +102,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/households/{household_id}/diary"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/diary/advice"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/report"): A_HOUSEHOLD,
+    ("GET", "/households/{household_id}/tenancies"): STAFF,   # who lived there: never shown to householders
     # gritting and bins
     ("GET", "/gritting/runs/latest"): GRITTING,
     ("GET", "/gritting/segments"): GRITTING,

@@ -205,7 +205,8 @@ async def seed(db: Database, households: int) -> BenchData:
     await db.execute("ANALYZE devices")
     await db.execute("ANALYZE frog_readings")
     user = await create_user(db, username=f"bench-{run}", password=None, role="householder",
-                             household_id=household_id, display_name="Bench household")
+                             household_id=household_id, display_name="Bench household",
+                             member_since=end - timedelta(days=8))  # the week of readings is this tenant's
     return BenchData(run, household_id, devices, user.user_id, await open_session(db, user.user_id))
 
 

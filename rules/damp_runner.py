@@ -275,9 +275,10 @@ async def latest_home_risks(db: Database) -> list[HomeRisk]:
 
 
 async def load_evidence(db: Database, household_id: str, start: datetime, end: datetime,
-                        reported_on: date | None = None, settings: DampRunSettings | None = None
-                        ) -> EvidenceInput:
-    """The evidence report's data for a household's box over [start, end), with 30 days' warm-up."""
+                        reported_on: date | None = None, settings: DampRunSettings | None = None,
+                        not_before: datetime | None = None) -> EvidenceInput:
+    """The evidence report's data for a household's box over [start, end), with 30 days' warm-up;
+    nothing before `not_before` is read (a tenancy's start: whole hours from then on)."""
     settings = settings or DampRunSettings()
     boxes = [b for b in await _boxes(db, settings) if b.household_id == household_id]
     if not boxes:
@@ -286,6 +287,11 @@ async def load_evidence(db: Database, household_id: str, start: datetime, end: d
     box = boxes[0]
     warm_start = hour_floor(start) - timedelta(days=30)
     end = hour_floor(end)
+    if not_before is not None:
+        first = hour_floor(not_before) + (timedelta(0) if not_before == hour_floor(not_before) else HOUR)
+        warm_start, start = max(warm_start, first), max(start, first)
+        if end <= start:
+            raise RulesError("no complete hour of readings in this period yet", hint="try again in an hour")
     hours = np.arange(_hour64(warm_start), _hour64(end))
     series = await _frog_series(db, [box.device_id], warm_start, end, hours)
     inputs = await _home_inputs(db, [box], warm_start, end, hours, settings)

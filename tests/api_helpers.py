@@ -13,6 +13,8 @@ The app fixture pattern (the session's migrated `db`, shared; the app does not c
 
 `login_as` creates a fresh user (unique username, no password: it opens a session directly,
 skipping the slow password hash) and sets `Authorization: Bearer <token>` on the client.
+A householder made here has been a member of their household since ALWAYS (the readings a
+test stored before making them are theirs); tenancy tests pass `member_since` themselves.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import httpx
 import uvicorn
@@ -34,6 +37,7 @@ from ops_api.accounts.sessions import open_session
 from ops_api.accounts.store import create_user
 
 BASE_URL = "http://testserver"
+ALWAYS = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def client_address() -> str:
@@ -53,13 +57,14 @@ async def api_client(app: FastAPI, *, client: str | None = None) -> AsyncIterato
 
 
 async def make_user(db: Database, role: Role | str, *, household_id: str | None = None,
-                    password: str | None = None) -> User:
-    """A new user with a unique username; a householder gets a unique household unless given one."""
+                    password: str | None = None, member_since: datetime | None = ALWAYS) -> User:
+    """A new user with a unique username; a householder gets a unique household unless given one
+    (and a membership from `member_since`; None: from now)."""
     role = Role(role)
     if role is Role.HOUSEHOLDER and household_id is None:
         household_id = f"hh-{uuid.uuid4().hex[:10]}"
     return await create_user(db, username=f"{role.value.replace('_', '-')}-{uuid.uuid4().hex[:10]}",
-                             password=password, role=role, household_id=household_id)
+                             password=password, role=role, household_id=household_id, member_since=member_since)
 
 
 async def login_as(client: httpx.AsyncClient, db: Database, role: Role | str, *,

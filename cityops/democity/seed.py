@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import shapely
@@ -190,8 +191,9 @@ async def seed_settings(db: Database, town: Town) -> None:
             [b.volume_l for b in town.bins], [b.collection_weekday for b in town.bins], depot.depot_id)
 
 
-async def seed_users(db: Database, town: Town) -> tuple[int, dict[str, str]]:
-    """The demo logins (ops_api.accounts), created once; returns (created, username -> user_id)."""
+async def seed_users(db: Database, town: Town, member_since: datetime | None = None) -> tuple[int, dict[str, str]]:
+    """The demo logins (ops_api.accounts), created once; returns (created, username -> user_id).
+    The householder's tenancy starts at `member_since` (the replayed week's start)."""
     from ops_api.accounts.store import create_user
 
     added = 0
@@ -201,7 +203,7 @@ async def seed_users(db: Database, town: Town) -> tuple[int, dict[str, str]]:
         if user_id is None:
             created = await create_user(db, username=user.username, password=user.password, role=user.role,
                                         household_id=user.household_id, display_name=user.display_name,
-                                        created_by="cityops demo")
+                                        created_by="cityops demo", member_since=member_since)
             user_id, added = created.user_id, added + 1
         ids[user.username] = user_id
     await _feed_subscriptions(db, town, ids)
@@ -229,5 +231,5 @@ async def seed(db: Database, town: Town, timeline: Timeline, settings: Settings,
     report.segments = await import_network(db, network, settings)
     report.devices_added, report.devices = await register_devices(db, town, timeline, settings)
     await seed_settings(db, town)
-    report.users_added, report.users = await seed_users(db, town)
+    report.users_added, report.users = await seed_users(db, town, timeline.registered_at)
     return report

@@ -1,4 +1,4 @@
-"""`cityops user add|invite|list|disable|password`: accounts from the command line.
+"""`cityops user add|invite|list|disable|password|tenancies|end-tenancy`: accounts from the command line.
 
 Whoever may run this may reach the database, so it needs no sign-in: it is how the very
 first admin is made. Passwords are never arguments (they would sit in the shell history and
@@ -19,12 +19,12 @@ from cityops.errors import CityOpsError
 from cityops.services import database_for
 from cityops.settings import Settings
 from cityops.storage import Database, status
-from ops_api.accounts import invitations, store
+from ops_api.accounts import invitations, store, tenancies
 from ops_api.accounts.passwords import check_strength
 from ops_api.accounts.roles import Role
 from ops_api.errors import Conflict, InvalidRequest
 
-ACCOUNTS_MIGRATION = 11
+ACCOUNTS_MIGRATION = 18  # 0011 made the accounts tables, 0018 the tenancies this code writes
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -50,8 +50,25 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     invite.add_argument("household_id")
     invite.add_argument("--days", type=float,
                         help="valid for this many days (default CITYOPS_ACCOUNTS__INVITATION_TTL)")
+    invite.add_argument("--join", action="store_true",
+                        help="join the current tenancy (a partner, a flatmate); without it the link starts a new "
+                             "tenancy and the current members' access ends now")
     invite.add_argument("--json", action="store_true", help="print JSON instead of text")
     invite.set_defaults(handler=run_invite)
+
+    listing_t = actions.add_parser("tenancies", help="list household memberships: who, from when, to when, why",
+                                   description="Memberships of households, newest first.")
+    listing_t.add_argument("--household")
+    listing_t.add_argument("--user", help="username or id")
+    listing_t.add_argument("--json", action="store_true", help="print JSON instead of text")
+    listing_t.set_defaults(handler=run_tenancies)
+
+    end = actions.add_parser("end-tenancy", help="end a householder's membership now, with a reason",
+                             description="End a householder's membership of their household now: from their next "
+                                         "request they see nothing of it (their account and sessions stay).")
+    end.add_argument("user", help="username or id")
+    end.add_argument("--reason", required=True, help="why (kept with the membership)")
+    end.set_defaults(handler=run_end_tenancy)
 
     listing = actions.add_parser("list", help="list users", description="List users.")
     listing.add_argument("--role", choices=[r.value for r in Role])
@@ -120,13 +137,45 @@ async def run_invite(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidRequest("must be more than 0", field="--days")
     async with database_for(settings) as db:
         await _accounts_db_ready(db)
-        invitation = await invitations.create_invitation(db, args.household_id, created_by="cli", ttl=ttl)
+        invitation = await invitations.create_invitation(db, args.household_id, created_by="cli", ttl=ttl,
+                                                         new_tenancy=not args.join)
     url = invitation.url(settings.accounts.public_base_url)
     if args.json:
-        _print_json({"household_id": invitation.household_id, "url": url, "expires_at": invitation.expires_at})
+        _print_json({"household_id": invitation.household_id, "url": url, "expires_at": invitation.expires_at,
+                     "new_tenancy": invitation.new_tenancy, "ended": [t.as_json() for t in invitation.ended]})
     else:
-        print(f"invitation for household {invitation.household_id}, valid once until "
+        kind = "a new tenancy" if invitation.new_tenancy else "joining the current tenancy"
+        print(f"invitation for household {invitation.household_id} ({kind}), valid once until "
               f"{invitation.expires_at:%Y-%m-%d %H:%M %Z}:\n{url}\n(shown once: send it to the householder now)")
+        if invitation.ended:
+            print(f"ended the membership of {len(invitation.ended)} previous member(s)")
+    return 0
+
+
+async def run_tenancies(args: argparse.Namespace, settings: Settings) -> int:
+    from devices.cli import table
+
+    async with database_for(settings) as db:
+        await _accounts_db_ready(db)
+        user_id = (await store.find_user(db, args.user)).user.user_id if args.user else None
+        rows = await tenancies.listing(db, household_id=args.household, user_id=user_id)
+    if args.json:
+        _print_json([t.as_json() for t in rows])
+        return 0
+    print(table(("household", "user", "from", "to", "ended by", "reason"),
+                [[t.household_id, t.user_id, t.starts_at, t.ends_at or "", t.ended_by or "", t.end_reason or ""]
+                 for t in rows]))
+    print(f"{len(rows)} membership(s)")
+    return 0
+
+
+async def run_end_tenancy(args: argparse.Namespace, settings: Settings) -> int:
+    async with database_for(settings) as db:
+        await _accounts_db_ready(db)
+        record = await store.find_user(db, args.user)
+        ended = await tenancies.end(db, record.user.user_id, by="cli", reason=args.reason)
+    print(f"ended {record.user.username}'s membership of household {ended.household_id} "
+          f"(from {ended.starts_at:%Y-%m-%d %H:%M}); they see nothing of it from their next request")
     return 0
 
 

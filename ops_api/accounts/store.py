@@ -2,7 +2,8 @@
 
 Usernames are stored lower-case (`Alice` and `alice` are one account). A householder has a
 household_id and nobody else does (the table checks it too). Disabling a user also closes
-their sessions, so it takes effect on their next request.
+their sessions, so it takes effect on their next request. A householder's membership of their
+household (tenancies.py) opens with the account and ends when they move household or role.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncpg
 
 from cityops.storage import Database
 from cityops.storage.database import Connection
+from ops_api.accounts import tenancies
 from ops_api.accounts.passwords import hash_password
 from ops_api.accounts.roles import Role, User
 from ops_api.errors import Conflict, InvalidRequest, NotFound
@@ -94,8 +96,9 @@ async def prepare_user(*, username: str, password: str | None, role: Role | str,
     return NewUser(name, role, household_id, (display_name or name).strip()[:200] or name, password_hash, created_by)
 
 
-async def insert_user(conn: Connection, new: NewUser) -> User:
-    """Insert on an open transaction; a taken username raises Conflict."""
+async def insert_user(conn: Connection, new: NewUser, *, member_since: datetime | None = None) -> User:
+    """Insert on an open transaction; a taken username raises Conflict. A householder's
+    membership starts with the account (or at `member_since`, when the council knows it)."""
     try:
         row = await conn.fetchrow(
             f"INSERT INTO users (user_id, username, role, household_id, display_name, password_hash, created_by) "
@@ -105,18 +108,22 @@ async def insert_user(conn: Connection, new: NewUser) -> User:
     except asyncpg.UniqueViolationError:
         raise Conflict(f"username {new.username!r} is taken", hint="pick another username") from None
     assert row is not None
-    return user_from_row(row)
+    user = user_from_row(row)
+    if user.household_id is not None:
+        await tenancies.start(conn, user.user_id, user.household_id, since=member_since)
+    return user
 
 
 async def create_user(db: Database, *, username: str, password: str | None, role: Role | str,
                       household_id: str | None = None, display_name: str | None = None,
-                      created_by: str | None = None) -> User:
+                      created_by: str | None = None, member_since: datetime | None = None) -> User:
     """A new user. `password=None` makes an account that cannot sign in with a password
-    (sessions can still be opened for it, as the tests do)."""
+    (sessions can still be opened for it, as the tests do). A householder's tenancy starts now,
+    or at `member_since`."""
     new = await prepare_user(username=username, password=password, role=role, household_id=household_id,
                              display_name=display_name, created_by=created_by)
     async with db.transaction() as conn:
-        return await insert_user(conn, new)
+        return await insert_user(conn, new, member_since=member_since)
 
 
 async def get_user(db: Database, user_id: str) -> UserRecord:
@@ -154,9 +161,10 @@ async def password_hash_of(db: Database, username: str) -> tuple[User, str | Non
 
 async def update_user(db: Database, user_id: str, *, display_name: str | None = None, role: Role | str | None = None,
                       household_id: str | None = None, disabled: bool | None = None,
-                      password: str | None = None) -> UserRecord:
+                      password: str | None = None, changed_by: str | None = None) -> UserRecord:
     """Change what is given; a new role is checked with the household as a whole. Disabling,
-    a new role or a new password closes the user's sessions."""
+    a new role or a new password closes the user's sessions. A new household (or role) ends
+    the user's membership and, for a householder, opens one in the new household from now."""
     current = (await get_user(db, user_id)).user
     new_role = parse_role(role) if role is not None else current.role
     new_household = household_id if household_id is not None else current.household_id
@@ -174,6 +182,11 @@ async def update_user(db: Database, user_id: str, *, display_name: str | None = 
             new_household, disabled, password_hash)
         if sign_out:
             await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+        if new_household != current.household_id:
+            reason = f"moved to household {new_household}" if new_household else f"became {new_role.value}"
+            await tenancies.end_for_user(conn, user_id, by=changed_by, reason=reason)
+            if new_household is not None:
+                await tenancies.start(conn, user_id, new_household)
     return await get_user(db, user_id)
 
 

@@ -1,5 +1,10 @@
 """A household's page: its devices, the current reading, the damp risk in plain words, history,
-the activity diary and the landlord evidence report (rules.damp does the judging)."""
+the activity diary and the landlord evidence report (rules.damp does the judging).
+
+Every function takes a HouseholdView (ops_api.queries.scope): staff see the whole history, a
+householder only from their tenancy's start (`view.since`). Readings, diary entries and
+reports before it are left out; the runner's risk is shown once it rests on the tenancy's
+own readings alone (RISK_HISTORY after the start)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import asyncpg
 from cityops.storage import Database
 from ops_api.errors import InvalidRequest, NotFound
 from ops_api.queries.readings import Window, dew_points, series
+from ops_api.queries.scope import HouseholdView
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp.report import LEVEL_COLOURS, evidence_report
 from rules.damp.risk import LEVELS, UNKNOWN
@@ -44,6 +50,8 @@ ADVICE = {
 }
 DIARY_PAST = timedelta(days=366)
 DIARY_FUTURE = timedelta(minutes=10)
+RISK_HISTORY = timedelta(days=30)   # the longest window an assessment reads (ASHRAE 160's 30-day means)
+ADVICE_LEAD = timedelta(hours=1) + DIARY_FUTURE  # diary_analysis reads the diary from an hour before its start
 
 
 async def household_devices(db: Database, household_id: str) -> list[str]:
@@ -68,12 +76,14 @@ async def frog_box(db: Database, household_id: str) -> str | None:
     return value
 
 
-async def current_reading(db: Database, devices: list[str]) -> dict[str, Any] | None:
-    """The newest frog reading among the devices, with its dew point."""
+async def current_reading(db: Database, devices: list[str], since: datetime | None = None
+                          ) -> dict[str, Any] | None:
+    """The newest frog reading among the devices (none before `since`), with its dew point."""
     row = await db.fetchrow(
         "SELECT r.device_id, r.ts, r.air_temp_c, r.rh_pct FROM unnest($1::text[]) AS d(id) CROSS JOIN LATERAL "
         "(SELECT device_id, ts, air_temp_c, rh_pct FROM frog_readings WHERE device_id = d.id "
-        "ORDER BY ts DESC LIMIT 1) r ORDER BY r.ts DESC LIMIT 1", devices)
+        "AND ($2::timestamptz IS NULL OR ts >= $2) ORDER BY ts DESC LIMIT 1) r ORDER BY r.ts DESC LIMIT 1",
+        devices, since)
     if row is None:
         return None
     [dew] = dew_points([row["air_temp_c"]], [row["rh_pct"]])
@@ -99,30 +109,35 @@ def _severity(level: str) -> int:
     return LEVELS.index(level) if level in LEVELS else -1
 
 
-async def latest_risk(db: Database, household_id: str, devices: list[str]) -> dict[str, Any] | None:
-    """The worst of the household's boxes' latest assessments (one index probe per box)."""
+async def latest_risk(db: Database, household_id: str, devices: list[str], since: datetime | None = None
+                      ) -> dict[str, Any] | None:
+    """The worst of the household's boxes' latest assessments (one index probe per box); with
+    `since`, only assessments whose windows lie wholly after it."""
     rows = await db.fetch(
         "SELECT a.* FROM unnest($1::text[]) AS d(id) CROSS JOIN LATERAL (SELECT device_id, data_until, level, "
         "mould_index, reasons, changes FROM damp_assessments WHERE device_id = d.id AND household_id = $2 "
-        "ORDER BY data_until DESC LIMIT 1) a", devices, household_id)
+        "AND ($3::timestamptz IS NULL OR data_until >= $3) ORDER BY data_until DESC LIMIT 1) a",
+        devices, household_id, since + RISK_HISTORY if since is not None else None)
     if not rows:
         return None
     return risk_json(max(rows, key=lambda r: (_severity(r["level"]), r["mould_index"])))
 
 
-async def summary(db: Database, household_id: str) -> dict[str, Any]:
+async def summary(db: Database, view: HouseholdView) -> dict[str, Any]:
+    household_id, since = view.household_id, view.since
     devices = await household_devices(db, household_id)
     if not devices and not await known_household(db, household_id):
         raise NotFound("no such household")
     return {"household_id": household_id, "devices": devices,
-            "current": await current_reading(db, devices) if devices else None,
-            "risk": await latest_risk(db, household_id, devices) if devices else None}
+            "member_since": since.isoformat() if since is not None else None,
+            "current": await current_reading(db, devices, since) if devices else None,
+            "risk": await latest_risk(db, household_id, devices, since) if devices else None}
 
 
-async def history(db: Database, household_id: str, window: Window) -> dict[str, Any]:
-    box = await frog_box(db, household_id)
-    points = await series(db, "frog", box, window) if box else []
-    return {"household_id": household_id, "device_id": box, "start": window.start.isoformat(),
+async def history(db: Database, view: HouseholdView, window: Window) -> dict[str, Any]:
+    box = await frog_box(db, view.household_id)
+    points = await series(db, "frog", box, window, since=view.since) if box else []
+    return {"household_id": view.household_id, "device_id": box, "start": view.clip(window.start).isoformat(),
             "end": window.end.isoformat(), "bucket_s": window.bucket_s,
             "points": points}  # ts, readings, air_temp_c, rh_pct, dew_point_c
 
@@ -134,8 +149,10 @@ def diary_json(row: asyncpg.Record) -> dict[str, Any]:
             "note": row["note"]}
 
 
-def check_entry(at: datetime, activity: str, minutes: int | None, now: datetime) -> DiaryEntry:
-    """rules.damp's own checks plus the API's: not in the future, not over a year old."""
+def check_entry(at: datetime, activity: str, minutes: int | None, now: datetime,
+                since: datetime | None = None) -> DiaryEntry:
+    """rules.damp's own checks plus the API's: not in the future, not over a year old, not
+    before the writer's tenancy began (that period is a previous tenant's)."""
     try:
         entry = DiaryEntry(as_utc_minute(at), cast(Activity, activity), minutes)   # DiaryEntry checks the activity
     except InvalidDiaryEntry as exc:
@@ -146,44 +163,65 @@ def check_entry(at: datetime, activity: str, minutes: int | None, now: datetime)
                              hint="log what has happened, with the time it happened")
     if moment < now - DIARY_PAST:
         raise InvalidRequest(f"{moment.isoformat()} is more than a year ago", field="at")
+    if since is not None and moment < since:
+        raise InvalidRequest(f"{moment.isoformat()} is before your tenancy began ({since.isoformat()})", field="at",
+                             hint="log what happened since you joined")
     return entry
 
 
-async def diary(db: Database, household_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    rows = await db.fetch("SELECT id, ts, activity, minutes, note FROM damp_diary WHERE household_id = $1 "
-                          "AND ts >= $2 AND ts < $3 ORDER BY ts DESC, id DESC", household_id, start, end)
+# An entry is a tenant's when it is dated and was written within their tenancy: a previous
+# tenant's last entries (dated up to DIARY_FUTURE ahead) are not.
+_VISIBLE = "household_id = $1 AND ($2::timestamptz IS NULL OR (ts >= $2 AND created_at >= $2))"
+
+
+async def diary(db: Database, view: HouseholdView, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    rows = await db.fetch(f"SELECT id, ts, activity, minutes, note FROM damp_diary WHERE {_VISIBLE} "
+                          "AND ts >= $3 AND ts < $4 ORDER BY ts DESC, id DESC", view.household_id, view.since,
+                          start, end)
     return [diary_json(r) for r in rows]
 
 
-async def add_diary(db: Database, household_id: str, entry: DiaryEntry, note: str | None) -> dict[str, Any]:
+async def add_diary(db: Database, view: HouseholdView, entry: DiaryEntry, note: str | None,
+                    membership_id: int | None) -> dict[str, Any]:
+    """Keep an entry, as the writer's membership's (None: staff)."""
     at = datetime.fromisoformat(str(entry.at)).replace(tzinfo=UTC)
-    row = await db.fetchrow("INSERT INTO damp_diary (household_id, ts, activity, minutes, note) "
-                            "VALUES ($1, $2, $3, $4, $5) RETURNING id, ts, activity, minutes, note",
-                            household_id, at, entry.activity.value, entry.minutes, note)
+    row = await db.fetchrow("INSERT INTO damp_diary (household_id, ts, activity, minutes, note, membership_id) "
+                            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, ts, activity, minutes, note",
+                            view.household_id, at, entry.activity.value, entry.minutes, note, membership_id)
     assert row is not None
     return diary_json(row)
 
 
-async def delete_diary(db: Database, household_id: str, entry_id: int) -> None:
-    status = await db.execute("DELETE FROM damp_diary WHERE id = $1 AND household_id = $2", entry_id, household_id)
+async def delete_diary(db: Database, view: HouseholdView, entry_id: int) -> None:
+    status = await db.execute(f"DELETE FROM damp_diary WHERE {_VISIBLE} AND id = $3", view.household_id,
+                              view.since, entry_id)
     if status.endswith(" 0"):
         raise NotFound(f"no diary entry {entry_id}")
 
 
-async def diary_advice(db: Database, household_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+async def diary_advice(db: Database, view: HouseholdView, start: datetime, end: datetime) -> dict[str, Any]:
+    """Rises and advice over [start, end); for a tenant, from an hour after their start, so that
+    the hour of diary the analysis reads before its start is theirs too."""
+    start = view.clip(start) if view.since is None else max(start, view.since + ADVICE_LEAD)
+    if start >= end:
+        return {"household_id": view.household_id, "start": start.isoformat(), "end": end.isoformat(),
+                "spikes": 0, "explained": 0, "advice": []}
     try:
-        analysis = await diary_analysis(db, household_id, start, end)
+        analysis = await diary_analysis(db, view.household_id, start, end)
     except RulesError as exc:
         raise NotFound(str(exc), hint=exc.hint) from None
     explained = sum(1 for s in analysis.spikes if s.explained_by is not None)
-    return {"household_id": household_id, "start": start.isoformat(), "end": end.isoformat(),
+    return {"household_id": view.household_id, "start": start.isoformat(), "end": end.isoformat(),
             "spikes": len(analysis.spikes), "explained": explained, "advice": analysis.advice}
 
 
-async def report_html(db: Database, household_id: str, start: datetime, end: datetime,
+async def report_html(db: Database, view: HouseholdView, start: datetime, end: datetime,
                       reported_on: date | None) -> str:
+    """The evidence page over [start, end); for a tenant, nothing before their tenancy is read,
+    not even as the mould index's warm-up."""
     try:
-        evidence = await load_evidence(db, household_id, start, end, reported_on=reported_on)
+        evidence = await load_evidence(db, view.household_id, view.clip(start), end, reported_on=reported_on,
+                                       not_before=view.since)
     except RulesError as exc:
         raise NotFound(str(exc), hint=exc.hint) from None
     return evidence_report(evidence)

@@ -117,21 +117,26 @@ def use_hourly(window: Window, timescale: bool) -> bool:
     return timescale and window.bucket_s % 3600 == 0
 
 
-async def series(db: Database, kind: str, device_id: str, window: Window, *, hourly: bool = False
-                 ) -> list[dict[str, Any]]:
+async def series(db: Database, kind: str, device_id: str, window: Window, *, hourly: bool = False,
+                 since: datetime | None = None) -> list[dict[str, Any]]:
     """One device's buckets in [window.start, window.end): ts, readings and the kind's values.
-    Buckets without readings are left out."""
+    Buckets without readings are left out. `since` (a tenancy's start) leaves out every reading
+    before it, even inside a bucket that straddles it: from the hourly view, whole hours from
+    the first one that starts at or after it."""
     columns = SERIES[kind]
     if hourly:
         aggregates = ", ".join(f"{c.hourly} AS {c.name}" for c in columns)
         query = (f"SELECT date_bin(make_interval(secs => $4), bucket, $5) AS ts, sum(readings)::bigint AS readings, "
                  f"{aggregates} FROM {kind}_hourly WHERE device_id = $1 AND bucket >= $2 AND bucket < $3 "
-                 f"GROUP BY 1 ORDER BY 1")
+                 f"AND bucket >= $6 GROUP BY 1 ORDER BY 1")
+        floor = window.start if since is None else _ceil(as_utc(since), 3600)
     else:
         aggregates = ", ".join(f"{c.raw} AS {c.name}" for c in columns)
         query = (f"SELECT date_bin(make_interval(secs => $4), ts, $5) AS ts, count(*) AS readings, {aggregates} "
-                 f"FROM {kind}_readings WHERE device_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1")
-    rows = await db.fetch(query, device_id, window.start, window.end, float(window.bucket_s), ORIGIN)
+                 f"FROM {kind}_readings WHERE device_id = $1 AND ts >= $2 AND ts < $3 AND ts >= $6 "
+                 f"GROUP BY 1 ORDER BY 1")
+        floor = window.start if since is None else as_utc(since)
+    rows = await db.fetch(query, device_id, window.start, window.end, float(window.bucket_s), ORIGIN, floor)
     names = [c.name for c in columns]
     points: list[dict[str, Any]] = []
     for row in rows:  # the hot path of every chart: plain loops, no per-value calls

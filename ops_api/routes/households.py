@@ -10,6 +10,10 @@
     GET    /households/{household_id}[/history|/diary|/diary/advice|/report]
                                               staff (and the householder for their own id);
                                               another household's id is 404, crews 403
+    GET    /households/{household_id}/tenancies   staff: who was a member, from when to when
+
+A householder's tenancy is looked up on every request: with none open they see nothing
+(404), and with one they see only what lies after its start (ops_api.queries.scope).
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from cityops.storage import Database
+from ops_api.accounts import tenancies
 from ops_api.accounts.roles import Role
-from ops_api.deps import DB, CurrentUser, User, allow
+from ops_api.deps import DB, CurrentUser, Staff, User, allow
 from ops_api.queries import households as q
 from ops_api.queries.readings import plan_window
-from ops_api.queries.scope import household_for, own_household
+from ops_api.queries.scope import HouseholdView, household_for, own_household
 
 router = APIRouter(prefix="/households", tags=["households"])
 Householder = Annotated[User, Depends(allow(Role.HOUSEHOLDER))]
@@ -47,87 +52,102 @@ def _since(days: int) -> tuple[datetime, datetime]:
     return now - timedelta(days=days), now + q.DIARY_FUTURE
 
 
-async def _history(db: Database, household_id: str, hours: int, bucket_s: int | None) -> dict[str, Any]:
+async def _mine(db: Database, user: User) -> HouseholdView:
+    return own_household(user, await tenancies.current(db, user))
+
+
+async def _theirs(db: Database, user: User, household_id: str) -> HouseholdView:
+    return household_for(user, household_id, await tenancies.current(db, user))
+
+
+async def _history(db: Database, view: HouseholdView, hours: int, bucket_s: int | None) -> dict[str, Any]:
     now = datetime.now(UTC)
     window = plan_window(now - timedelta(hours=hours), now, bucket_s, now=now)
-    return await q.history(db, household_id, window)
+    return await q.history(db, view, window)
 
 
-async def _report(db: Database, household_id: str, days: int, reported_on: date | None) -> HTMLResponse:
+async def _report(db: Database, view: HouseholdView, days: int, reported_on: date | None) -> HTMLResponse:
     end = datetime.now(UTC)
-    return HTMLResponse(await q.report_html(db, household_id, end - timedelta(days=days), end, reported_on))
+    return HTMLResponse(await q.report_html(db, view, end - timedelta(days=days), end, reported_on))
 
 
 # --- the householder's own ------------------------------------------------------------------
 
 @router.get("/me", summary="Your household: devices, current reading with dew point, damp risk and advice")
 async def my_household(db: DB, user: Householder) -> dict[str, Any]:
-    return await q.summary(db, own_household(user))
+    return await q.summary(db, await _mine(db, user))
 
 
 @router.get("/me/history", summary="Your indoor readings in time buckets")
 async def my_history(db: DB, user: Householder, hours: Hours = 168,
                      bucket_s: Annotated[int | None, Query(ge=60, le=7 * 86_400)] = None) -> dict[str, Any]:
-    return await _history(db, own_household(user), hours, bucket_s)
+    return await _history(db, await _mine(db, user), hours, bucket_s)
 
 
 @router.get("/me/diary", summary="Your diary entries, newest first")
 async def my_diary(db: DB, user: Householder, days: Days = 30) -> list[dict[str, Any]]:
-    return await q.diary(db, own_household(user), *_since(days))
+    return await q.diary(db, await _mine(db, user), *_since(days))
 
 
 @router.post("/me/diary", status_code=201, summary="Add a diary entry")
 async def add_diary_entry(entry: DiaryIn, db: DB, user: Householder) -> dict[str, Any]:
-    checked = q.check_entry(entry.at, entry.activity, entry.minutes, datetime.now(UTC))
-    return await q.add_diary(db, own_household(user), checked, entry.note)
+    tenancy = await tenancies.current(db, user)
+    view = own_household(user, tenancy)
+    checked = q.check_entry(entry.at, entry.activity, entry.minutes, datetime.now(UTC), view.since)
+    return await q.add_diary(db, view, checked, entry.note, tenancy.membership_id if tenancy else None)
 
 
 @router.delete("/me/diary/{entry_id}", status_code=204, summary="Delete one of your diary entries")
 async def delete_diary_entry(entry_id: int, db: DB, user: Householder) -> Response:
-    await q.delete_diary(db, own_household(user), entry_id)
+    await q.delete_diary(db, await _mine(db, user), entry_id)
     return Response(status_code=204)
 
 
 @router.get("/me/diary/advice", summary="Humidity rises, what explains them, and advice")
 async def my_diary_advice(db: DB, user: Householder, days: Annotated[int, Query(ge=1, le=31)] = 7
                           ) -> dict[str, Any]:
-    return await q.diary_advice(db, own_household(user), *_since(days))
+    return await q.diary_advice(db, await _mine(db, user), *_since(days))
 
 
 @router.get("/me/report", response_class=HTMLResponse, summary="Your damp evidence report for a landlord (HTML)")
 async def my_report(db: DB, user: Householder, days: Annotated[int, Query(ge=1, le=366)] = 30,
                     reported_on: date | None = None) -> HTMLResponse:
-    return await _report(db, own_household(user), days, reported_on)
+    return await _report(db, await _mine(db, user), days, reported_on)
 
 
 # --- any household, for staff --------------------------------------------------------------
 
 @router.get("/{household_id}", summary="A household (staff; a householder only their own)")
 async def household(household_id: str, db: DB, user: CurrentUser) -> dict[str, Any]:
-    return await q.summary(db, household_for(user, household_id))
+    return await q.summary(db, await _theirs(db, user, household_id))
 
 
 @router.get("/{household_id}/history", summary="A household's indoor readings in time buckets")
 async def household_history(household_id: str, db: DB, user: CurrentUser, hours: Hours = 168,
                             bucket_s: Annotated[int | None, Query(ge=60, le=7 * 86_400)] = None) -> dict[str, Any]:
-    hid = household_for(user, household_id)
-    await q.summary(db, hid)  # 404 for an unknown household
-    return await _history(db, hid, hours, bucket_s)
+    view = await _theirs(db, user, household_id)
+    await q.summary(db, view)  # 404 for an unknown household
+    return await _history(db, view, hours, bucket_s)
 
 
 @router.get("/{household_id}/diary", summary="A household's diary entries")
 async def household_diary(household_id: str, db: DB, user: CurrentUser, days: Days = 30) -> list[dict[str, Any]]:
-    return await q.diary(db, household_for(user, household_id), *_since(days))
+    return await q.diary(db, await _theirs(db, user, household_id), *_since(days))
 
 
 @router.get("/{household_id}/diary/advice", summary="A household's humidity rises and advice")
 async def household_diary_advice(household_id: str, db: DB, user: CurrentUser,
                                  days: Annotated[int, Query(ge=1, le=31)] = 7) -> dict[str, Any]:
-    return await q.diary_advice(db, household_for(user, household_id), *_since(days))
+    return await q.diary_advice(db, await _theirs(db, user, household_id), *_since(days))
 
 
 @router.get("/{household_id}/report", response_class=HTMLResponse, summary="A household's evidence report (HTML)")
 async def household_report(household_id: str, db: DB, user: CurrentUser,
                            days: Annotated[int, Query(ge=1, le=366)] = 30,
                            reported_on: date | None = None) -> HTMLResponse:
-    return await _report(db, household_for(user, household_id), days, reported_on)
+    return await _report(db, await _theirs(db, user, household_id), days, reported_on)
+
+
+@router.get("/{household_id}/tenancies", summary="A household's memberships, newest first (staff)")
+async def household_tenancies(household_id: str, db: DB, user: Staff) -> list[dict[str, Any]]:
+    return [t.as_json() for t in await tenancies.listing(db, household_id=household_id)]

@@ -2,6 +2,7 @@
 
     GET /users, POST /users, GET /users/{user_id}, PATCH /users/{user_id}   admin
     POST /invitations                                                      operator, admin
+    POST /users/{user_id}/end-tenancy {reason}                             operator, admin
 
 The last enabled admin cannot be disabled or demoted: someone must be able to manage users.
 """
@@ -13,7 +14,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ops_api.accounts import invitations, store
+from ops_api.accounts import invitations, store, tenancies
 from ops_api.accounts.roles import Role
 from ops_api.accounts.store import UserRecord
 from ops_api.deps import DB, Admin, AppSettings, Staff
@@ -58,6 +59,8 @@ class UserChanges(BaseModel):
 
 class InvitationIn(BaseModel):
     household_id: str = Field(min_length=1, max_length=64)
+    new_tenancy: bool = Field(default=True, description="true: a new tenancy, ending the current members' access "
+                                                        "now; false: join the current tenancy (a partner, a flatmate)")
 
 
 class InvitationOut(BaseModel):
@@ -65,6 +68,22 @@ class InvitationOut(BaseModel):
     url: str
     token: str
     expires_at: datetime
+    new_tenancy: bool
+    ended_memberships: int
+
+
+class EndTenancyIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why (kept with the membership)")
+
+
+class TenancyOut(BaseModel):
+    membership_id: int
+    user_id: str
+    household_id: str
+    starts_at: datetime
+    ends_at: datetime | None
+    ended_by: str | None
+    end_reason: str | None
 
 
 @router.get("/users", summary="All users (admin)")
@@ -96,7 +115,7 @@ async def update_user(user_id: str, body: UserChanges, db: DB, admin: Admin) -> 
         raise Conflict("this is the last enabled admin", hint="make another admin first")
     return UserDetail.of(await store.update_user(db, user_id, display_name=body.display_name, role=body.role,
                                                  household_id=body.household_id, disabled=body.disabled,
-                                                 password=body.password))
+                                                 password=body.password, changed_by=admin.user_id))
 
 
 @router.post("/invitations", status_code=201, summary="Invite a householder: a single-use link for their household",
@@ -104,6 +123,15 @@ async def update_user(user_id: str, body: UserChanges, db: DB, admin: Admin) -> 
                          "CITYOPS_ACCOUNTS__INVITATION_TTL (7 days by default).")
 async def invite(body: InvitationIn, db: DB, user: Staff, settings: AppSettings) -> InvitationOut:
     invitation = await invitations.create_invitation(db, body.household_id, created_by=user.user_id,
-                                                     ttl=settings.accounts.invitation_ttl)
+                                                     ttl=settings.accounts.invitation_ttl, new_tenancy=body.new_tenancy)
     return InvitationOut(household_id=invitation.household_id, url=invitation.url(settings.accounts.public_base_url),
-                         token=invitation.token, expires_at=invitation.expires_at)
+                         token=invitation.token, expires_at=invitation.expires_at,
+                         new_tenancy=invitation.new_tenancy, ended_memberships=len(invitation.ended))
+
+
+@router.post("/users/{user_id}/end-tenancy", summary="End a householder's membership of their household, with a "
+                                                     "reason (operator, admin)",
+             responses={409: {"description": "no current tenancy"}})
+async def end_tenancy(user_id: str, body: EndTenancyIn, db: DB, user: Staff) -> TenancyOut:
+    ended = await tenancies.end(db, user_id, by=user.user_id, reason=body.reason)
+    return TenancyOut.model_validate(ended.as_json())
