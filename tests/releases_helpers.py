@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,12 +15,25 @@ from cityops.settings import ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from devices import registry
 from devices.releases.build import BuiltRelease, build_release, default_source
+from devices.releases.offers import sign_offer
 from devices.releases.signing import KeyPair, keygen, load_private_key
+from devices.releases.store import Release
 from devices.spec import DeviceSpec
+from firmware.update.manifest import UpdateOffer
 from ops_api.app import create_app
 from tests import api_helpers
 
 BRISTOL = (-2.59, 51.45)
+
+
+def version(unique: str, patch: int = 1) -> str:
+    """A release version of this test's own (the database is shared), newer than the factory 0.1.0."""
+    return f"1.{int(unique[1:], 16)}.{patch}"
+
+
+def signed_offer(key: Ed25519PrivateKey, release: Release, rollout_id: int = 1, *, valid_s: float = 3600,
+                 min_version: str | None = None) -> UpdateOffer:
+    return sign_offer(key, release, rollout_id, datetime.now(UTC) + timedelta(seconds=valid_s), min_version)
 
 
 def fleet_key(folder: Path) -> tuple[KeyPair, Ed25519PrivateKey]:

@@ -15,13 +15,13 @@ from devices import registry
 from devices.releases import store
 from devices.releases.limiter import TokenBucket
 from ops_api.routes.releases import parse_range
-from tests.releases_helpers import api_settings, build, fleet_key, register, serving
+from tests.releases_helpers import api_settings, build, fleet_key, register, serving, version
 
 
 @pytest.fixture
 async def published(db: Database, unique: str, tmp_path: Path) -> tuple[store.Release, bytes, str, str]:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     return release, built.archive.read_bytes(), device_id, await register(db, device_id)

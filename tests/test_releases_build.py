@@ -11,6 +11,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def test_the_build_refuses_an_agent_that_imports_the_platform(tmp_path: Path) ->
         build("2.0.3", tmp_path / "dist", key, source=source2)
     with pytest.raises(BuildError, match="not a release version"):
         build("../evil", tmp_path / "dist", key)
+    with pytest.raises(BuildError, match="no version order"):  # devices could not tell it is newer
+        build("nightly", tmp_path / "dist", key)
 
 
 async def test_publish_refuses_an_unsigned_or_foreign_release(tmp_path: Path, db: object) -> None:
@@ -128,7 +131,7 @@ async def test_publish_refuses_an_unsigned_or_foreign_release(tmp_path: Path, db
     assert isinstance(db, Database)
     pair, key = fleet_key(tmp_path / "keys")
     other_pair, other = fleet_key(tmp_path / "other")
-    version = f"3.0.{os.getpid()}-{tmp_path.name[-6:]}".replace("_", "-")
+    version = f"3.{os.getpid()}.{uuid.uuid4().int % 10**12}"  # its own in the shared database
     built = build(version, tmp_path / "dist", other)
     with pytest.raises(ReleaseRejected, match="does not verify"):
         await publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cityops.embedded.process import spawn, stop_process
 from cityops.storage import Database
@@ -36,7 +37,16 @@ from firmware.update.layout import Layout
 from firmware.update.manifest import Report, UpdateOffer, decode_report
 from firmware.update.updater import Updater
 from tests.conftest import BrokerInstance
-from tests.releases_helpers import agent_source_copy, api_settings, build, fleet_key, register, serving
+from tests.releases_helpers import (
+    agent_source_copy,
+    api_settings,
+    build,
+    fleet_key,
+    register,
+    serving,
+    signed_offer,
+    version,
+)
 from tests.tcp_proxy import CuttableProxy
 from tests.test_firmware_agent import Collector, collecting
 
@@ -51,7 +61,7 @@ class Device:
     log: Path
 
 
-def make_device(folder: Path, device_id: str, secret: str, mqtt_port: int, public_key: str,
+def make_device(folder: Path, device_id: str, secret: str, mqtt_port: int, public_key: str, base_url: str,
                 health_timeout_s: float = 30) -> Device:
     iio = folder / "iio"
     iio.mkdir(parents=True)
@@ -67,6 +77,7 @@ def make_device(folder: Path, device_id: str, secret: str, mqtt_port: int, publi
         f'[spool]\npath = "{spool}"\n'
         f'[sensors.climate]\ndriver = "dht22"\niio_device = "{iio}"\n'
         f'[update]\nroot = "{folder / "opt"}"\npublic_key = "{public_key}"\nhealth_timeout_s = {health_timeout_s}\n'
+        f'base_url = "{base_url}"\nallow_http = true\n'
         'crash_loop_restarts = 2\ncrash_loop_window_s = 60\nrestart_delay_s = 0.2\nreserve_mb = 0\n')
     return Device(device_id, secret, config, Layout(folder / "opt"), spool, folder / "launcher.log")
 
@@ -92,10 +103,11 @@ def steps(collector: Collector, device_id: str, version: str) -> list[str]:
     return [r.step for r in reports(collector, device_id) if r.version == version]
 
 
-async def offer(mqtt_url: str, device_id: str, release: Release, base_url: str) -> None:
+async def offer(mqtt_url: str, device_id: str, release: Release, key: Ed25519PrivateKey, rollout_id: int = 1) -> None:
+    """What a rollout publishes: the operator's signed offer in the retained config."""
     async with service.publisher(mqtt_url) as publish:
         await publish(f"cityops/v1/devices/{device_id}/config",
-                      service.config_payload({"v": 1}, service.offer_for(release, base_url, None)))
+                      service.config_payload({"v": 1}, signed_offer(key, release, rollout_id)))
 
 
 def spooled_ever(spool: Path) -> int:
@@ -115,7 +127,7 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, wha
 async def test_a_signed_release_installs_reports_healthy_and_no_reading_is_lost(
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     secret = await register(db, device_id)
@@ -124,10 +136,10 @@ async def test_a_signed_release_installs_reports_healthy_and_no_reading_is_lost(
     listener = asyncio.create_task(service.listen_reports(db, mosquitto.url, client_id=f"{unique}-releases"))
     async with serving(settings, db) as base_url, CuttableProxy("127.0.0.1", mosquitto.port) as proxy, \
             collecting(mosquitto.port, unique) as collector:
-        device = make_device(tmp_path / "device", device_id, secret, proxy.port, pair.public_key)
+        device = make_device(tmp_path / "device", device_id, secret, proxy.port, pair.public_key, base_url)
         async with launched(device):
             await collector.wait_for(lambda: len(collector.readings(device_id)) >= 1)  # the factory version runs
-            await offer(mosquitto.url, device_id, release, base_url)
+            await offer(mosquitto.url, device_id, release, key)
             await collector.wait_for(lambda: "downloading" in steps(collector, device_id, release.version))
             await proxy.cut()  # the update goes on without the broker
             cut_at = datetime.now(UTC)
@@ -165,20 +177,20 @@ def _pending(spool: Path) -> int:
 async def test_a_release_that_crashes_on_start_is_rolled_back_to_the_previous_version(
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    good = build(f"{unique}.1", tmp_path / "dist", key)
+    good = build(version(unique, 1), tmp_path / "dist", key)
     source = agent_source_copy(tmp_path / "src", {"firmware/agent.py": "\nraise RuntimeError('this release crashes')"})
-    bad = build(f"{unique}.2", tmp_path / "dist", key, source=source)
+    bad = build(version(unique, 2), tmp_path / "dist", key, source=source)
     release = await store.publish_release(db, bad.archive, bad.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     secret = await register(db, device_id)
     async with serving(api_settings(tmp_path / "store"), db) as base_url, \
             collecting(mosquitto.port, unique) as collector:
-        device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key)
+        device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key, base_url)
         install(good.archive, device.layout, good.version, reserve_bytes=0)  # the version in service
         device.layout.set_current(good.version)
         async with launched(device):
             await collector.wait_for(lambda: len(collector.readings(device_id)) >= 1)
-            await offer(mosquitto.url, device_id, release, base_url)
+            await offer(mosquitto.url, device_id, release, key)
             # only a running agent publishes reports: this one comes from the version rolled back to
             await collector.wait_for(lambda: "rolled_back" in steps(collector, device_id, release.version), 40)
         [rolled_back] = [r for r in reports(collector, device_id) if r.step == "rolled_back"]
@@ -196,16 +208,16 @@ async def test_a_release_that_never_publishes_is_rolled_back_at_the_health_deadl
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path) -> None:
     pair, key = fleet_key(tmp_path / "keys")
     source = agent_source_copy(tmp_path / "src", {"firmware/agent.py": "\nimport time\ntime.sleep(3600)\n"})
-    hung = build(f"{unique}.2", tmp_path / "dist", key, source=source)
+    hung = build(version(unique, 2), tmp_path / "dist", key, source=source)
     release = await store.publish_release(db, hung.archive, hung.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     secret = await register(db, device_id)
     async with serving(api_settings(tmp_path / "store"), db) as base_url, \
             collecting(mosquitto.port, unique) as collector:
         device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key,
-                             health_timeout_s=2)
+                             base_url, health_timeout_s=2)
         async with launched(device):
-            await offer(mosquitto.url, device_id, release, base_url)
+            await offer(mosquitto.url, device_id, release, key)
             await collector.wait_for(lambda: "rolled_back" in steps(collector, device_id, release.version), 30)
     [rolled_back] = [r for r in reports(collector, device_id) if r.step == "rolled_back"]
     assert rolled_back.reason == "no reading published within 2 s of the switch"
@@ -215,7 +227,7 @@ async def test_a_release_that_never_publishes_is_rolled_back_at_the_health_deadl
 async def test_a_tampered_release_is_refused_and_reported_and_the_device_keeps_running(
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     data = bytearray(release.path.read_bytes())  # the stored file changes after it was signed
     data[-100] ^= 0x01
@@ -224,10 +236,10 @@ async def test_a_tampered_release_is_refused_and_reported_and_the_device_keeps_r
     secret = await register(db, device_id)
     async with serving(api_settings(tmp_path / "store"), db) as base_url, \
             collecting(mosquitto.port, unique) as collector:
-        device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key)
+        device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key, base_url)
         async with launched(device):
             await collector.wait_for(lambda: len(collector.readings(device_id)) >= 1)
-            await offer(mosquitto.url, device_id, release, base_url)
+            await offer(mosquitto.url, device_id, release, key)
             await collector.wait_for(lambda: "failed" in steps(collector, device_id, release.version))
         [failed] = [r for r in reports(collector, device_id) if r.step == "failed"]
         assert "checksum mismatch" in (failed.reason or "")
@@ -236,43 +248,50 @@ async def test_a_tampered_release_is_refused_and_reported_and_the_device_keeps_r
     assert list(device.layout.downloads.iterdir()) == []  # the bad file is not kept
 
 
-def _updater(layout: Layout, device_id: str, secret: str, public_key: str | None, **kwargs: object) -> Updater:
-    return Updater(layout, "0.0.1", public_key=public_key, credentials=lambda: Credentials(device_id, secret),
-                   **kwargs)  # type: ignore[arg-type]
+def _updater(layout: Layout, device_id: str, secret: str, public_key: str | None, base_url: str,
+             **kwargs: object) -> Updater:
+    return Updater(layout, "0.0.1", public_key=public_key, base_url=base_url, allow_http=True,
+                   credentials=lambda: Credentials(device_id, secret), **kwargs)  # type: ignore[arg-type]
 
 
 async def test_a_truncated_download_resumes_then_verifies_and_bad_input_is_refused(
         db: Database, unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "firmware.update.download")
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     secret = await register(db, device_id)
     async with serving(api_settings(tmp_path / "store"), db) as base_url:
-        the_offer: UpdateOffer = service.offer_for(release, base_url, 7)
+        the_offer: UpdateOffer = signed_offer(key, release, 7)
         layout = Layout(tmp_path / "opt")
         layout.ensure()
         # a power cut left the first half on disk: the rest comes with a Range request
         part = layout.downloads / f"{release.version}.tar.gz.part"
         part.write_bytes(built.archive.read_bytes()[: built.size // 2])
-        assert await asyncio.to_thread(_updater(layout, device_id, secret, pair.public_key).prepare, the_offer)
+        updater = _updater(layout, device_id, secret, pair.public_key, base_url)
+        assert await asyncio.to_thread(updater.prepare, the_offer)
         assert layout.installed(release.version) and not part.exists()
         assert f"at byte {built.size // 2} of {built.size}" in caplog.text
 
         # a full disk: refused before anything is written (the free-space check's seam)
         full = Layout(tmp_path / "full")
         assert not await asyncio.to_thread(
-            _updater(full, device_id, secret, pair.public_key, free_bytes=lambda _p: 10_000).prepare, the_offer)
+            _updater(full, device_id, secret, pair.public_key, base_url, free_bytes=lambda _p: 10_000).prepare,
+            the_offer)
         assert "not enough space" in full.failed()[release.version]
         assert list(full.versions.iterdir()) == []
 
         # no key configured, a wrong secret: refused, reported, nothing installed
-        for name, updater in (("nokey", _updater(Layout(tmp_path / "nokey"), device_id, secret, None)),
-                              ("wrong", _updater(Layout(tmp_path / "wrong"), device_id, "nope", pair.public_key))):
+        for name, updater in (
+                ("nokey", _updater(Layout(tmp_path / "nokey"), device_id, secret, None, base_url)),
+                ("wrong", _updater(Layout(tmp_path / "wrong"), device_id, "nope", pair.public_key, base_url))):
             assert not await asyncio.to_thread(updater.prepare, the_offer)
             assert not updater.layout.installed(release.version), name
-        assert "no public_key" in Layout(tmp_path / "nokey").failed()[release.version]
+        nokey = Layout(tmp_path / "nokey")  # a configuration problem: reported, not held against the version
+        assert nokey.failed() == {}
+        assert ["no public_key" in json.loads(p.read_text())["update"]["reason"] for p in nokey.pending_reports()] \
+            == [True]
         assert "HTTP 401" in Layout(tmp_path / "wrong").failed()[release.version]
         outbox = [json.loads(p.read_text())["update"] for p in Layout(tmp_path / "wrong").pending_reports()]
         assert [(r["step"], r["rollout_id"]) for r in outbox] == [("downloading", 7), ("failed", 7)]
@@ -282,23 +301,25 @@ async def test_a_truncated_download_resumes_then_verifies_and_bad_input_is_refus
         stop.set()
         later = Layout(tmp_path / "later")
         assert not await asyncio.to_thread(
-            _updater(later, device_id, secret, pair.public_key, cancelled=stop).prepare, the_offer)
+            _updater(later, device_id, secret, pair.public_key, base_url, cancelled=stop).prepare, the_offer)
         assert later.failed() == {}
 
 
 async def test_without_a_usable_update_folder_the_agent_still_runs(
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     device_id = f"{unique}-frog"
     secret = await register(db, device_id)
-    device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key)
-    (tmp_path / "device" / "opt").write_text("a file where the folder should be")
     async with serving(api_settings(tmp_path / "store"), db) as base_url, \
-            collecting(mosquitto.port, unique) as collector, launched(device):
-        await offer(mosquitto.url, device_id, release, base_url)
-        await collector.wait_for(lambda: len(collector.readings(device_id)) >= 1)
-        await asyncio.sleep(0.5)  # the offer arrived with the connection; it cannot be taken
+            collecting(mosquitto.port, unique) as collector:
+        device = make_device(tmp_path / "device", device_id, secret, mosquitto.port, pair.public_key, base_url)
+        (tmp_path / "device" / "opt").write_text("a file where the folder should be")
+        async with launched(device):
+            await offer(mosquitto.url, device_id, release, key)
+            await collector.wait_for(lambda: len(collector.readings(device_id)) >= 1)
+            # the offer arrived with the connection; it cannot be taken
+            await wait_until(lambda: "impossible" in device.log.read_text(), what="the offer to be declined")
     log = device.log.read_text()
     assert "running the installed agent without them" in log and f"update to {release.version} impossible" in log

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,9 +22,10 @@ from devices.releases import service, store
 from devices.releases.cohort import Candidate, Cohort, bucket, members, stage_count
 from devices.releases.errors import RolloutError
 from devices.releases.staging import Policy, Tally, decide
-from firmware.update.manifest import Report, encode_report
+from firmware.update.manifest import Report, UpdateOffer, encode_report
+from firmware.update.verify import load_public_key, offer_signature_valid
 from tests.conftest import BrokerInstance
-from tests.releases_helpers import build, fleet_key, register
+from tests.releases_helpers import build, fleet_key, register, version
 
 ids = st.lists(st.from_regex(r"[a-z0-9]{2,12}", fullmatch=True), min_size=1, max_size=60, unique=True)
 
@@ -109,36 +111,39 @@ async def no_open_rollout(db: Database) -> object:
 async def test_a_staged_rollout_advances_on_healthy_reports_and_stops_when_failures_cross_the_threshold(
         mosquitto: BrokerInstance, db: Database, unique: str, tmp_path: Path, no_open_rollout: object) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     fleet = [f"{unique}-{i:02d}" for i in range(20)]
     for device_id in fleet:
         await register(db, device_id)
     await db.execute("UPDATE devices SET calibration = '{\"air_temp_c\": -0.3}' WHERE device_id = $1", fleet[0])
     cohort = Cohort(devices=tuple(fleet))
-    rollout = await store.create_rollout(db, release.version, cohort, Policy((10, 50, 100), 0.2, 2))
+    expires = datetime.now(UTC) + timedelta(days=14)
+    rollout = await store.create_rollout(db, release.version, cohort, Policy((10, 50, 100), 0.2, 2), key=key,
+                                         expires_at=expires)
     with pytest.raises(RolloutError, match="still open"):
-        await store.create_rollout(db, release.version, cohort, Policy())
+        await store.create_rollout(db, release.version, cohort, Policy(), key=key, expires_at=expires)
     order = members(cohort, [Candidate(d, "frog") for d in fleet], release.version)
-    base = "https://api.example.org"
     async with service.publisher(mosquitto.url) as publish:
-        first = await service.tick(db, publish, base)
+        first = await service.tick(db, publish)
         assert first.offered == order[:2] and first.decision is not None and first.decision.action == "hold"
         configs = await Configs(mosquitto.port).read(fleet)
         assert set(configs) == set(order[:2])  # the others were not offered anything
         update = configs[order[0]]["update"]
         assert isinstance(update, dict)
         assert update["version"] == release.version and update["sha256"] == release.sha256
-        assert update["url"] == f"{base}/releases/{release.version}/agent.tar.gz"
-        assert update["rollout_id"] == rollout.rollout_id
+        assert update["rollout_id"] == rollout.rollout_id and "url" not in update  # devices use their own base
+        offer = msgspec.convert(update, UpdateOffer, strict=False)  # what the device decodes, signed by the operator
+        assert offer.expires_at == expires.replace(microsecond=0) and offer.size == release.size_bytes
+        assert offer_signature_valid(load_public_key(pair.public_key), offer.message(), offer.offer_signature)
         if fleet[0] in configs:  # registry config fields stay in the message
             assert configs[fleet[0]]["calibration"] == {"air_temp_c": -0.3}
 
-        assert (await service.tick(db, publish, base)).offered == []  # nothing reported yet: hold
+        assert (await service.tick(db, publish)).offered == []  # nothing reported yet: hold
         for device_id in order[:2]:
             assert await report(db, device_id, release.version, "downloading")
             assert await report(db, device_id, release.version, "healthy")
-        advanced = await service.tick(db, publish, base)
+        advanced = await service.tick(db, publish)
         assert advanced.offered == order[2:10]  # stage 2: 50 % of 20
         assert (await store.get_rollout(db, rollout.rollout_id)).stage_index == 1
 
@@ -148,12 +153,12 @@ async def test_a_staged_rollout_advances_on_healthy_reports_and_stops_when_failu
         assert await report(db, order[4], release.version, "rolled_back", "crash loop: 3 exits", failed_at)
         assert not await report(db, order[4], release.version, "rolled_back", "crash loop: 3 exits", failed_at), \
             "a report sent twice is stored once"
-        last = await service.tick(db, publish, base)  # 1 of 8 failed: 12.5 %, under 20 %
+        last = await service.tick(db, publish)  # 1 of 8 failed: 12.5 %, under 20 %
         assert last.offered == order[10:] and last.decision is not None and last.decision.action == "hold"
         for device_id in order[10:13]:
             assert await report(db, device_id, release.version, "failed", "checksum mismatch",
                                 failed_at + timedelta(seconds=1))
-        paused = await service.tick(db, publish, base)
+        paused = await service.tick(db, publish)
         assert paused.state == "paused" and paused.decision is not None
         assert "3 of 10 devices failed (30% in the stage, over the 20% threshold)" in paused.decision.reason
         assert set(await store.targets(db, rollout.rollout_id)) == set(fleet)
@@ -164,28 +169,29 @@ async def test_a_staged_rollout_advances_on_healthy_reports_and_stops_when_failu
     reasons = {f["device_id"]: f["reason"] for f in status["failures"] if f["version"] == release.version}
     assert reasons[order[10]] == "checksum mismatch" and reasons[order[4]] == "crash loop: 3 exits"
     async with service.publisher(mosquitto.url) as publish:  # paused: nothing more is offered
-        assert (await service.tick(db, publish, base)).offered == []
+        assert (await service.tick(db, publish)).offered == []
     await store.set_state(db, rollout.rollout_id, "cancelled", "test over", allowed_from=("paused",))
 
 
 async def test_a_rollout_to_all_healthy_devices_completes(mosquitto: BrokerInstance, db: Database, unique: str,
                                                          tmp_path: Path, no_open_rollout: object) -> None:
     pair, key = fleet_key(tmp_path / "keys")
-    built = build(f"{unique}.1", tmp_path / "dist", key)
+    built = build(version(unique, 1), tmp_path / "dist", key)
     release = await store.publish_release(db, built.archive, built.signature, pair.public_key, tmp_path / "store")
     fleet = [f"{unique}-{i}" for i in range(3)]
     for device_id in fleet:
         await register(db, device_id)
-    rollout = await store.create_rollout(db, release.version, Cohort(devices=tuple(fleet)), Policy((50, 100), 0, 1))
+    rollout = await store.create_rollout(db, release.version, Cohort(devices=tuple(fleet)), Policy((50, 100), 0, 1),
+                                         key=key, expires_at=datetime.now(UTC) + timedelta(hours=1))
     async with service.publisher(mosquitto.url) as publish:
-        result = await service.tick(db, publish, "http://x")
+        result = await service.tick(db, publish)
         for device_id in result.offered:
             await report(db, device_id, release.version, "healthy")
-        result = await service.tick(db, publish, "http://x")
+        result = await service.tick(db, publish)
         assert result.decision is not None and result.decision.action == "hold"
         for device_id in result.offered:
             await report(db, device_id, release.version, "healthy")
-        done = await service.tick(db, publish, "http://x")
+        done = await service.tick(db, publish)
     assert done.state == "completed"
     assert (await store.get_rollout(db, rollout.rollout_id)).state == "completed"
     assert not await service.handle_status(db, f"cityops/v1/devices/{fleet[0]}/status", b"online")

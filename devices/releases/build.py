@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devices.releases.errors import BuildError
 from devices.releases.signing import sign
-from firmware.update.manifest import MANIFEST_NAME, VERSION, Manifest, encode_manifest, now_utc
+from firmware.update.manifest import MANIFEST_NAME, VERSION, Manifest, encode_manifest, now_utc, version_key
 
 FIRST_PARTY = ("cityops", "firmware", "devices", "ingest", "rules", "ops_api", "alerts", "dashboards")
 EXCLUDED = {"firmware/cli.py", "firmware/__main__.py"}
@@ -182,6 +182,8 @@ def build_release(version: str, out_dir: Path, private_key: Ed25519PrivateKey, *
                   wheels: WheelOptions | None = None, created_at: datetime | None = None) -> BuiltRelease:
     if not VERSION.match(version):
         raise BuildError(f"{version!r} is not a release version (letters, digits, . _ + -; at most 64)")
+    if version_key(version) is None:  # devices take only newer versions: they must be able to tell
+        raise BuildError(f"{version!r} has no version order: use numbers like 1.4.0 (optionally rc1, +local)")
     source = (source or default_source()).resolve()
     files, third_party = collect_files(source)
     reqs = requirements(third_party)

@@ -3,7 +3,7 @@
     cityops release keygen --out ~/cityops-keys          once: the fleet's key pair (private: 0600)
     cityops release build 1.4.0 --key ~/cityops-keys/release-signing.key [--no-deps]
     cityops release publish dist/cityops-agent-1.4.0.tar.gz
-    cityops release rollout 1.4.0 --kind frog --percent 50 --stages 5,25,100
+    cityops release rollout 1.4.0 --key KEY --kind frog --percent 50 --stages 5,25,100
     cityops release rollout --advance                    one tick now (`release run` ticks by itself)
     cityops release status | pause | resume | cancel
     cityops release run                                  the service: reports in, ticks every N s
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     rollout = action("rollout", run_rollout, "start a staged rollout, or advance the open one now (--advance)")
     rollout.add_argument("version", nargs="?", help="the release to roll out")
     rollout.add_argument("--advance", action="store_true", help="evaluate the open rollout now (one tick)")
+    rollout.add_argument("--key", type=Path, default=None, metavar="FILE",
+                         help="the private key (release-signing.key): it signs the rollout's offer")
+    rollout.add_argument("--valid-days", type=float, default=14.0,
+                         help="the offer expires after this many days (default 14); devices refuse it then")
+    rollout.add_argument("--min-version", default=None, metavar="V",
+                         help="a deliberate downgrade: devices take this release even over a newer one, if it is "
+                              "at least V (default: only devices running an older version take it)")
     rollout.add_argument("--percent", type=float, default=100.0, help="of the matching devices (default 100)")
     rollout.add_argument("--kind", action="append", default=[], choices=("frog", "road", "bin"),
                          help="only this kind (repeatable)")
@@ -125,7 +133,8 @@ async def run_publish(args: argparse.Namespace, settings: Settings) -> int:
         release = await store.publish_release(db, args.archive, signature, read_public_key(public),
                                               settings.releases.store_dir)
     print(f"published {release.version}: {release.path} ({release.size_bytes / 1e3:.0f} kB)")
-    print(f"devices download it from {service.download_url(settings.releases.download_base_url, release.version)}")
+    print(f"devices download it from {settings.releases.download_base_url.rstrip('/')}"
+          f"{service.download_path(release.version)} (their [update] base_url in front)")
     return 0
 
 
@@ -134,14 +143,18 @@ async def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
         if not args.advance:
             if args.version is None:
                 raise RolloutError("give the release VERSION to roll out, or --advance")
+            if args.key is None:
+                raise SigningKeyError("a rollout's offer is signed: give --key release-signing.key")
             devices = tuple(d.strip() for d in (args.devices or "").split(",") if d.strip())
             cohort = Cohort(args.percent, tuple(args.kind), args.area, args.area_wkt, devices)
             policy = Policy(parse_stages(args.stages), args.max_failure_rate, args.min_healthy)
-            rollout = await store.create_rollout(db, args.version, cohort, policy)
+            expires_at = datetime.now(UTC) + timedelta(days=args.valid_days)
+            rollout = await store.create_rollout(db, args.version, cohort, policy, key=load_private_key(args.key),
+                                                 expires_at=expires_at, min_version=args.min_version)
             print(f"rollout {rollout.rollout_id}: {rollout.version} to {cohort.describe()}, stages "
                   f"{', '.join(f'{s:g} %' for s in policy.stages)}")
         async with service.publisher(settings.resolved_mqtt_url()) as publish:
-            result = await service.tick(db, publish, settings.releases.download_base_url)
+            result = await service.tick(db, publish)
     if result.rollout_id is None:
         print("no open rollout")
         return 0
@@ -200,5 +213,5 @@ async def run_service(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.resolved_mqtt_url()
     print(f"release service: reports from {redact_url(url)}, a rollout tick every {every:g} s")
     async with database_for(settings) as db:
-        await service.run(db, url, settings.releases.download_base_url, every, settings.releases.mqtt_client_id)
+        await service.run(db, url, every, settings.releases.mqtt_client_id)
     return 0

@@ -2,9 +2,10 @@
 and the database).
 
 A tick looks at the open rollout: it offers the release to the devices the current stage
-reaches (a retained config message with an `update` object, built from the registry's
-config fields, so calibration and bin geometry stay as they are), then lets staging.decide
-advance, finish, hold or pause the rollout. `cityops release run` ticks every few seconds and
+reaches (a retained config message with the rollout's signed `update` object beside the
+registry's config fields, so calibration and bin geometry stay as they are), then lets
+staging.decide advance, finish, hold or pause the rollout. A rollout whose offer has expired
+(or was never signed) is paused: devices would refuse it. `cityops release run` ticks every few seconds and
 listens to the status topic for the devices' JSON reports (online/offline are ignored),
 under a persistent MQTT session so reports sent while it was down are delivered later.
 """
@@ -17,9 +18,11 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
+import msgspec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -31,7 +34,7 @@ from cityops.telemetry import STATUS_FILTER, DeviceTopic, TelemetryError, config
 from devices.releases import store
 from devices.releases.cohort import members, stage_count
 from devices.releases.staging import Decision, decide
-from devices.releases.store import Release, Rollout
+from devices.releases.store import Rollout
 from firmware.update.manifest import UpdateOffer, decode_report
 
 log = logging.getLogger("devices.releases.service")
@@ -39,19 +42,15 @@ log = logging.getLogger("devices.releases.service")
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-def download_url(base_url: str, version: str) -> str:
-    return f"{base_url.rstrip('/')}/releases/{version}/agent.tar.gz"
-
-
-def offer_for(release: Release, base_url: str, rollout_id: int | None) -> UpdateOffer:
-    return UpdateOffer(version=release.version, url=download_url(base_url, release.version), sha256=release.sha256,
-                       signature=release.signature, size=release.size_bytes, rollout_id=rollout_id)
+def download_path(version: str) -> str:
+    """Where the API serves a release; devices put their own configured base in front."""
+    return f"/releases/{version}/agent.tar.gz"
 
 
 def config_payload(registry_config: dict[str, Any], offer: UpdateOffer | None) -> bytes:
     config = dict(registry_config)
     if offer is not None:
-        config["update"] = {f: getattr(offer, f) for f in offer.__struct_fields__}
+        config["update"] = msgspec.to_builtins(offer)
     return json.dumps(config, separators=(",", ":")).encode()
 
 
@@ -63,24 +62,38 @@ class TickResult:
     state: str | None
 
 
-async def offer_to(db: Database, publish: Publish, rollout: Rollout, release: Release, base_url: str,
+async def offer_to(db: Database, publish: Publish, rollout: Rollout, offer: UpdateOffer,
                    device_ids: list[str], stage_index: int) -> None:
-    """Publish the offer to these devices (retained), then record them as targets: a crash in
-    between offers again on the next tick, which changes nothing for a device."""
-    offer = offer_for(release, base_url, rollout.rollout_id)
+    """Publish the signed offer to these devices (retained), then record them as targets: a crash
+    in between offers again on the next tick, which changes nothing for a device."""
     configs = await store.device_configs(db, device_ids)
     for device_id in device_ids:
         await publish(config_topic(device_id), config_payload(configs.get(device_id, {"v": 1}), offer))
     await store.add_targets(db, rollout.rollout_id, stage_index, device_ids)
 
 
-async def tick(db: Database, publish: Publish, base_url: str) -> TickResult:
+def _unofferable(rollout: Rollout, offer: UpdateOffer | None, now: datetime) -> str | None:
+    if offer is None:
+        return f"rollout {rollout.rollout_id} has no signed offer (started before offers were signed): cancel it " \
+               "and start it again with --key"
+    if now >= offer.expires_at:
+        return f"the signed offer expired at {offer.expires_at.isoformat()}: devices refuse it; start a new rollout"
+    return None
+
+
+async def tick(db: Database, publish: Publish) -> TickResult:
     rollout = await store.open_rollout(db)
     if rollout is None:
         return TickResult(None, [], None, None)
     if rollout.state == "paused":
         return TickResult(rollout.rollout_id, [], None, "paused")
     release = await store.get_release(db, rollout.version)
+    offer = rollout.offer(release)
+    stop = _unofferable(rollout, offer, datetime.now(UTC))
+    if stop is not None or offer is None:
+        await store.update_rollout(db, rollout.rollout_id, state="paused", reason=stop)
+        log.warning("rollout %d paused: %s", rollout.rollout_id, stop)
+        return TickResult(rollout.rollout_id, [], None, "paused")
     cohort = members(rollout.cohort, await store.candidates(db), salt=rollout.version)
     offered: list[str] = []
     stage_index = rollout.stage_index
@@ -90,7 +103,7 @@ async def tick(db: Database, publish: Publish, base_url: str) -> TickResult:
         targeted = await store.targets(db, rollout.rollout_id)
         new = [d for d in reach if d not in targeted]
         if new:
-            await offer_to(db, publish, rollout, release, base_url, new, stage_index)
+            await offer_to(db, publish, rollout, offer, new, stage_index)
             offered += new
             log.info("rollout %d (%s): offered to %d more devices (stage %d)", rollout.rollout_id, rollout.version,
                      len(new), stage_index + 1)
@@ -166,7 +179,7 @@ async def listen_reports(db: Database, url: str, client_id: str = "cityops-relea
         raise BrokerUnavailable(f"the release report listener lost {redact_url(url)}: {exc}") from None
 
 
-async def run(db: Database, url: str, base_url: str, every_s: float, client_id: str = "cityops-releases") -> None:
+async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-releases") -> None:
     """The release service: the report listener and a tick every `every_s` seconds."""
     listener = asyncio.create_task(listen_reports(db, url, client_id), name="release-reports")
     try:
@@ -174,7 +187,7 @@ async def run(db: Database, url: str, base_url: str, every_s: float, client_id: 
             while True:
                 if listener.done():
                     listener.result()  # raise what stopped it
-                result = await tick(db, publish, base_url)
+                result = await tick(db, publish)
                 if result.decision is not None:
                     log.debug("rollout %s: %s", result.rollout_id, result.decision.reason)
                 await asyncio.sleep(every_s)

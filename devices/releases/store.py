@@ -7,23 +7,25 @@ import asyncio
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cityops.errors import StorageError
 from cityops.storage import Database
 from cityops.storage.database import Connection
 from devices.releases.cohort import Candidate, Cohort
 from devices.releases.errors import ReleaseRejected, RolloutError, UnknownRelease
+from devices.releases.offers import check_terms, sign_offer
 from devices.releases.signing import signature_valid
 from devices.releases.staging import Policy, State, Tally
 from firmware.update.errors import VerificationFailed
 from firmware.update.install import read_manifest
-from firmware.update.manifest import Manifest, Report
+from firmware.update.manifest import Manifest, Report, UpdateOffer
 from firmware.update.verify import sha256_file
 
 FAILED_STEPS = ("failed", "rolled_back")
@@ -51,10 +53,22 @@ class Rollout:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    # the signed offer's terms (migration 0022); None for a rollout started before it: it offers nothing
+    expires_at: datetime | None = None
+    min_version: str | None = None
+    offer_signature: str | None = None
 
     @property
     def stage_percent(self) -> float:
         return self.policy.stages[min(self.stage_index, len(self.policy.stages) - 1)]
+
+    def offer(self, release: Release) -> UpdateOffer | None:
+        """The offer the operator signed for this rollout; None when it has none."""
+        if self.expires_at is None or self.offer_signature is None:
+            return None
+        return UpdateOffer(version=release.version, sha256=release.sha256, size=release.size_bytes,
+                           rollout_id=self.rollout_id, expires_at=self.expires_at, signature=release.signature,
+                           offer_signature=self.offer_signature, min_version=self.min_version)
 
 
 def _release(row: asyncpg.Record) -> Release:
@@ -65,7 +79,8 @@ def _release(row: asyncpg.Record) -> Release:
 def _rollout(row: asyncpg.Record) -> Rollout:
     policy = Policy(tuple(float(s) for s in json.loads(row["stages"])), row["max_failure_rate"], row["min_healthy"])
     return Rollout(row["rollout_id"], row["version"], Cohort.from_json(json.loads(row["cohort"])), policy,
-                   row["stage_index"], row["state"], row["reason"], row["created_at"], row["updated_at"])
+                   row["stage_index"], row["state"], row["reason"], row["created_at"], row["updated_at"],
+                   row["expires_at"], row["min_version"], row["offer_signature"])
 
 
 # --- releases ---------------------------------------------------------------------------------
@@ -124,15 +139,23 @@ async def list_releases(db: Database) -> list[Release]:
 
 # --- rollouts ---------------------------------------------------------------------------------
 
-async def create_rollout(db: Database, version: str, cohort: Cohort, policy: Policy,
-                         created_by: str | None = None) -> Rollout:
-    await get_release(db, version)
+async def create_rollout(db: Database, version: str, cohort: Cohort, policy: Policy, created_by: str | None = None,
+                         *, key: Ed25519PrivateKey, expires_at: datetime, min_version: str | None = None) -> Rollout:
+    """Start a rollout and sign its offer with the operator's `key` (the row's id is in the
+    signature, so both happen in one transaction)."""
+    release = await get_release(db, version)
+    check_terms(version, expires_at, min_version, datetime.now(UTC))
     try:
-        row = await db.fetchrow(
-            "INSERT INTO release_rollouts (version, cohort, stages, max_failure_rate, min_healthy, created_by, reason) "
-            "VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6, 'created') RETURNING *",
-            version, json.dumps(cohort.as_json()), json.dumps(list(policy.stages)), policy.max_failure_rate,
-            policy.min_healthy, created_by)
+        async with db.transaction() as conn:
+            rollout_id = await conn.fetchval(
+                "INSERT INTO release_rollouts (version, cohort, stages, max_failure_rate, min_healthy, created_by, "
+                "reason) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5, $6, 'created') RETURNING rollout_id",
+                version, json.dumps(cohort.as_json()), json.dumps(list(policy.stages)), policy.max_failure_rate,
+                policy.min_healthy, created_by)
+            offer = sign_offer(key, release, rollout_id, expires_at, min_version)
+            row = await conn.fetchrow(
+                "UPDATE release_rollouts SET expires_at = $2, min_version = $3, offer_signature = $4 "
+                "WHERE rollout_id = $1 RETURNING *", rollout_id, offer.expires_at, min_version, offer.offer_signature)
     except StorageError as exc:
         if exc.sqlstate != UNIQUE_VIOLATION:
             raise

@@ -1,5 +1,5 @@
 """The `[update]` table of the agent config: where versions live, the fleet's public key,
-and the launcher's health and crash-loop limits."""
+where releases are downloaded from, and the launcher's health and crash-loop limits."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ class UpdateConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # base64 of the raw 32-byte Ed25519 public key (`cityops release keygen` prints it);
     # without it the device refuses every update (and says so in its report)
     public_key: str | None = None
+    # the platform's API as this device reaches it: releases come from <base_url>/releases/...,
+    # never from a URL in an offer, and the device's secret goes to this origin only.
+    # https; without it (or with plain http) every update is refused and reported
+    base_url: str | None = None
+    # demo and tests only: accept an http:// base_url on this machine (127.0.0.1, ::1, localhost)
+    allow_http: bool = False
     # the new version must publish (a PUBACK for a reading) within this long, or it is rolled back
     health_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     # this many exits within the window is a crash loop: roll back to the previous version

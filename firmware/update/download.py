@@ -1,9 +1,12 @@
-"""Download a release over HTTP(S) into a `.part` file, resuming with a Range request.
+"""Download a release from the device's own base (source.py) into a `.part` file, resuming
+with a Range request.
 
-Authenticated as the device (HTTP Basic: device id and its MQTT secret). A 429 or 503
-says when to come back (Retry-After); 401/403/404 are permanent for this offer. The file
-is complete when it has the offered size; its digest is checked by the caller.
-Stdlib only (urllib), so the agent carries no HTTP client dependency.
+Authenticated as the device (HTTP Basic: device id and its MQTT secret), so the secret goes
+only to the configured origin: the URL is built from the base, redirects to another origin
+(another host, port or scheme) are refused before anything is sent there, and proxies from
+the environment are not used. A 429 or 503 says when to come back (Retry-After);
+401/403/404 are permanent for this offer. The file is complete when it has the offered size;
+its digest is checked by the caller. Stdlib only (urllib): no HTTP client dependency.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import base64
 import logging
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from firmware.update.errors import DownloadFailed
+from firmware.update.source import ReleaseBase, origin
 
 log = logging.getLogger("firmware.update.download")
 
@@ -42,11 +48,32 @@ def _retry_after(headers: object) -> float | None:
         return None
 
 
-def download(url: str, dest: Path, size: int, credentials: Credentials, *, timeout_s: float = 30.0,
-             cancelled: threading.Event | None = None,
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the base's origin: the request carries the device's secret."""
+
+    def __init__(self, base: ReleaseBase):
+        self.base = base
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if origin(newurl) != self.base.origin:
+            fp.close()
+            raise DownloadFailed(f"{req.full_url} redirected to {urllib.parse.urlsplit(newurl).netloc or newurl}, "
+                                 "another origin: refused (the device's secret goes to its base_url only)",
+                                 permanent=True, remember=False)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def opener(base: ReleaseBase) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOrigin(base))
+
+
+def download(base: ReleaseBase, version: str, dest: Path, size: int, credentials: Credentials, *,
+             timeout_s: float = 30.0, cancelled: threading.Event | None = None,
              progress: Callable[[int, int], None] | None = None) -> Path:
-    """Fetch `url` into `dest` (a .part file kept between attempts); returns `dest` once it
-    holds `size` bytes. Raises DownloadFailed (with `retry_after_s` / `permanent`)."""
+    """Fetch release `version` from `base` into `dest` (a .part file kept between attempts);
+    returns `dest` once it holds `size` bytes. Raises DownloadFailed (`retry_after_s`, `permanent`)."""
+    url = base.release_url(version)
     dest.parent.mkdir(parents=True, exist_ok=True)
     have = dest.stat().st_size if dest.exists() else 0
     if have > size:  # not this release's file: start again
@@ -59,7 +86,7 @@ def download(url: str, dest: Path, size: int, credentials: Credentials, *, timeo
         request.add_header("Range", f"bytes={have}-")
         log.info("resuming %s at byte %d of %d", url, have, size)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response = opener(base).open(request, timeout=timeout_s)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:  # our part is not a prefix of theirs: start again

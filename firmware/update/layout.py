@@ -164,6 +164,16 @@ class Layout:
     def mark_failed(self, version: str, reason: str) -> None:
         self._write_json("failed.json", {**self.failed(), version: reason})
 
+    def last_rollout(self) -> int | None:
+        """The newest rollout this device took an offer from: older ones are replays."""
+        value = self._read_json("rollout.json")
+        return value.get("rollout_id") if isinstance(value, dict) and isinstance(value.get("rollout_id"), int) \
+            else None
+
+    def note_rollout(self, rollout_id: int) -> None:
+        if rollout_id > (self.last_rollout() or 0):
+            self._write_json("rollout.json", {"rollout_id": rollout_id})
+
     def health_marker(self, version: str) -> Path:
         return self.state / f"healthy-{version}"
 

@@ -10,6 +10,13 @@ A release is one gzip tarball:
 and a detached Ed25519 signature over `signed_message(version, sha256 of the tarball)`. The
 manifest is inside the tarball, so the signature covers it; the version is in the signed
 message, so a genuine old release cannot be passed off as a newer one.
+
+An offer (`UpdateOffer`, in a device's retained config) names a release by version and digest
+only, never a URL: the device downloads from its own configured base. The operator signs
+`offer_message(...)` when starting a rollout: version, digest, size, rollout id, expiry and
+the optional minimum version, so nobody who can merely write the config topic (the platform's
+service account, anyone on the MQTT link) can make a device take an old release, replay an
+expired or superseded offer, or change a field. Versions are ordered by `version_key`.
 """
 
 from __future__ import annotations
@@ -39,6 +46,32 @@ def signed_message(version: str, sha256: str) -> bytes:
     return f"cityops-agent-release/v1\n{version}\n{sha256}\n".encode()
 
 
+def offer_message(version: str, sha256: str, size: int, rollout_id: int, expires_at: datetime,
+                  min_version: str | None) -> bytes:
+    """The bytes the release key signs for an offer: every field the device acts on (the expiry in
+    whole seconds since the epoch, so its text form does not matter)."""
+    return (f"cityops-agent-offer/v1\n{version}\n{sha256}\n{size}\n{rollout_id}\n"
+            f"{int(expires_at.timestamp())}\n{min_version or ''}\n").encode()
+
+
+# N(.N)* with an optional pre-release (dev < a < b < rc < final) and a +local label
+_ORDERED = re.compile(r"^(\d+(?:\.\d+)*)(?:[._-]?(dev|a|b|rc)(\d*))?(?:\+([0-9A-Za-z.]+))?$")
+_PRE_RANK = {"dev": 0, "a": 1, "b": 2, "rc": 3}
+VersionKey = tuple[tuple[int, ...], tuple[int, int], str]
+
+
+def version_key(version: str) -> VersionKey | None:
+    """A sort key (1.4 == 1.4.0 < 1.4.1rc1 < 1.4.1 < 1.10); None when the version has no order."""
+    match = _ORDERED.match(version)
+    if match is None:
+        return None
+    release = tuple(int(part) for part in match.group(1).split("."))
+    while len(release) > 1 and release[-1] == 0:
+        release = release[:-1]
+    pre = (_PRE_RANK[match.group(2)], int(match.group(3) or 0)) if match.group(2) else (len(_PRE_RANK), 0)
+    return release, pre, match.group(4) or ""
+
+
 class Manifest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     version: Version
     created_at: UtcTime
@@ -51,15 +84,24 @@ class Manifest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     wheels: bool = False  # wheels/ holds the requirements; else the device's environment provides them
 
 
-class UpdateOffer(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The `update` object the platform puts in a device's retained config."""
+class UpdateOffer(msgspec.Struct, frozen=True):
+    """The `update` object the platform puts in a device's retained config. Unknown fields (the
+    `url` older platforms sent) are ignored: the device never takes a URL from an offer."""
 
     version: Version
-    url: str
     sha256: Sha256
-    signature: str  # base64 Ed25519 signature of signed_message(version, sha256)
     size: Annotated[int, msgspec.Meta(gt=0)]
-    rollout_id: int | None = None
+    rollout_id: Annotated[int, msgspec.Meta(ge=1)]
+    expires_at: UtcTime
+    signature: str  # the release's: base64 Ed25519 of signed_message(version, sha256)
+    offer_signature: str  # the rollout's: base64 Ed25519 of self.message()
+    # a rollout that deliberately goes back signs a minimum: the device then takes any offered
+    # version at or above it, even one older than it runs; without it, only newer versions
+    min_version: Version | None = None
+
+    def message(self) -> bytes:
+        return offer_message(self.version, self.sha256, self.size, self.rollout_id, self.expires_at,
+                             self.min_version)
 
 
 class _ConfigUpdate(msgspec.Struct):

@@ -32,7 +32,8 @@ async def run(config_path: Path) -> int:
     config = load_agent_config(config_path)
     update = config.update or UpdateConfig()
     agent = UpdatingAgent(build_spec(config), Layout(update.root), running_version(),
-                          public_key=update.public_key, reserve_bytes=int(update.reserve_mb * 1e6))
+                          public_key=update.public_key, base_url=update.base_url, allow_http=update.allow_http,
+                          reserve_bytes=int(update.reserve_mb * 1e6))
     main = asyncio.ensure_future(agent.run())
     agent.on_switch = main.cancel
     loop = asyncio.get_running_loop()

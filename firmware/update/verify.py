@@ -42,6 +42,14 @@ def verify_signature(public_key: Ed25519PublicKey, version: str, sha256: str, si
         raise VerificationFailed(f"bad signature for release {version}: not signed by the fleet's key") from None
 
 
+def offer_signature_valid(public_key: Ed25519PublicKey, message: bytes, signature: str) -> bool:
+    try:
+        public_key.verify(base64.b64decode(signature, validate=True), message)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
 def verify_archive(path: Path, *, version: str, sha256: str, signature: str, public_key: Ed25519PublicKey) -> None:
     """Digest first (cheap to explain), then the signature over version + digest."""
     actual = sha256_file(path)
