@@ -171,10 +171,13 @@ class ReleasesSettings(BaseModel):
     store_dir: Path = Path(".cityops/releases")  # published archives live here; the API serves them
     # the fleet's Ed25519 public key (base64, or the path of the .pub file): `release publish` checks with it
     public_key: str | None = None
-    download_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")  # the API, as devices see it
+    # the API as devices see it, only printed by `release publish`: offers carry no URL, each
+    # device downloads from its own [update] base_url (https outside the demo)
+    download_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")
     download_bytes_per_s: int = Field(default=2_000_000, gt=0)  # shared by every download at once
     download_burst_bytes: int = Field(default=256_000, gt=0)
-    max_concurrent_downloads: int = Field(default=20, ge=1)  # more get 429 with Retry-After
+    max_concurrent_downloads: int = Field(default=20, ge=1)  # at most one per device; more get 429 + Retry-After
+    download_idle_timeout_s: float = Field(default=60.0, gt=0)  # a client taking no bytes this long loses its slot
     tick_every_s: float = Field(default=30.0, gt=0)  # `cityops release run`: how often rollouts advance
     mqtt_client_id: str = Field(default="cityops-releases", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 
 from cityops.settings import Settings
 from ops_api.app import create_app
-from ops_api.queries.open_data import to_csv
+from ops_api.queries.open_data import neutralise, to_csv
+from rules.open_data_runner import publish_snapshots, week_start
 from tests.api_helpers import api_client
 from tests.resources_helpers import World, runner_world
 
@@ -21,16 +23,24 @@ from tests.resources_helpers import World, runner_world
 @pytest.fixture(scope="module")
 async def world(postgres_admin_url: str) -> AsyncIterator[World]:
     async with runner_world(postgres_admin_url) as built:
-        # seven homes in Ashley ward (published), two in Bishopston (withheld)
-        homes = [(f"hh-a{i}", "Ashley", "high" if i < 2 else "none") for i in range(7)] + \
-                [(f"hh-b{i}", "Bishopston", "severe") for i in range(2)]
+        # Ashley ward: 33 homes, assessed last week and the week before (published: the
+        # latest complete week); Bishopston: two homes (withheld)
+        levels = ["none"] * 12 + ["low"] * 10 + ["high"] * 7 + ["severe"] * 4
+        homes = [(f"hh-a{i}", "Ashley", level) for i, level in enumerate(levels)] + \
+                [(f"hh-b{i}", "Bishopston", "severe") for i in range(2)] + \
+                [(f"hh-c{i}", '=HYPERLINK("http://evil.example","x")', "none") for i in range(3)]
+        last_week = week_start(datetime.now(UTC)) - timedelta(days=7)
         for household, area, level in homes:
             await built.db.execute("INSERT INTO damp_home_settings (household_id, area) VALUES ($1, $2)",
                                    household, area)
-            await built.db.execute(
-                "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d, "
-                "condensation_hours_7d, reasons, changes, faults, metrics) VALUES ($1, now(), $2, $3, 0.5, 10, 0, "
-                "'[]', '[]', '[]', '{}')", f"frog-{household}", household, level)
+            for at in (last_week - timedelta(days=3), last_week + timedelta(days=3)):
+                await built.db.execute(
+                    "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, "
+                    "damp_hours_7d, condensation_hours_7d, reasons, changes, faults, metrics) VALUES ($1, $2, $3, $4, "
+                    "0.5, 10, 0, '[]', '[]', '[]', '{}')", f"frog-{household}", at, household, level)
+        await built.db.execute("UPDATE road_segments SET name = '=HYPERLINK(\"http://evil.example\",\"x\")' "
+                               "WHERE segment_id = 's1'")
+        await publish_snapshots(built.db)
         yield built
 
 
@@ -69,17 +79,50 @@ async def test_bin_fill_per_bin_and_per_depot(app: FastAPI, world: World) -> Non
         assert (await client.get("/open/bin-fill.csv", params={"by": "household"})).status_code == 422
 
 
-async def test_damp_statistics_by_area_withhold_small_areas_and_name_no_home(app: FastAPI, world: World) -> None:
+async def test_damp_statistics_by_area_from_the_weekly_snapshot(app: FastAPI, world: World) -> None:
     async with api_client(app) as client:
         body = (await client.get("/open/damp-areas.json")).json()
+        assert body["period"]["start"] == (week_start(datetime.now(UTC)) - timedelta(days=7)).isoformat()
+        assert body["periods"] == [body["period"]["start"][:10]] and body["policy"]["min_cell"] == 10
         areas = {a["area"]: a for a in body["areas"]}
-        assert areas["Ashley"]["homes"] == 7 and areas["Ashley"]["homes_high"] == "fewer than 3"
-        assert areas["Ashley"]["homes_none"] == 5 and areas["Ashley"]["share_high_or_severe"] == 0.29
-        assert areas["Bishopston"]["homes"] == "fewer than 5" and areas["Bishopston"]["homes_severe"] == ""
+        ashley = areas["Ashley"]
+        assert (ashley["status"], ashley["homes"]) == ("published", 35)
+        assert (ashley["homes_none"], ashley["homes_low"]) == (10, 10)
+        assert ashley["homes_high"] is None and ashley["homes_severe"] is None and ashley["homes_medium"] is None
+        assert ashley["share_high_or_severe"] is None and "median_mould_index" not in ashley
+        assert areas["Bishopston"]["status"] == "withheld" and areas["Bishopston"]["homes"] is None
+        same = await client.get("/open/damp-areas.json", params={"period": body["periods"][0]})
+        assert same.json() == body
         table = await client.get("/open/damp-areas.csv")
         assert {r["area"] for r in rows(table)} >= {"Ashley", "Bishopston"}
+        assert next(r for r in rows(table) if r["area"] == "Ashley")["homes_high"] == ""
         for response in (table, await client.get("/open/damp-areas.json"), await client.get("/open/bin-fill.csv")):
             assert "hh-" not in response.text and "frog-" not in response.text
+
+
+async def test_csv_cells_never_run_as_formulas(app: FastAPI, world: World) -> None:
+    async with api_client(app) as client:
+        roads = rows(await client.get("/open/road-temperatures.csv"))
+        damp = rows(await client.get("/open/damp-areas.csv"))
+    assert next(r for r in roads if r["segment_id"] == "s1")["name"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert any(r["area"].startswith("'=HYPERLINK") for r in damp)
+    for cell in [v for r in roads + damp for v in r.values()]:
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")) and not (cell.startswith("-") and not _number(cell))
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_neutralise_quotes_every_formula_prefix() -> None:
+    for prefix in ("=", "+", "-", "@", "\t", "\r"):
+        assert neutralise(f"{prefix}cmd") == f"'{prefix}cmd"
+    assert neutralise("Gloucester Road") == "Gloucester Road"
+    assert to_csv([{"a": "=1+1", "b": -2.5}], ["a", "b"]) == "a,b\n'=1+1,-2.5\n"
 
 
 def test_csv_leaves_missing_values_empty() -> None:

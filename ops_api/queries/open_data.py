@@ -2,8 +2,9 @@
 
 Road surface temperatures per road segment (the latest gritting run's estimates, which
 blend sensors, the gritter and forecasts); bin fill per bin (street furniture, not homes)
-or per depot; damp statistics per area through rules.damp.council, which withholds small
-areas and blurs small counts. Never a household id, a home's location or its readings.
+or per depot; damp statistics per area from the weekly snapshots rules.open_data_runner
+publishes through rules.disclosure (never computed live). Never a household id, a home's
+location or its readings. CSV cells that a spreadsheet would run as a formula are neutralised.
 """
 
 from __future__ import annotations
@@ -12,14 +13,29 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cityops.storage import Database
 from ops_api.queries.bins import finite
-from rules.damp.council import MIN_CELL, MIN_HOMES, area_statistics
-from rules.damp_runner import latest_home_risks
+from rules.open_data_runner import COLUMNS, Snapshot, load_snapshot, periods
 
 FULL = 0.8
+DAMP_COLUMNS = COLUMNS
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A text cell a spreadsheet would run as a formula (=HYPERLINK(...) as a road name), quoted as text."""
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return neutralise(value) if isinstance(value, str) else value
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -27,7 +43,7 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
     return out.getvalue()
 
 
@@ -97,6 +113,7 @@ async def bin_fill_by_depot(db: Database) -> list[dict[str, Any]]:
     return out
 
 
-async def damp_areas(db: Database) -> list[dict[str, Any]]:
-    """Area statistics safe to publish (fewer than MIN_HOMES homes: withheld; counts under MIN_CELL: blurred)."""
-    return [s.as_row() for s in area_statistics(await latest_home_risks(db), MIN_HOMES, MIN_CELL)]
+async def damp_snapshot(db: Database, period: date | None = None) -> tuple[Snapshot | None, list[datetime]]:
+    """A published weekly snapshot (the week starting `period`, default the latest) and every period's start."""
+    start = None if period is None else datetime(period.year, period.month, period.day, tzinfo=UTC)
+    return await load_snapshot(db, start), await periods(db)

@@ -4,20 +4,22 @@
     GET /open/road-temperatures.geojson|.csv   per road segment: estimated surface temperature now,
                                                the coldest ahead and when, surface state, action
     GET /open/bin-fill.geojson|.csv?by=        per bin (default) or per depot
-    GET /open/damp-areas.json|.csv             damp risk per area; areas with fewer than 5 homes
-                                               withheld, counts under 3 shown as "fewer than 3"
+    GET /open/damp-areas.json|.csv?period=     damp risk per area, one calendar week's published
+                                               snapshot (rules.disclosure: withheld, suppressed, rounded)
 
 Never a household's readings, id or location.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from ops_api.deps import DB
+from ops_api.errors import NotFound
 from ops_api.queries import open_data as q
 
 router = APIRouter(prefix="/open", tags=["open data"])
@@ -42,7 +44,8 @@ async def index() -> dict[str, Any]:
         {"name": "bin-fill", "formats": ["/open/bin-fill.geojson", "/open/bin-fill.csv"],
          "about": "how full each public bin is (?by=depot for totals per depot)"},
         {"name": "damp-areas", "formats": ["/open/damp-areas.json", "/open/damp-areas.csv"],
-         "about": "damp and mould risk per area; small areas withheld, small counts blurred"}]}
+         "about": "damp and mould risk per area, one snapshot per calendar week (?period=YYYY-MM-DD, its Monday); "
+                  "small areas withheld, small and dominant cells suppressed, numbers rounded to 5"}]}
 
 
 @router.get("/road-temperatures.geojson", summary="Road surface temperatures per segment (GeoJSON)",
@@ -74,13 +77,27 @@ async def bins_csv(db: DB, by: By = "bin") -> Response:
     return _csv(q.to_csv(rows, columns), f"bin-fill-by-{by}")
 
 
-@router.get("/damp-areas.json", summary="Damp risk statistics per area (JSON)")
-async def damp_json(db: DB) -> JSONResponse:
-    return JSONResponse({"min_homes": q.MIN_HOMES, "min_cell": q.MIN_CELL, "areas": await q.damp_areas(db)},
-                        headers=CACHE)
+async def _damp(db: DB, period: date | None) -> dict[str, Any]:
+    snapshot, starts = await q.damp_snapshot(db, period)
+    if snapshot is None and period is not None:
+        raise NotFound(f"no damp statistics published for the week of {period.isoformat()}",
+                       hint="periods start on a Monday; GET /open/damp-areas.json lists them")
+    return {"period": None if snapshot is None else {
+                "start": snapshot.period_start.isoformat(), "end": snapshot.period_end.isoformat(),
+                "computed_at": snapshot.computed_at.isoformat()},
+            "periods": [s.date().isoformat() for s in starts],
+            "policy": None if snapshot is None else snapshot.policy,
+            "areas": [] if snapshot is None else snapshot.rows}
 
 
-@router.get("/damp-areas.csv", summary="Damp risk statistics per area (CSV)", response_class=Response)
-async def damp_csv(db: DB) -> Response:
-    rows = await q.damp_areas(db)
-    return _csv(q.to_csv(rows, list(rows[0]) if rows else ["area"]), "damp-areas")
+@router.get("/damp-areas.json", summary="Damp risk statistics per area, one week's snapshot (JSON)")
+async def damp_json(db: DB, period: date | None = None) -> JSONResponse:
+    return JSONResponse(await _damp(db, period), headers=CACHE)
+
+
+@router.get("/damp-areas.csv", summary="Damp risk statistics per area, one week's snapshot (CSV)",
+            response_class=Response)
+async def damp_csv(db: DB, period: date | None = None) -> Response:
+    body = await _damp(db, period)
+    week = body["period"]["start"][:10] if body["period"] else "none"
+    return _csv(q.to_csv(body["areas"], q.DAMP_COLUMNS), f"damp-areas-{week}")
