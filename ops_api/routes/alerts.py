@@ -1,6 +1,7 @@
 """Alerts and the in-app feed.
 
-    GET  /alerts?state=&severity=            staff: all; householders: their household's;
+    GET  /alerts?state=&severity=            staff: all; householders: their household's, opened
+                                             during their open tenancy;
                                              crews: the rules about their work (roads, bins)
     GET  /alerts/{alert_id}                  the same visibility; otherwise 404
     POST /alerts/{alert_id}/acknowledge      staff; acknowledging twice changes nothing;
@@ -19,6 +20,7 @@ from fastapi import APIRouter
 
 from alerts.errors import AlertNotFound, InvalidTransition
 from alerts.store import acknowledge_alert
+from ops_api.accounts import tenancies
 from ops_api.accounts.roles import Role, User
 from ops_api.deps import DB, CurrentUser, Staff
 from ops_api.errors import Conflict, NotFound
@@ -48,17 +50,27 @@ def _visible(user: User, alert: dict[str, Any]) -> bool:
     return rules is None or alert["rule"] in rules
 
 
+async def _in_tenancy(db: DB, user: User, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A householder's alerts opened during their open tenancy (a previous tenant's are not theirs)."""
+    if user.role is not Role.HOUSEHOLDER:
+        return alerts
+    tenancy = await tenancies.current(db, user)
+    return [] if tenancy is None else [a for a in alerts
+                                       if datetime.fromisoformat(str(a["opened_at"])) >= tenancy.starts_at]
+
+
 @router.get("/alerts", summary="Alerts you may see, newest first (default: open and acknowledged)")
 async def list_alerts(db: DB, user: CurrentUser, state: StateFilter = "active",
                       severity: Literal["info", "warning", "critical"] | None = None) -> list[dict[str, Any]]:
     household, rules = _scope(user)
-    return await q.list_alerts(db, states=STATES[state], severity=severity, household_id=household, rules=rules)
+    alerts = await q.list_alerts(db, states=STATES[state], severity=severity, household_id=household, rules=rules)
+    return await _in_tenancy(db, user, alerts)
 
 
 @router.get("/alerts/{alert_id}", summary="One alert")
 async def show_alert(alert_id: int, db: DB, user: CurrentUser) -> dict[str, Any]:
     alert = await q.get_alert(db, alert_id)
-    if not _visible(user, alert):
+    if not _visible(user, alert) or not await _in_tenancy(db, user, [alert]):
         raise NotFound(f"no alert {alert_id}")
     return alert
 

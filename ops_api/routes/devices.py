@@ -1,6 +1,7 @@
 """Devices: list, show, health.
 
-    GET /devices                      staff: all; householders: their household's; crews: their kind
+    GET /devices                      staff: all; householders: their household's (while their
+                                      tenancy is open); crews: their kind
     GET /devices/{device_id}          the same; anything not yours to see is 404
     GET /devices/{device_id}/health   state (ok/warning/critical/unknown/retired) and the reasons
 
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from cityops.storage import Database
+from ops_api.accounts import tenancies
 from ops_api.accounts.roles import Role, User
 from ops_api.deps import DB, CurrentUser
 from ops_api.errors import NotFound
@@ -28,7 +30,8 @@ Kind = Literal["frog", "road", "bin"]
 async def visible_device(db: Database, user: User, device_id: str) -> dict[str, Any]:
     """The device if this user may see it; 404 otherwise (whether or not it exists)."""
     row = await q.get_device(db, device_id)
-    if row is None or not may_see_device(user, row["kind"], row["household_id"]):
+    if row is None or not may_see_device(user, row["kind"], row["household_id"]) or (
+            user.role is Role.HOUSEHOLDER and await tenancies.current(db, user) is None):
         raise NotFound("no such device")  # the same answer whether it exists or is not yours
     return q.device_json(row)
 
@@ -37,6 +40,8 @@ async def visible_device(db: Database, user: User, device_id: str) -> dict[str, 
 async def list_devices(db: DB, user: CurrentUser, kind: Kind | None = None,
                        include_retired: bool = False) -> list[dict[str, Any]]:
     household = user.household_id if user.role is Role.HOUSEHOLDER else None
+    if household is not None and await tenancies.current(db, user) is None:
+        return []  # a tenancy that has ended shows nothing of the home
     return await q.list_devices(db, kinds=device_kinds(user), household_id=household, kind=kind,
                                 include_retired=include_retired)
 
