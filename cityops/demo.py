@@ -116,7 +116,10 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             story = Story(database_url, mqtt_url, work_dir, timeline,
                           StoryOptions(seed=args.seed, days=args.days, speed=args.speed))
 
-        server = http_server(create_app(settings, db=db, mqtt_url=mqtt_url), settings.api.host, port)
+        # plain http on this machine: the session cookie cannot be Secure or __Host- prefixed
+        plain_http = settings.accounts.model_copy(update={"insecure_localhost": True})
+        web = settings.model_copy(update={"accounts": plain_http})
+        server = http_server(create_app(web, db=db, mqtt_url=mqtt_url), settings.api.host, port)
         serving = asyncio.create_task(server.serve())
         await _until_listening(server, serving)
         if serving.done():

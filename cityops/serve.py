@@ -21,9 +21,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's config for the API. Its own proxy-header handling is off (by default it believes
+    X-Forwarded-For from 127.0.0.1, whoever sends it): the app does that itself, from
+    CITYOPS_API__TRUSTED_PROXIES only (ops_api.clientinfo)."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+
+
 def http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     claim_port(port, "the web server", "CITYOPS_API__PORT (or --port)", host)
-    return _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    return _Server(server_config(app, host, port))
 
 
 def stop_event_on_signals() -> asyncio.Event:

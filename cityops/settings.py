@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -33,6 +34,10 @@ class StorageSettings(BaseModel):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    # the services' database roles are <prefix><service> (migration 0023; `cityops db roles`),
+    # and their passwords for `cityops db roles --apply` (CITYOPS_STORAGE__ROLE_PASSWORDS__INGEST=...)
+    role_prefix: str = Field(default="cityops_", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    role_passwords: dict[str, SecretStr] = {}
 
 
 class EmbeddedSettings(BaseModel):
@@ -67,6 +72,22 @@ class IngestSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # reverse proxies (addresses or CIDRs) whose X-Forwarded-For / -Proto / -Host are believed;
+    # from anywhere else those headers are ignored (docs/api.md, "Protections")
+    trusted_proxies: list[str] = []
+    # origins (scheme://host[:port]) besides the API's own and accounts.public_base_url whose
+    # browsers may POST, PATCH or DELETE here; cross-site unsafe requests are refused 403
+    allowed_origins: list[str] = []
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)      # larger request bodies: 413
+    anonymous_max_body_bytes: int = Field(default=8192, ge=1024)  # on the routes that need no sign-in
+    health_cache_s: float = Field(default=5.0, ge=0.1)           # /health probes at most this often
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ip_network(item, strict=False)  # ValueError names the bad one
+        return value
 
 
 class DevicesSettings(BaseModel):
@@ -189,9 +210,18 @@ class AccountsSettings(BaseModel):
     invitation_ttl: timedelta = timedelta(days=7)    # an unused invitation link expires after this
     # the API as people's browsers see it: invitation links are <public_base_url>/invite/<token>
     public_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")
-    login_max_failures: int = Field(default=5, ge=1)               # per username in the window ...
-    login_max_failures_per_client: int = Field(default=20, ge=1)   # ... and per client address
+    # per username: this many failures in the window are free; each further attempt waits
+    # login_delay, doubling per failure up to login_max_delay (a delay, never a lockout)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_delay: timedelta = timedelta(seconds=10)
+    login_max_delay: timedelta = timedelta(minutes=5)
+    # an address that signed in as a user within this long skips that user's delay (not its own limit)
+    login_known_client_for: timedelta = timedelta(days=30)
+    login_max_failures_per_client: int = Field(default=20, ge=1)   # per client address (IPv6: per /64)
     login_window: timedelta = timedelta(minutes=15)
+    # demo only (plain http on this machine): the session cookie is `cityops_session`, not
+    # Secure; otherwise it is `__Host-cityops_session`, Secure, Path=/
+    insecure_localhost: bool = False
 
 
 class Settings(BaseSettings):

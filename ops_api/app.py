@@ -1,4 +1,6 @@
-"""The FastAPI application: resources opened in the lifespan, routes split by resource."""
+"""The FastAPI application: resources opened in the lifespan, routes split by resource, and
+in front of every route (outermost first) the trusted-proxy headers, the body size limit and
+the cross-site guard (ops_api.clientinfo, ops_api.guards)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ from cityops.errors import CityOpsError, DatabaseUnavailable, StorageError
 from cityops.settings import Settings
 from cityops.storage import Database
 from ops_api import pages
-from ops_api.errors import ApiError, invalid_input
+from ops_api.clientinfo import ProxyHeaders, TrustedProxies
+from ops_api.errors import ApiError, as_response, invalid_input
+from ops_api.guards import BodyLimit, CrossSite
+from ops_api.healthcheck import HealthCache, platform_probe
 from ops_api.routes import (
     admin_devices,
     alerts,
@@ -40,11 +45,11 @@ def create_app(settings: Settings, *, db: Database | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if db is not None:
-            app.state.db = db
+            _open(app, db)
             yield
             return
         async with Database.connect(settings.resolved_database_url(), settings.storage) as own:
-            app.state.db = own
+            _open(app, own)
             yield
 
     app = FastAPI(title="CityOps operations API", version=__version__, lifespan=lifespan)
@@ -60,7 +65,21 @@ def create_app(settings: Settings, *, db: Database | None = None,
     for resource in (devices, readings, households, gritting, bins, jobs, alerts, open_data):
         app.include_router(resource.router)
     app.add_exception_handler(CityOpsError, _domain_error)  # type: ignore[arg-type]
+    api = settings.api
+    app.add_middleware(CrossSite, allowed_origins=[settings.accounts.public_base_url, *api.allowed_origins])
+    app.add_middleware(BodyLimit, limit=api.max_body_bytes, small_limit=api.anonymous_max_body_bytes,
+                       small_paths=ANONYMOUS_BODIES)
+    app.add_middleware(ProxyHeaders, trusted=TrustedProxies.parse(api.trusted_proxies))  # outermost
     return app
+
+
+# The routes that take a body from anyone, signed in or not: the smaller body limit.
+ANONYMOUS_BODIES = ("/auth/login", "/auth/invitations/accept")
+
+
+def _open(app: FastAPI, db: Database) -> None:
+    app.state.db = db
+    app.state.health = HealthCache(platform_probe(db, app.state.mqtt_url), app.state.settings.api.health_cache_s)
 
 
 async def _domain_error(request: Request, exc: CityOpsError) -> JSONResponse:
@@ -68,6 +87,6 @@ async def _domain_error(request: Request, exc: CityOpsError) -> JSONResponse:
     if isinstance(exc, StorageError):
         exc = invalid_input(exc) or exc
     if isinstance(exc, ApiError):
-        return JSONResponse({"error": str(exc), "hint": exc.hint}, status_code=exc.status, headers=exc.headers)
+        return as_response(exc)
     status = 503 if isinstance(exc, DatabaseUnavailable | StorageError) else 400
     return JSONResponse({"error": str(exc), "hint": exc.hint}, status_code=status)

@@ -5,9 +5,11 @@
     Staff           operators and admins;  Admin: admins only
     GrittingReader  operators, gritting crews (and admins);  WasteReader: operators, waste crews
 
-A session token comes as `Authorization: Bearer <token>` or in the `cityops_session` cookie
-(the web pages). Which roles may call each route is also declared in ops_api/access.py,
-which the authorization matrix test checks against what the routes do.
+A session token comes as `Authorization: Bearer <token>` or in the session cookie (the web
+pages): `__Host-cityops_session` (Secure, Path=/, no Domain: no other site or subdomain can
+set or read it), or `cityops_session` in the demo (accounts.insecure_localhost, plain http).
+Which roles may call each route is also declared in ops_api/access.py, which the
+authorization matrix test checks against what the routes do.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from ops_api.accounts.roles import Role, User
 from ops_api.accounts.sessions import resolve_session
 from ops_api.errors import Forbidden, NotAuthenticated
 
-__all__ = ["DB", "SESSION_COOKIE", "Admin", "AppSettings", "CurrentUser", "GrittingReader", "OptionalUser", "Role",
-           "Staff", "User", "WasteReader", "allow", "current_user", "optional_user", "session_token"]
+__all__ = ["DB", "SECURE_SESSION_COOKIE", "SESSION_COOKIE",
+           "Admin", "AppSettings", "CurrentUser", "GrittingReader", "OptionalUser", "Role",
+           "Staff", "User", "WasteReader", "allow", "current_user", "optional_user", "session_cookie",
+           "session_token"]
 
-SESSION_COOKIE = "cityops_session"
+SESSION_COOKIE = "cityops_session"             # the demo's (plain http on this machine)
+SECURE_SESSION_COOKIE = "__Host-cityops_session"  # everywhere else
 bearer = OAuth2PasswordBearer(tokenUrl="/auth/login", auto_error=False,
                               description="a session token from POST /auth/login (or the cityops_session cookie)")
 
@@ -46,9 +51,14 @@ DB = Annotated[Database, Depends(get_db)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
+def session_cookie(settings: Settings) -> str:
+    """The session cookie's name: only the one these settings set is ever read."""
+    return SESSION_COOKIE if settings.accounts.insecure_localhost else SECURE_SESSION_COOKIE
+
+
 async def session_token(request: Request, bearer_token: Annotated[str | None, Depends(bearer)]) -> str | None:
     """The token the request carries: the bearer header first, else the session cookie."""
-    return bearer_token or request.cookies.get(SESSION_COOKIE) or None
+    return bearer_token or request.cookies.get(session_cookie(request.app.state.settings)) or None
 
 
 async def optional_user(db: DB, token: Annotated[str | None, Depends(session_token)]) -> User | None:

@@ -4,16 +4,21 @@
      +-- ApiError                  anything the API refuses; `status` is the HTTP status
           +-- NotAuthenticated     401: no session, or an unknown or expired one (WWW-Authenticate: Bearer)
           +-- Forbidden            403: signed in, but this role may not do that
+          |    +-- CrossSiteRefused  403: an unsafe request from another site's page (Origin, Sec-Fetch-Site)
           +-- NotFound             404: no such thing, or not yours to see (another household's)
           +-- Conflict             409: it exists already (a username, a used invitation)
+          +-- PayloadTooLarge      413: a request body over the route's limit
           +-- InvalidRequest       422: a value that breaks a rule; names the field when there is one
           +-- TooManyRequests      429: slow down; `retry_after_s` goes out as Retry-After
 
-app.py's one handler turns them into `{"error": ..., "hint": ...}` with the status and headers;
-`invalid_input` tells it which database errors are the request's fault (a 422, not a 503).
+app.py's one handler turns them into `{"error": ..., "hint": ...}` with the status and headers
+(`as_response`, which the ASGI guards call too); `invalid_input` tells it which database errors
+are the request's fault (a 422, not a 503).
 """
 
 from __future__ import annotations
+
+from starlette.responses import JSONResponse
 
 from cityops.errors import CityOpsError, StorageError
 
@@ -46,6 +51,10 @@ class Forbidden(ApiError):
         super().__init__(message, hint=hint)
 
 
+class CrossSiteRefused(Forbidden):
+    hint = "use this site's own pages, or an API client with a bearer token"
+
+
 class NotFound(ApiError):
     status = 404
     hint = "check the id in the URL"
@@ -53,6 +62,14 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit} bytes", hint="send less")
+        self.limit = limit
 
 
 class InvalidRequest(ApiError):
@@ -74,6 +91,10 @@ class TooManyRequests(ApiError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+def as_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse({"error": str(exc), "hint": exc.hint}, status_code=exc.status, headers=exc.headers)
 
 
 # SQLSTATEs a request's own values cause: text PostgreSQL cannot hold (a NUL character),

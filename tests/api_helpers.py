@@ -31,6 +31,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from cityops.embedded.process import free_port
+from cityops.serve import server_config
 from cityops.storage import Database
 from ops_api.accounts.roles import Role, User
 from ops_api.accounts.sessions import open_session
@@ -81,7 +82,7 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     """The app served by uvicorn on a free port in this process (a real socket, for clients
     that are not httpx); yields its base URL and stops the server afterwards."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))  # as `cityops api` runs it
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
+from cityops.settings import AccountsSettings, Settings
 from cityops.storage import Database
 from ops_api.accounts import sessions, store
 from ops_api.app import create_app
-from ops_api.deps import SESSION_COOKIE, Admin, GrittingReader, Role, Staff, User, WasteReader
+from ops_api.deps import SECURE_SESSION_COOKIE, SESSION_COOKIE, Admin, GrittingReader, Role, Staff, User, WasteReader
 from tests.api_helpers import api_client, login_as, make_user
 
 PASSWORD = "correct horse battery"
@@ -38,8 +38,8 @@ async def test_login_me_and_logout_with_a_bearer_token(app: FastAPI, db: Databas
         assert body["token_type"] == "bearer" and body["user"]["role"] == "operator"
         assert body["user"]["user_id"] == user.user_id
         cookie = ok.headers["set-cookie"]
-        assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
-        assert "Secure" not in cookie  # plain http here
+        assert cookie.startswith(f"{SECURE_SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+        assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie  # __Host- needs all three
         client.cookies.clear()
         bearer = {"Authorization": f"Bearer {body['access_token']}"}
         me = await client.get("/auth/me", headers=bearer)
@@ -53,9 +53,10 @@ async def test_the_session_cookie_signs_in_the_pages(app: FastAPI, db: Database,
     await store.create_user(db, username=f"hh-{unique}", password=PASSWORD, role="householder",
                             household_id=f"house-{unique}")
     async with api_client(app) as client:
+        client.base_url = httpx.URL("https://testserver")  # a Secure cookie goes back only over https
         ok = await client.post("/auth/login", data={"username": f"hh-{unique}", "password": PASSWORD})
         assert ok.status_code == 200
-        assert client.cookies.get(SESSION_COOKIE) == ok.json()["access_token"]
+        assert client.cookies.get(SECURE_SESSION_COOKIE) == ok.json()["access_token"]
         me = await client.get("/auth/me")  # no header: the cookie
         assert me.json()["household_id"] == f"house-{unique}"
         await client.post("/auth/logout")
@@ -120,9 +121,17 @@ async def test_login_as_gives_a_householder_their_own_household(app: FastAPI, db
         assert (await client.get("/auth/me")).json()["household_id"] == "hh-given"
 
 
-async def test_over_https_the_cookie_is_secure(app: FastAPI, db: Database, unique: str) -> None:
+async def test_the_demo_cookie_is_plain_over_http_and_secure_over_https(db: Database, database_url: str,
+                                                                         unique: str) -> None:
+    demo = create_app(Settings(database_url=database_url,  # type: ignore[arg-type]
+                               accounts=AccountsSettings(insecure_localhost=True)), db=db)
     await store.create_user(db, username=f"op-{unique}", password=PASSWORD, role="operator")
-    async with api_client(app) as client:
+    async with api_client(demo) as client:
+        plain = await client.post("/auth/login", data={"username": f"op-{unique}", "password": PASSWORD})
+        cookie = plain.headers["set-cookie"]
+        assert cookie.startswith(f"{SESSION_COOKIE}=") and "Secure" not in cookie
+        assert (await client.get("/auth/me")).status_code == 200  # the cookie works over plain http
+        client.cookies.clear()
         client.base_url = httpx.URL("https://testserver")
         ok = await client.post("/auth/login", data={"username": f"op-{unique}", "password": PASSWORD})
         assert ok.status_code == 200 and "Secure" in ok.headers["set-cookie"]

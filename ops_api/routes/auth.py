@@ -2,8 +2,10 @@
 and POST /auth/invitations/accept (a householder's first sign-in, from an invitation link).
 
 A login answers the token in the body (for API clients: `Authorization: Bearer <token>`)
-and as the `cityops_session` cookie (for the web pages: HttpOnly, SameSite=Lax, Secure over
-https). Failed logins are limited per username and per client address (429, Retry-After).
+and as the session cookie for the web pages (`__Host-cityops_session`: HttpOnly, Secure,
+SameSite=Lax, Path=/; in the demo `cityops_session`, Secure only over https). Each attempt is
+reserved with the login limit before its password is hashed (429 with Retry-After when it
+may not go ahead; ops_api.accounts.ratelimit).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from cityops.settings import Settings
 from cityops.storage import Database
 from ops_api.accounts import invitations, sessions, store
 from ops_api.accounts.passwords import verify_password
-from ops_api.accounts.ratelimit import LoginLimits, check_login_allowed, purge_attempts, record_login
+from ops_api.accounts.ratelimit import LoginLimits, finish_attempt, purge_attempts, reserve_attempt
 from ops_api.accounts.roles import Role, User
-from ops_api.deps import DB, SESSION_COOKIE, AppSettings, CurrentUser, session_token
+from ops_api.clientinfo import limit_key
+from ops_api.deps import DB, AppSettings, CurrentUser, session_cookie, session_token
 from ops_api.errors import NotAuthenticated
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -54,21 +57,27 @@ class AcceptInvitation(BaseModel):
     display_name: str | None = Field(default=None, max_length=200)
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_key(request: Request) -> str:
+    """The client as the login limit counts it (behind trusted proxies: the real client)."""
+    return limit_key(request.client.host) if request.client else "unknown"
 
 
 def login_limits(settings: Settings) -> LoginLimits:
     s = settings.accounts
-    return LoginLimits(s.login_max_failures, s.login_max_failures_per_client, s.login_window)
+    return LoginLimits(s.login_max_failures, s.login_max_failures_per_client, s.login_window,
+                       s.login_delay, s.login_max_delay, s.login_known_client_for)
+
+
+def _cookie_secure(settings: Settings, request: Request) -> bool:
+    return not settings.accounts.insecure_localhost or request.url.scheme == "https"
 
 
 async def _signed_in(db: Database, settings: Settings, user: User, request: Request, response: Response) -> TokenOut:
     token = await sessions.open_session(db, user.user_id, ttl=settings.accounts.session_ttl)
     expires = await sessions.expires_at(db, token)
     assert expires is not None
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(settings.accounts.session_ttl.total_seconds()),
-                        httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+    response.set_cookie(session_cookie(settings), token, max_age=int(settings.accounts.session_ttl.total_seconds()),
+                        httponly=True, samesite="lax", secure=_cookie_secure(settings, request), path="/")
     return TokenOut(access_token=token, expires_at=expires, user=UserOut.of(user))
 
 
@@ -78,11 +87,10 @@ async def _signed_in(db: Database, settings: Settings, user: User, request: Requ
 async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, response: Response,
                 db: DB, settings: AppSettings) -> TokenOut:
     username = form.username.strip().lower()[:128]
-    client = client_address(request)
-    await check_login_allowed(db, username, client, login_limits(settings))
+    attempt = await reserve_attempt(db, username, client_key(request), login_limits(settings))
     found = await store.password_hash_of(db, username)
     ok = await verify_password(found[1] if found else None, form.password)
-    await record_login(db, username, client, succeeded=ok)
+    await finish_attempt(db, attempt, succeeded=ok and found is not None)
     await sessions.purge_expired(db)  # housekeeping, on the one route that is slow anyway
     await purge_attempts(db)
     if not ok or found is None:
@@ -92,10 +100,12 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
 
 
 @router.post("/logout", status_code=204, summary="Sign out: the session token stops working")
-async def logout(db: DB, token: Annotated[str | None, Depends(session_token)], response: Response) -> None:
+async def logout(db: DB, settings: AppSettings, token: Annotated[str | None, Depends(session_token)],
+                 request: Request, response: Response) -> None:
     if token is not None:
         await sessions.close_session(db, token)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(session_cookie(settings), path="/", secure=_cookie_secure(settings, request),
+                           httponly=True, samesite="lax")
 
 
 @router.get("/me", summary="Who is signed in")
