@@ -91,3 +91,35 @@ def test_the_password_is_never_an_argument() -> None:
     assert exited.value.code == 2
     args = parser.parse_args(["user", "add", "x", "--role", "admin", "--password-file", "-"])
     assert str(args.password_file) == "-"
+
+
+async def test_tenancies_from_the_command_line(fresh_database_url: str, user_command: UserCommand) -> None:
+    """An operator's view of tenancies: a flatmate's link (--join) keeps the tenant, the next
+    tenancy's link ends them, `end-tenancy` needs a reason, `tenancies` lists who and why."""
+    async with Database.connect(fresh_database_url) as db:
+        await migrate(db, StorageSettings())
+        tokens = {}
+        for name, extra in (("ann", ()), ("bo", ("--join",))):
+            code, out, err = await user_command("invite", "hh-7", *extra)
+            assert code == 0, err
+            tokens[name] = re.findall(r"/invite/(\S+)", out)[0]
+        assert "joining the current tenancy" in out and "ended" not in out
+        app = create_app(Settings(database_url=fresh_database_url), db=db)  # type: ignore[arg-type]
+        async with api_client(app) as client:
+            for name, token in tokens.items():
+                joined = await client.post("/auth/invitations/accept", json={
+                    "token": token, "username": name, "password": f"{name}'s long password"})
+                assert joined.status_code == 200, joined.text
+
+        with pytest.raises(SystemExit):  # argparse: --reason is required
+            cli.build_parser().parse_args(["user", "end-tenancy", "bo"])
+        code, out, err = await user_command("end-tenancy", "bo", "--reason", "moved out")
+        assert code == 0 and "ended bo's membership of household hh-7" in out, err
+        code, out, err = await user_command("end-tenancy", "bo", "--reason", "again")
+        assert code == 1 and "no current tenancy" in err
+        code, out, err = await user_command("invite", "hh-7")
+        assert code == 0 and "ended the membership of 1 previous member(s)" in out, err
+        code, out, _ = await user_command("tenancies", "--household", "hh-7")
+        assert "3 membership(s)" not in out and "2 membership(s)" in out
+        assert out.count("a new tenancy: invitation issued") == 1 and out.count("moved out") == 1
+        assert await db.fetchval("SELECT count(*) FROM household_members WHERE ends_at IS NULL") == 0
