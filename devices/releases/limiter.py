@@ -1,7 +1,10 @@
 """Download limits for a fleet: one token bucket of bytes per second shared by every
-download, and a cap on downloads at once. A device over the cap is told when to come back
-(429 + Retry-After) instead of queueing on the server; the bucket paces the bytes of those
-admitted, so a cohort of a thousand does not saturate the council's uplink."""
+download, and a cap on downloads at once, at most one of them per device. A device over the
+cap, or asking again while its own download runs, is told when to come back (429 +
+Retry-After) instead of queueing on the server; the bucket paces the bytes of those admitted,
+so a cohort of a thousand does not saturate the council's uplink. A slot whose client takes
+no bytes for `idle_timeout_s` is taken back (the stream checks `Slot.revoked` and stops), so
+neither a stalled device nor a greedy one can hold the fleet's slots."""
 
 from __future__ import annotations
 
@@ -51,19 +54,41 @@ class TokenBucket:
 
 
 @dataclass
+class Slot:
+    device_id: str
+    last_progress: float
+    revoked: bool = False
+
+
+@dataclass
 class DownloadLimits:
     bucket: TokenBucket
     max_concurrent: int
-    active: int = 0
+    idle_timeout_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _slots: dict[str, Slot] = field(default_factory=dict)
 
-    def try_acquire(self) -> bool:
-        if self.active >= self.max_concurrent:
-            return False
-        self.active += 1
-        return True
+    @property
+    def active(self) -> int:
+        return len(self._slots)
 
-    def release(self) -> None:
-        self.active = max(0, self.active - 1)
+    def try_acquire(self, device_id: str) -> Slot | None:
+        """A slot for this device; None when it holds one already or all are taken."""
+        now = self.clock()
+        for idle in [s for s in self._slots.values() if now - s.last_progress > self.idle_timeout_s]:
+            idle.revoked = True
+            del self._slots[idle.device_id]
+        if device_id in self._slots or len(self._slots) >= self.max_concurrent:
+            return None
+        slot = self._slots[device_id] = Slot(device_id, now)
+        return slot
+
+    def progress(self, slot: Slot) -> None:
+        slot.last_progress = self.clock()
+
+    def release(self, slot: Slot) -> None:
+        if self._slots.get(slot.device_id) is slot:
+            del self._slots[slot.device_id]
 
     def retry_after_s(self, size: int) -> int:
         """When a slot frees up, on average: the downloads share the rate, so one finishes every

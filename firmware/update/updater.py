@@ -41,7 +41,7 @@ class Updater:
         self.base_url = base_url
         self.allow_http = allow_http
         self.clock = clock
-        self._refused: set[str] = set()  # offer signatures refused while this agent runs
+        self._refused: set[UpdateOffer] = set()  # whole offers (a forged copy must not block the genuine one)
         self.credentials = credentials
         self.reserve_bytes = reserve_bytes
         self.free_bytes = free_bytes
@@ -54,7 +54,7 @@ class Updater:
         """Why this offer is not for us, or None to go ahead."""
         if offer.version == self.running_version:
             return "already running it"
-        if offer.offer_signature in self._refused:
+        if offer in self._refused:
             return "refused already"
         failed = self.layout.failed().get(offer.version)
         if failed is not None:
@@ -76,10 +76,10 @@ class Updater:
                         last_rollout=self.layout.last_rollout())
         except OfferRefused as exc:
             log.warning("update offer refused: %s", exc.reason)
-            self._refused.add(offer.offer_signature)
+            self._refused.add(offer)
             return False
         except UpdateError as exc:
-            self._refused.add(offer.offer_signature)
+            self._refused.add(offer)
             return self._failed(offer, exc)
         try:
             self.layout.ensure()
@@ -104,7 +104,7 @@ class Updater:
             return True
         except UpdateError as exc:
             if not exc.remember:
-                self._refused.add(offer.offer_signature)
+                self._refused.add(offer)
             return self._failed(offer, exc)
         except OSError as exc:  # the update folder itself is unusable: nothing can be written or reported
             log.error("update to %s impossible: %s", offer.version, exc)

@@ -3,26 +3,29 @@
 Authenticated per device (HTTP Basic: device id and its secret, checked against the stored
 Mosquitto hash), resumable (a single `Range: bytes=a-b`, answered 206; an unsatisfiable
 range 416), and limited: a byte token bucket shared by every download, and a cap on
-downloads at once, past which a device gets 429 with Retry-After.
+downloads at once with at most one per device, past which a device gets 429 with
+Retry-After. A client that takes no bytes for the idle timeout loses its connection and slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from starlette.types import Receive, Scope, Send
 
 from cityops.storage import Database
-from devices.releases.limiter import DownloadLimits, TokenBucket
+from devices.releases.limiter import DownloadLimits, Slot, TokenBucket
 from devices.secrets import verify_secret
 from ops_api.deps import DB
 
+log = logging.getLogger("ops_api.releases")
 router = APIRouter(prefix="/releases", tags=["releases"])
 basic = HTTPBasic(realm="cityops devices")
 CHUNK = 64 * 1024
@@ -54,7 +57,7 @@ def limits(request: Request) -> DownloadLimits:
     if getattr(state, "release_limits", None) is None:
         config = state.settings.releases
         state.release_limits = DownloadLimits(TokenBucket(config.download_bytes_per_s, config.download_burst_bytes),
-                                              config.max_concurrent_downloads)
+                                              config.max_concurrent_downloads, config.download_idle_timeout_s)
     limits_: DownloadLimits = state.release_limits
     return limits_
 
@@ -90,28 +93,48 @@ async def download(version: str, db: DB, device: Device, limit: Limits,
         span = parse_range(range_, size)
     except ValueError:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    if not limit.try_acquire():
-        return Response("too many downloads at once; come back later", status_code=429,
-                        headers={"Retry-After": str(limit.retry_after_s(size))})
+    slot = limit.try_acquire(device)
+    if slot is None:
+        return Response("too many downloads at once, or this device's own is still running; come back later",
+                        status_code=429, headers={"Retry-After": str(limit.retry_after_s(size))})
     first, last = span if span is not None else (0, size - 1)
     headers = {"Accept-Ranges": "bytes", "ETag": f'"{sha256}"', "Content-Length": str(last - first + 1)}
     if span is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return _SlotStream(path, first, last, limit, slot, status_code=206 if span is not None else 200, headers=headers)
 
-    async def body() -> AsyncIterator[bytes]:
+
+class _SlotStream(Response):
+    """The file's bytes, paced by the shared bucket. The slot is given back when the stream ends;
+    it ends early when the client takes no bytes for the idle timeout, goes away, or the slot
+    was taken back (then the connection is dropped, and the device resumes with a Range)."""
+
+    media_type = "application/gzip"
+
+    def __init__(self, path: Path, first: int, last: int, limit: DownloadLimits, slot: Slot, *, status_code: int,
+                 headers: dict[str, str]):
+        super().__init__(status_code=status_code, headers=headers)
+        self.path, self.first, self.last, self.limit, self.slot = path, first, last, limit, slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit, slot = self.limit, self.slot
         try:
-            with path.open("rb") as f:
-                f.seek(first)
-                left = last - first + 1
-                while left > 0:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            with self.path.open("rb") as f:
+                f.seek(self.first)
+                left = self.last - self.first + 1
+                while left > 0 and not slot.revoked:
                     chunk = f.read(min(CHUNK, left))
                     if not chunk:
                         break
                     await limit.bucket.take(len(chunk))
                     left -= len(chunk)
-                    yield chunk
+                    async with asyncio.timeout(limit.idle_timeout_s):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+                    limit.progress(slot)
+        except TimeoutError:
+            log.info("release download by %s: no bytes taken for %g s; dropped", slot.device_id, limit.idle_timeout_s)
+        except OSError:  # the device went away
+            pass
         finally:
-            limit.release()
-
-    return StreamingResponse(body(), status_code=206 if span is not None else 200, headers=headers,
-                             media_type="application/gzip")
+            limit.release(slot)
