@@ -1,4 +1,4 @@
-"""`cityops db migrate|status`."""
+"""`cityops db migrate|status|roles`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import migrate, status
+from cityops.storage.roles import apply_logins, login_statements, service_roles
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -18,6 +19,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
                        ).set_defaults(handler=run_migrate)
     actions.add_parser("status", help="back end in use, applied and pending migrations"
                        ).set_defaults(handler=run_status)
+    roles = actions.add_parser(
+        "roles", help="the services' roles: print (or --apply) ALTER ROLE ... LOGIN PASSWORD",
+        description="Give the least-privilege roles of migration 0023 their logins. Passwords come from "
+                    "CITYOPS_STORAGE__ROLE_PASSWORDS__<SERVICE>; they are sent as SCRAM verifiers.")
+    roles.add_argument("--apply", action="store_true", help="run the statements (as the owner) instead of printing")
+    roles.set_defaults(handler=run_roles)
 
 
 async def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -50,4 +57,19 @@ async def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pending  {migration.version:04d}_{migration.name}")
     if not state.pending:
         print("up to date" if state.applied else "empty database: run `cityops db migrate`")
+    return 0
+
+
+async def run_roles(args: argparse.Namespace, settings: Settings) -> int:
+    async with database_for(settings) as db, db.pool.acquire() as conn:
+        roles = await service_roles(conn)
+        statements = login_statements(roles, settings.storage.role_passwords)
+        if args.apply:
+            await apply_logins(conn, statements)
+    if args.apply:
+        for service, role in sorted(roles.items()):
+            print(f"{service}: {role} may log in"
+                  + ("" if service in settings.storage.role_passwords else " (no password set)"))
+    else:
+        print("\n".join(statements))
     return 0

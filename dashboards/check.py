@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from cityops.errors import StorageError
 from cityops.storage import Database
@@ -48,14 +49,17 @@ def panel_interval(panel: Panel, time_from: datetime, time_to: datetime) -> time
     return max(step, floor)
 
 
-async def _fetch(db: Database, sql: str, timeout_s: float) -> int:
+async def _fetch(db: Database, sql: str, timeout_s: float, role: str | None = None) -> list[Any]:
+    """Rows of `sql`, read-only, as `role` when given (Grafana's: what its data source may read)."""
     async with db.transaction() as conn:
         await conn.execute("SET TRANSACTION READ ONLY")
         await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-        return len(await conn.fetch(sql))
+        if role:
+            await conn.execute(f'SET LOCAL ROLE "{role}"')
+        return list(await conn.fetch(sql))
 
 
-async def variable_selections(db: Database, board: Board) -> dict[str, Selection]:
+async def variable_selections(db: Database, board: Board, role: str | None = None) -> dict[str, Selection]:
     """Every variable at `All`, as a fresh board opens: all of its options. A variable without
     options (no data yet) is left out; `empty_variables` names them."""
     selections = {}
@@ -64,7 +68,7 @@ async def variable_selections(db: Database, board: Board) -> dict[str, Selection
             options = list(variable.values)
         else:
             assert isinstance(variable, QueryVariable)
-            options = [str(row[0]) for row in await db.fetch(variable.sql)]
+            options = [str(row[0]) for row in await _fetch(db, variable.sql, 30.0, role)]
         if options:
             selections[variable.name] = Selection.all(options)
     return selections
@@ -75,10 +79,11 @@ def uses_variable(sql: str, name: str) -> bool:
 
 
 async def run_board(db: Database, board: Board, time_from: datetime, time_to: datetime, *,
-                    timescaledb: bool | None = None, timeout_s: float = 30.0) -> list[PanelRun]:
+                    timescaledb: bool | None = None, timeout_s: float = 30.0, role: str | None = None
+                    ) -> list[PanelRun]:
     if timescaledb is None:
         timescaledb = (await db.backend()).is_timescale
-    selections = await variable_selections(db, board)
+    selections = await variable_selections(db, board, role)
     empty = [v.name for v in board.variables if v.name not in selections]
     base = QueryContext(time_from, time_to, timescaledb=timescaledb, variables=selections)
     runs = []
@@ -95,7 +100,7 @@ async def run_board(db: Database, board: Board, time_from: datetime, time_to: da
                 continue
             sql = expand(query.sql, ctx)
             try:
-                rows = await _fetch(db, sql, timeout_s)
+                rows = len(await _fetch(db, sql, timeout_s, role))
             except StorageError as exc:
                 runs.append(PanelRun(board.uid, panel.title, ref_id, sql, 0, str(exc),
                                      missing_table=exc.sqlstate == UNDEFINED_TABLE))
@@ -105,8 +110,8 @@ async def run_board(db: Database, board: Board, time_from: datetime, time_to: da
 
 
 async def run_boards(db: Database, boards: Sequence[Board], time_from: datetime, time_to: datetime,
-                     *, timescaledb: bool | None = None) -> list[PanelRun]:
+                     *, timescaledb: bool | None = None, role: str | None = None) -> list[PanelRun]:
     runs = []
     for board in boards:
-        runs += await run_board(db, board, time_from, time_to, timescaledb=timescaledb)
+        runs += await run_board(db, board, time_from, time_to, timescaledb=timescaledb, role=role)
     return runs

@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 import yaml
 
 from cityops.settings import DevicesSettings, StorageSettings
 from cityops.storage import Database, migrate
+from cityops.storage.roles import role_url
 from dashboards.boards import all_boards
 from dashboards.check import PanelRun, run_boards
 from dashboards.errors import GrafanaError
@@ -26,6 +29,7 @@ from dashboards.export import rendered_files
 from dashboards.model import SCHEMA_VERSION, MapView, Sql
 from dashboards.push import GrafanaPusher, postgres_datasource, prometheus_datasource
 from tests.conftest import scratch_database
+from tests.test_security_database import connect_as
 
 ROOT = Path(__file__).parent.parent
 VIEW = MapView.from_area_wkt(DevicesSettings().area_wkt)
@@ -135,15 +139,18 @@ async def seed_gritting(db: Database, now: datetime) -> None:
 
 @pytest.fixture(scope="module")
 async def city(postgres_admin_url: str) -> AsyncIterator[Database]:
-    """A database of its own (other tests' rows would make empty panels pass), migrated and seeded."""
-    async with scratch_database(postgres_admin_url) as url, Database.connect(url) as db:
-        await migrate(db, StorageSettings())
-        await seed(db)
-        yield db
+    """A database of its own (other tests' rows would make empty panels pass), migrated and seeded
+    by the owner, then opened as Grafana's role: the boards read what that role may read."""
+    async with scratch_database(postgres_admin_url) as url, Database.connect(url) as owner:
+        await migrate(owner, StorageSettings())
+        await seed(owner)
+        async with connect_as(url, "grafana") as grafana:
+            yield grafana
 
 
 @pytest.fixture(scope="module")
 async def panel_runs(city: Database) -> dict[tuple[str, str, str], PanelRun]:
+    assert await city.fetchval("SELECT current_user") == "cityops_grafana"
     runs = await run_boards(city, BOARDS, NOW - timedelta(hours=24), NOW + timedelta(minutes=1))
     return {(r.board, r.panel, r.ref_id): r for r in runs}
 
@@ -161,7 +168,8 @@ async def test_a_new_installation_checks_cleanly_skipping_panels_whose_variables
         postgres_admin_url: str) -> None:
     async with scratch_database(postgres_admin_url) as url, Database.connect(url) as db:
         await migrate(db, StorageSettings())
-        runs = await run_boards(db, BOARDS, NOW - timedelta(hours=24), NOW)
+        async with connect_as(url, "grafana") as grafana:
+            runs = await run_boards(grafana, BOARDS, NOW - timedelta(hours=24), NOW)
     assert [r for r in runs if r.error] == []
     skipped = [r for r in runs if r.skipped]
     assert skipped and all(r.board == "cityops-damp" and "variable area" in (r.skipped or "") for r in skipped)
@@ -183,18 +191,21 @@ async def test_the_area_variable_filters_homes_even_with_a_quote_in_a_name(city:
     assert [r["household"] for r in rows] == ["h1", "h2"]  # worst first: high before medium
 
 
-async def test_panels_read_the_latest_gritting_run_only(city: Database) -> None:
+async def test_panels_read_the_latest_gritting_run_only(city: Database, postgres_admin_url: str) -> None:
     from dashboards.boards.roads import ROUTES_TO_SEND
     from dashboards.macros import QueryContext, expand
 
-    older = await city.fetchval("INSERT INTO gritting_runs (computed_at, as_of, window_start, window_end, inputs, "
+    admin = urlsplit(postgres_admin_url)
+    owner = await asyncpg.connect(role_url(city.url, admin.username or "postgres", admin.password))
+    older = await owner.fetchval("INSERT INTO gritting_runs (computed_at, as_of, window_start, window_end, inputs, "
                                 "warnings) VALUES (now() - interval '1 day', now(), now(), now(), '{}', '[]') "
                                 "RETURNING run_id")
     try:
         rows = await city.fetch(expand(ROUTES_TO_SEND.sql, QueryContext(NOW - timedelta(days=1), NOW)))
         assert rows == []  # the newest run decided nothing yet: the board must not show an older run's routes
     finally:
-        await city.execute("DELETE FROM gritting_runs WHERE run_id = $1", older)
+        await owner.execute("DELETE FROM gritting_runs WHERE run_id = $1", older)
+        await owner.close()
 
 
 def test_time_series_on_readings_use_the_hourly_aggregates() -> None:
@@ -204,7 +215,7 @@ def test_time_series_on_readings_use_the_hourly_aggregates() -> None:
         for panel in board.panels:
             for query in panel.sql:
                 if query.format == "time_series":
-                    assert re.search(r"\b(frog|road|bin)_hourly\b", query.sql), panel.title
+                    assert re.search(r"\breporting\.(readings_per_hour|\w*hourly)\b", query.sql), panel.title
                     assert panel.min_interval == "1h", panel.title
 
 

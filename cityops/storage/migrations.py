@@ -134,7 +134,7 @@ async def migrate(db: Database, storage: StorageSettings,
             for migration in migrations:
                 if migration.version in done:
                     continue
-                await _apply(conn, migration, timescale)
+                await _apply(conn, migration, timescale, storage.role_prefix)
                 newly.append(migration)
             changes = await policies.sync(conn, storage) if timescale else []
             backend = await read_backend(conn)
@@ -202,12 +202,14 @@ async def _choose_backend(conn: Connection, storage: StorageSettings,
     return True
 
 
-async def _apply(conn: Connection, migration: Migration, timescale: bool) -> None:
+async def _apply(conn: Connection, migration: Migration, timescale: bool, role_prefix: str) -> None:
     sql = migration.sql_for(timescale)
     label = f"{migration.version:04d}_{migration.name}"
     log.info("applying migration %s", label)
     try:
         async with conn.transaction():
+            # the services' role names (0023_roles.sql reads it; later migrations read db_roles)
+            await conn.execute("SELECT set_config('cityops.role_prefix', $1, true)", role_prefix)
             if sql:
                 await conn.execute(sql)
             await conn.execute(

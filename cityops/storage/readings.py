@@ -47,7 +47,7 @@ class ReadingTable:
         names = ", ".join(self.column_names)
         arrays = ", ".join(f"${i}::{pgtype}[]" for i, (_, pgtype) in enumerate(self.columns, start=1))
         return (f"INSERT INTO {self.table} ({names}) SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT (device_id, ts) DO NOTHING")
+                f"ON CONFLICT DO NOTHING")  # the key (device_id, ts); no target: INSERT right alone
 
 
 _KEY = (("device_id", "text"), ("ts", "timestamptz"))

@@ -2,69 +2,63 @@
 
 from __future__ import annotations
 
-from dashboards.boards.common import AREA, HOME_AREA, IN_AREA, LEVEL_RANK
+from dashboards.boards.common import AREA, IN_AREA, LEVEL_RANK
 from dashboards.model import Board, MapView, MarkerLayer, Sql, Threshold, barchart, geomap, table, timeseries
 
-# each frog box's newest assessment up to the end of the time range
+# each frog box's newest assessment up to the end of the time range, from the reporting view:
+# a home is its household id, area and assessment; no address, readings or diary, and a
+# position rounded to about a kilometre (docs/operations.md, "What Grafana can see")
 LATEST = """
-WITH latest AS (
+WITH l AS (
     SELECT DISTINCT ON (a.device_id) a.*
-    FROM damp_assessments a
+    FROM reporting.damp_assessments a
     WHERE a.data_until <= $__timeTo()::timestamptz
     ORDER BY a.device_id, a.data_until DESC)
 """
-FROM_LATEST = """
-FROM latest l
-JOIN devices d ON d.device_id = l.device_id
-LEFT JOIN damp_home_settings s ON s.household_id = coalesce(l.household_id, d.household_id)
-"""
 
 RISK_BY_AREA = Sql(LATEST + f"""
-SELECT {HOME_AREA} AS area, avg(d.lat) AS lat, avg(d.lon) AS lon, count(*) AS homes,
+SELECT l.area, round(avg(l.approx_lat)::numeric, 2) AS lat, round(avg(l.approx_lon)::numeric, 2) AS lon,
+       count(*) AS homes,
        count(*) FILTER (WHERE l.level IN ('high', 'severe')) AS high_or_severe,
        round(avg({LEVEL_RANK.format(col='l.level')})::numeric, 2) AS mean_risk,
        round(max(l.mould_index)::numeric, 2) AS worst_mould_index
-""" + FROM_LATEST + f"""
-WHERE d.lat IS NOT NULL AND l.level <> 'unknown' AND {IN_AREA}
+FROM l
+WHERE l.approx_lat IS NOT NULL AND l.level <> 'unknown' AND {IN_AREA}
 GROUP BY 1
 """)
 
-DISTRIBUTION = Sql(LATEST + """
+DISTRIBUTION = Sql(LATEST + f"""
 SELECT l.level, count(*) AS homes
-""" + FROM_LATEST + f"""
+FROM l
 WHERE {IN_AREA}
 GROUP BY l.level
 ORDER BY max({LEVEL_RANK.format(col='l.level')}) DESC
 """)
 
 WORST_HOMES = Sql(LATEST + f"""
-SELECT coalesce(l.household_id, d.household_id) AS household, {HOME_AREA} AS area, l.level,
+SELECT l.household_id AS household, l.area, l.level,
        round(l.mould_index::numeric, 2) AS mould_index, l.damp_hours_7d, l.condensation_hours_7d,
-       round(l.surface_rh_30d::numeric, 1) AS surface_rh_30d, s.social_landlord,
+       round(l.surface_rh_30d::numeric, 1) AS surface_rh_30d, l.social_landlord,
        array_to_string(ARRAY(SELECT jsonb_array_elements_text(l.reasons)), '; ') AS reasons,
        l.data_until AS "assessed to"
-""" + FROM_LATEST + f"""
+FROM l
 WHERE l.level IN ('medium', 'high', 'severe') AND {IN_AREA}
 ORDER BY {LEVEL_RANK.format(col='l.level')} DESC, l.mould_index DESC, l.damp_hours_7d DESC
 LIMIT 50
 """)
 
 RH_BY_AREA = Sql(f"""
-SELECT $__timeGroupAlias(h.bucket, $__interval), {HOME_AREA} AS metric, avg(h.rh_avg) AS value
-FROM frog_hourly h
-JOIN devices d ON d.device_id = h.device_id
-LEFT JOIN damp_home_settings s ON s.household_id = d.household_id
-WHERE $__timeFilter(h.bucket) AND {IN_AREA}
+SELECT $__timeGroupAlias(l.bucket, $__interval), l.area AS metric, avg(l.rh_avg) AS value
+FROM reporting.damp_area_hourly l
+WHERE $__timeFilter(l.bucket) AND {IN_AREA}
 GROUP BY 1, 2
 ORDER BY 1
 """, format="time_series")
 
 TEMP_BY_AREA = Sql(f"""
-SELECT $__timeGroupAlias(h.bucket, $__interval), {HOME_AREA} AS metric, min(h.air_temp_min) AS value
-FROM frog_hourly h
-JOIN devices d ON d.device_id = h.device_id
-LEFT JOIN damp_home_settings s ON s.household_id = d.household_id
-WHERE $__timeFilter(h.bucket) AND {IN_AREA}
+SELECT $__timeGroupAlias(l.bucket, $__interval), l.area AS metric, min(l.air_temp_min) AS value
+FROM reporting.damp_area_hourly l
+WHERE $__timeFilter(l.bucket) AND {IN_AREA}
 GROUP BY 1, 2
 ORDER BY 1
 """, format="time_series")

@@ -17,16 +17,9 @@ from dashboards.model import Board, PromQL, Sql, Threshold, stat, table, timeser
 # ts index and chunk exclusion (readings measured more than 7 days before they arrived are
 # outside it: a device's spool rarely holds that much)
 COMMITTED = """
-SELECT received_at, ts, device_id, kind FROM (
-    SELECT received_at, ts, device_id, 'frog' AS kind FROM frog_readings
-    WHERE $__timeFilter(received_at) AND ts > $__timeFrom()::timestamptz - interval '7 days'
-    UNION ALL
-    SELECT received_at, ts, device_id, 'road' FROM road_readings
-    WHERE $__timeFilter(received_at) AND ts > $__timeFrom()::timestamptz - interval '7 days'
-    UNION ALL
-    SELECT received_at, ts, device_id, 'bin' FROM bin_readings
-    WHERE $__timeFilter(received_at) AND ts > $__timeFrom()::timestamptz - interval '7 days'
-) c WHERE kind IN (${kind:sqlstring})
+SELECT received_at, ts, device_id, kind FROM reporting.ingest_readings
+WHERE $__timeFilter(received_at) AND ts > $__timeFrom()::timestamptz - interval '7 days'
+  AND kind IN (${kind:sqlstring})
 """
 
 READINGS_PER_S = Sql(f"""
@@ -55,26 +48,25 @@ ORDER BY 1
 """, format="time_series")
 
 LAST_COMMIT = Sql("""
-SELECT kind, extract(epoch FROM now() - newest) AS seconds_ago FROM (
-    SELECT 'frog' AS kind, (SELECT max(received_at) FROM frog_readings WHERE ts > now() - interval '7 days') AS newest
-    UNION ALL SELECT 'road', (SELECT max(received_at) FROM road_readings WHERE ts > now() - interval '7 days')
-    UNION ALL SELECT 'bin', (SELECT max(received_at) FROM bin_readings WHERE ts > now() - interval '7 days')
-) k
-WHERE kind IN (${kind:sqlstring})
-ORDER BY kind
+SELECT k.kind, extract(epoch FROM now() - (
+    SELECT max(r.received_at) FROM reporting.ingest_readings r
+    WHERE r.kind = k.kind AND r.ts > now() - interval '7 days')) AS seconds_ago
+FROM unnest(ARRAY['bin', 'frog', 'road']) AS k(kind)
+WHERE k.kind IN (${kind:sqlstring})
+ORDER BY k.kind
 """)
 
 DEAD_LETTERS_RATE = Sql("""
 SELECT $__timeGroupAlias(received_at, $__interval), split_part(reason, ':', 1) AS metric, count(*) AS value
-FROM dead_letters
+FROM reporting.dead_letters
 WHERE $__timeFilter(received_at)
 GROUP BY 1, 2
 ORDER BY 1
 """, format="time_series")
 
 DEAD_LETTERS = Sql("""
-SELECT received_at AS "time", device_id, topic, reason, octet_length(payload) AS bytes
-FROM dead_letters
+SELECT received_at AS "time", device_id, topic, reason, bytes
+FROM reporting.dead_letters
 WHERE $__timeFilter(received_at)
 ORDER BY received_at DESC
 LIMIT 100

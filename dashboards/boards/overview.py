@@ -23,7 +23,7 @@ SELECT kind,
        count(*) FILTER (WHERE online) AS online,
        count(*) FILTER (WHERE last_seen > $__timeTo()::timestamptz - interval '1 hour') AS reporting,
        count(*) AS active
-FROM devices
+FROM reporting.devices
 WHERE status = 'active' AND kind IN (${kind:sqlstring})
 GROUP BY kind
 ORDER BY kind
@@ -32,7 +32,7 @@ ORDER BY kind
 OPEN_ALERTS = Sql("""
 SELECT s.severity, count(a.alert_id) AS open
 FROM unnest(ARRAY['critical', 'warning', 'info']) AS s(severity)
-LEFT JOIN alerts a ON a.severity = s.severity AND a.state <> 'resolved'
+LEFT JOIN reporting.alerts a ON a.severity = s.severity AND a.state <> 'resolved'
 GROUP BY s.severity
 ORDER BY max(""" + SEVERITY_RANK.format(col="s.severity") + """) DESC
 """)
@@ -41,7 +41,7 @@ OPEN_ALERT_LIST = Sql("""
 SELECT opened_at AS "opened", severity, state, title,
        coalesce(device_id, household_id, route_id, area) AS about,
        escalation_level AS escalation, acknowledged_by
-FROM alerts
+FROM reporting.alerts
 WHERE state <> 'resolved'
 ORDER BY """ + SEVERITY_RANK.format(col="severity") + """ DESC, opened_at DESC
 LIMIT 200
@@ -52,9 +52,9 @@ SELECT d.device_id, d.kind,
        coalesce(g.lat, d.lat) AS lat, coalesce(g.lon, d.lon) AS lon,
        CASE WHEN d.online THEN 1 WHEN d.online IS NULL THEN 0.5 ELSE 0 END AS online,
        d.last_seen, d.battery_v
-FROM devices d
+FROM reporting.devices d
 LEFT JOIN LATERAL (
-    SELECT r.lat, r.lon FROM road_readings r
+    SELECT r.lat, r.lon FROM reporting.road_readings r
     WHERE d.mobile AND r.device_id = d.device_id AND r.lat IS NOT NULL AND $__timeFilter(r.ts)
     ORDER BY r.ts DESC LIMIT 1) g ON true
 WHERE d.status = 'active' AND d.kind IN (${kind:sqlstring})
@@ -63,19 +63,15 @@ WHERE d.status = 'active' AND d.kind IN (${kind:sqlstring})
 
 READINGS_PER_HOUR = Sql("""
 SELECT $__timeGroupAlias(bucket, $__interval), kind AS metric, sum(readings) AS value
-FROM (
-    SELECT bucket, 'frog' AS kind, readings FROM frog_hourly WHERE $__timeFilter(bucket)
-    UNION ALL SELECT bucket, 'road', readings FROM road_hourly WHERE $__timeFilter(bucket)
-    UNION ALL SELECT bucket, 'bin', readings FROM bin_hourly WHERE $__timeFilter(bucket)
-) r
-WHERE kind IN (${kind:sqlstring})
+FROM reporting.readings_per_hour
+WHERE $__timeFilter(bucket) AND kind IN (${kind:sqlstring})
 GROUP BY 1, 2
 ORDER BY 1
 """, format="time_series")
 
 SILENT_DEVICES = Sql("""
 SELECT device_id, kind, last_seen, online, battery_v, firmware_version
-FROM devices
+FROM reporting.devices
 WHERE status = 'active' AND kind IN (${kind:sqlstring})
   AND (last_seen IS NULL OR last_seen < $__timeTo()::timestamptz - interval '1 hour')
 ORDER BY last_seen NULLS FIRST
