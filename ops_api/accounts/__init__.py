@@ -5,6 +5,7 @@
     store        users in the database: create, find, list, update, disable
     sessions     opaque bearer tokens stored as their SHA-256; open, resolve, close
     invitations  single-use, expiring householder invitation links
+    tenancies    household memberships (from, to, why ended): what a householder may see, and from when
     ratelimit    failed logins per username and per client address, in the database
-    cli          `cityops user add|invite|list|disable`
+    cli          `cityops user add|invite|list|disable|password|tenancies|end-tenancy`
 """
