@@ -33,6 +33,7 @@ from ops_api.accounts.invitations import create_invitation
 from ops_api.accounts.store import create_user
 from ops_api.bench import api_server, week_of_readings
 from rules.psychro import dew_point
+from tests.api_helpers import ALWAYS
 from tests.conftest import skip_or_fail
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -74,9 +75,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 @pytest.fixture(scope="module")
 async def site(db: Database, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The API and pages as `cityops api` serves them, on the session's (migrated) database."""
+    """The API and pages as `cityops api` serves them, on the session's (migrated) database,
+    over plain http on this machine as the demo does (so the cookie is not Secure)."""
     log = tmp_path_factory.mktemp("api") / "api.log"
-    async with api_server(database_url, log) as api:
+    async with api_server(database_url, log, env={"CITYOPS_ACCOUNTS__INSECURE_LOCALHOST": "true"}) as api:
         yield api.url
 
 
@@ -146,7 +148,7 @@ async def householder_with_a_week_of_readings(db: Database, unique: str) -> tupl
         device, now.replace(minute=0, second=0), household, json.dumps(["the coldest wall is often damp"]))
     password = secrets.token_urlsafe(12)
     await create_user(db, username=f"home-{unique}", password=password, role="householder",
-                      household_id=household, display_name="Alex Householder")
+                      household_id=household, display_name="Alex Householder", member_since=ALWAYS)
     return household, f"home-{unique}", password
 
 
@@ -195,6 +197,36 @@ async def test_the_login_page_shows_the_api_error_for_a_wrong_password(
     assert "wrong username or password" in error
     assert browser.current_url.endswith("/login")
     screenshot(browser, "login-error")
+
+
+# Where `next=` may send the browser after signing in: issue 18's open redirect and its cousins.
+HOSTILE_NEXT = ["/\t/evil.example/x", "//evil.example", "/\\evil.example", "https://evil.example",
+                "/\n/evil.example", "\\\\evil.example", " //evil.example", "/ /evil.example", "http:evil.example",
+                "javascript:alert(1)", "//evil.example@127.0.0.1", ""]
+FRIENDLY_NEXT = {"/home": "/home", "/crew/jobs/7?tab=map#steps": "/crew/jobs/7?tab=map#steps",
+                 "/%2F%2Fevil.example": "/%2F%2Fevil.example",  # still encoded (decoded once already):
+                 "/%09/evil.example": "/%09/evil.example"}        # a path on this site
+
+
+def test_safe_next_keeps_the_redirect_on_this_site(site: str, browser: WebDriver) -> None:
+    browser.get(site + "/login")
+    answers = browser.execute_async_script(
+        "const [cases, done] = arguments;"
+        "import('/static/common.js').then((m) => done(cases.map((c) => m.safeNext(c))));",
+        [*HOSTILE_NEXT, *FRIENDLY_NEXT])
+    assert dict(zip([*HOSTILE_NEXT, *FRIENDLY_NEXT], answers, strict=True)) == {
+        **dict.fromkeys(HOSTILE_NEXT), **FRIENDLY_NEXT}
+
+
+async def test_signing_in_with_a_hostile_next_stays_on_this_site(
+        site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    await create_user(db, username=f"op-{unique}", password="right-password-1", role="operator")
+    browser.delete_all_cookies()
+    browser.get(site + "/login?next=/%09/evil.example/x")
+    browser.find_element(By.ID, "username").send_keys(f"op-{unique}")
+    browser.find_element(By.ID, "password").send_keys("right-password-1")
+    browser.find_element(By.ID, "submit").click()
+    wait_for(browser, "the operator's page", lambda b: b.current_url == site + "/crew")
 
 
 BRISTOL_ROUTE = [  # lon/lat of a few streets, driven in this order

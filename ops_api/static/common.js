@@ -74,10 +74,16 @@ export function homeFor(role) {
   return "/crew";  // crews, operators and admins
 }
 
-// A path on this site to go back to after signing in; anything else is ignored.
-export function safeNext(value) {
-  if (!value || !value.startsWith("/") || value.startsWith("//") || value.includes("\\")) return null;
-  return value;
+// A path on this site to go back to after signing in, or null. The browser's own URL parser
+// decides: it drops tabs and newlines and reads a backslash as "/", so "/<tab>/host" and
+// "/<backslash>host" both mean another host ("//host"). Control characters, spaces and
+// backslashes are refused outright; what is left must resolve to this origin.
+export function safeNext(value, origin = location.origin) {
+  if (typeof value !== "string" || !value.startsWith("/") || /[\u0000-\u0020\u007f\\]/.test(value)) return null;
+  let url;
+  try { url = new URL(value, origin); } catch { return null; }
+  if (url.origin !== origin) return null;
+  return url.pathname + url.search + url.hash;
 }
 
 // The signed-in user (or the login page), shown in the header with a sign-out button.
