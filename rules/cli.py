@@ -6,7 +6,7 @@
     cityops rules run --gritting         road temperatures, treat/monitor per segment, routes to send and plans
     cityops rules report --household H   the landlord evidence page (HTML) for a household
     cityops rules diary add|advice ...   log an activity; spikes it explains and advice
-    cityops rules areas                  damp statistics by area, safe to publish (CSV)
+    cityops rules areas                  the latest published weekly damp statistics by area (CSV)
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ from cityops.services import database_for
 from cityops.settings import Settings
 from rules import psychro
 from rules.bins_runner import BinsRunSettings, run_bins
-from rules.damp import council, report
+from rules.damp import report
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp_runner import (
     DampRunSettings,
     add_diary_entry,
     diary_analysis,
-    latest_home_risks,
     load_evidence,
     run_damp,
 )
 from rules.errors import RulesError
 from rules.gritting_runner import run_gritting
+from rules.open_data_runner import COLUMNS, load_snapshot, publish_snapshots
 
 log = logging.getLogger("rules.cli")
 
@@ -100,10 +100,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     advice.add_argument("--days", type=int, default=7, help="look back this many days (default 7)")
     advice.set_defaults(handler=run_diary_advice)
 
-    areas = which.add_parser("areas", help="damp statistics by area, safe to publish (CSV on stdout)",
-                             description="Latest risk by area: small areas withheld, small counts blurred.")
-    areas.add_argument("--min-homes", type=int, default=council.MIN_HOMES,
-                       help=f"withhold areas with fewer homes (default {council.MIN_HOMES})")
+    areas = which.add_parser("areas", help="the latest published damp statistics by area (CSV on stdout)",
+                             description="The latest weekly open-data snapshot (rules.disclosure), as published.")
     areas.set_defaults(handler=run_areas)
 
 
@@ -161,11 +159,16 @@ async def run_diary_advice(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
-        homes = await latest_home_risks(db)
-    rows = [stats.as_row() for stats in council.area_statistics(homes, min_homes=args.min_homes)]
-    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["area"])
+        snapshot = await load_snapshot(db)
+    if snapshot is None:
+        raise RulesError("no damp statistics published yet", hint="cityops rules run --damp publishes each week")
+    print(f"# week of {snapshot.period_start.date()}, computed {snapshot.computed_at:%Y-%m-%d %H:%M} UTC",
+          file=sys.stderr)
+    writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    # a text cell starting = + - @ tab or CR would run as a spreadsheet formula: quote it as text
+    writer.writerows({k: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+                      for k, v in row.items()} for row in snapshot.rows)
     return 0
 
 
@@ -184,6 +187,8 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 if args.damp:
                     print((await run_damp(db, now=as_of, settings=run_settings)).summary())
+                    for week in await publish_snapshots(db, now=as_of):
+                        print(f"open damp statistics published for the week of {week.period_start.date()}")
                 if args.bins:
                     print((await run_bins(db, now=as_of, settings=bins_settings)).summary())
                 if args.gritting:

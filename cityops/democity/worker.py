@@ -36,6 +36,7 @@ from cityops.storage import Database
 from rules.bins_runner import BinsRunSettings, run_bins
 from rules.damp_runner import run_damp
 from rules.gritting_runner import latest_run, run_gritting
+from rules.open_data_runner import publish_snapshots
 
 log = logging.getLogger("cityops.democity.worker")
 
@@ -108,6 +109,7 @@ class Worker:
         assert frog is not None and bins is not None and road is not None
         if self._done.get("damp") != frog:
             await run_damp(self.db, now=frog)
+            await publish_snapshots(self.db, now=frog)
             self._ok("damp", frog)
         if self._done.get("bins") != bins:
             plan = self._planned_at is None or bins - self._planned_at >= self.plan_every or (
