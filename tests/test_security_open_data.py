@@ -11,6 +11,7 @@ publish as exactly that row; a deduction holds only if it holds in all of them.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import itertools
@@ -28,6 +29,7 @@ from cityops.errors import StorageError
 from cityops.settings import Settings, StorageSettings
 from cityops.storage import Database, migrate
 from ops_api.app import create_app
+from rules import cli
 from rules.disclosure import Member, Policy, Status, protect, release_members, round_to, snapshot
 from rules.open_data_runner import CATEGORIES, publish_snapshots, release_row
 from tests.api_helpers import serving
@@ -321,3 +323,14 @@ async def test_no_household_id_or_readings_in_any_format(base_url: str) -> None:
         for path in ("/open/damp-areas.json", "/open/damp-areas.csv"):
             text = (await http.get(path)).text
             assert "hh-" not in text and "frog-" not in text and "mould" not in text
+
+
+async def test_rules_areas_prints_the_latest_published_week(town: Town, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["rules", "areas"])
+    assert await args.handler(args, Settings(database_url=town.url)) == 0  # type: ignore[arg-type]
+    printed = capsys.readouterr()
+    table = {r["area"]: r for r in csv.DictReader(io.StringIO(printed.out))}
+    assert table["Large"]["homes"] == "70" and table["Five Homes"]["homes"] == ""
+    assert f"week of {WEEKS[-1].date()}" in printed.err and "hh-" not in printed.out
