@@ -102,6 +102,13 @@ class DevicesSettings(BaseModel):
     # the broker URL written into generated agent configs (what devices connect to)
     agent_mqtt_url: str = Field(default="mqtts://broker.cityops.example.org:8883", pattern=r"^mqtts?://")
     agent_config_dir: Path = Path("agents")  # where `device add|import` write agent configs
+    # dynamic security (docs/devices.md): the plugin's config file, written for a broker that
+    # starts, and the admin account's URL (mqtt://service.admin:<secret>@host:1883) through
+    # which every change reaches a running broker; set either and the files above are not used
+    broker_dynsec_file: Path | None = None
+    broker_admin_url: SecretStr | None = None
+    # ingest consumers with an account each: service.ingest-<n>, client id cityops-ingest-<n>
+    ingest_consumers: int = Field(default=2, ge=1, le=64)
 
 
 class AlertsSettings(BaseModel):

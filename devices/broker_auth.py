@@ -1,4 +1,11 @@
-"""The broker's password and ACL files, generated from the registry, applied with SIGHUP.
+"""The broker's accounts from the registry: dynamic security (shipped), or password and ACL files.
+
+Dynamic security (`apply_dynsec`, devices/dynsec.py): the plugin's config file for a
+broker that starts, and the control API for a running one, read back to check. This is
+the isolated setup: accounts bound to client ids, no `$share` for devices.
+
+The files (`sync_broker`, kept for brokers without the plugin) do not bind client ids:
+see docs/devices.md before using them.
 
 Mosquitto (2.0) reads `password_file` (user:$7$... lines, the hashes we store) and
 `acl_file` at start and again on SIGHUP. What each account may do:
@@ -22,13 +29,16 @@ import os
 import signal
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from cityops.mqtt import MqttTarget
 from cityops.storage import Database
 from cityops.telemetry import TOPIC_ROOT
+from devices import broker_control, dynsec
 from devices.errors import BrokerAuthError
+from devices.secrets import hash_secret
 
 log = logging.getLogger("devices.broker_auth")
 
@@ -138,3 +148,59 @@ async def sync_broker(db: Database, password_file: Path, acl_file: Path, *, pid:
     reloaded = reload_broker(pid=pid, pid_file=pid_file) if pid is not None or pid_file is not None else None
     log.info("broker files hold %d accounts%s", len(accounts), "" if reloaded else " (broker not reloaded)")
     return SyncResult(len(accounts), reloaded)
+
+
+# --- dynamic security ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DynsecResult:
+    accounts: int
+    written: Path | None        # the plugin's config file, when one was written
+    commands: int | None        # commands sent to the running broker; None: not contacted
+    no_secret: list[str]        # on the registry, not on the broker, and no secret here to give it
+
+
+def issued_secrets(issued: Sequence[tuple[str, str, bool]], ingest_consumers: int) -> dict[str, str]:
+    """Broker username -> secret for secrets just issued: (name, secret, is_service)."""
+    out: dict[str, str] = {}
+    for name, secret, service in issued:
+        if not service:
+            out[name] = secret
+        elif name == "ingest":
+            out.update({dynsec.ingest_username(n): secret for n in range(1, ingest_consumers + 1)})
+        else:
+            out[service_username(name)] = secret
+    return out
+
+
+async def desired_state(db: Database, *, admin_url: str | None, ingest_consumers: int,
+                        share_group: str) -> dynsec.Desired:
+    """The registry's accounts, and the admin account of `admin_url` (its secret lives only there)."""
+    accounts = await broker_accounts(db)
+    devices = {a.username: a.secret_hash for a in accounts if a.role == "device"}
+    services: dict[str, str] = {a.role: a.secret_hash for a in accounts if a.role != "device"}
+    if admin_url is not None:
+        admin = MqttTarget.from_url(admin_url)
+        if admin.username != dynsec.ADMIN or not admin.password:
+            raise BrokerAuthError(f"the broker admin URL must name the user {dynsec.ADMIN} and its password")
+        services["admin"] = hash_secret(admin.password)
+    return dynsec.desired(devices, services, ingest_consumers=ingest_consumers, share_group=share_group)
+
+
+async def apply_dynsec(db: Database, *, admin_url: str | None, config_file: Path | None, ingest_consumers: int,
+                       share_group: str, secrets: dict[str, str] | None = None, contact: bool = True
+                       ) -> DynsecResult:
+    """Write the plugin's file (if given), then change the running broker (if `admin_url` and
+    `contact`) and read it back. Raises BrokerAuthError when the broker cannot be reached or
+    still differs. The file holds the admin account too (hashed from `admin_url`)."""
+    want = await desired_state(db, admin_url=admin_url, ingest_consumers=ingest_consumers, share_group=share_group)
+    if config_file is not None:
+        write_replacing(config_file, dynsec.render_config(want), mode=0o600)
+    if admin_url is None or not contact:
+        return DynsecResult(len(want.clients), config_file, None, [])
+    want = replace(want, clients={u: c for u, c in want.clients.items() if u != dynsec.ADMIN})  # not ours to change
+    steps, left = await broker_control.apply(admin_url, want, secrets or {}, keep={dynsec.ADMIN})
+    left = [d for d in left if d.split(":")[0] not in steps.no_secret]
+    if left:
+        raise BrokerAuthError("the broker still differs from the registry after the change: " + "; ".join(left))
+    return DynsecResult(len(want.clients), config_file, len(steps.commands), steps.no_secret)

@@ -1,8 +1,10 @@
 """`cityops device add|list|show|update|move|retire|rotate|import|health|sync-broker|broker-config`.
 
-Every change is one transaction, then the broker's password and ACL files are rewritten
-from the database and Mosquitto is sent SIGHUP (when CITYOPS_DEVICES__BROKER_PID_FILE is
-set). A secret is printed once and never stored in clear.
+Every change is one transaction, then the broker is brought in line with the registry:
+with dynamic security (CITYOPS_DEVICES__BROKER_ADMIN_URL) over its control API and read
+back, otherwise by rewriting the password and ACL files and SIGHUP. A change that did not
+reach the broker exits 1 and says so in capitals. A secret is printed once and never
+stored in clear.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cityops.storage import Database
 from devices import broker_config, registry
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
-from devices.broker_auth import service_username, sync_broker
+from devices.broker_auth import apply_dynsec, issued_secrets, service_username, sync_broker
 from devices.bulk import import_devices, plan_import, registered_ids
 from devices.errors import BrokerAuthError, ImportRejected, InvalidField
 from devices.health import Health
@@ -97,7 +99,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     health = action("health", run_health, "health of devices: state and reasons")
     health.add_argument("device_ids", nargs="*", metavar="DEVICE_ID")
 
-    action("sync-broker", run_sync, "rewrite the broker's password and ACL files and reload it")
+    sync = action("sync-broker", run_sync, "bring the broker's accounts in line with the registry (dynamic "
+                  "security: its file and the running broker; otherwise the password and ACL files and a reload)")
+    sync.add_argument("--file-only", action="store_true",
+                      help="dynamic security: write the plugin's file for a broker about to start; exit 0 "
+                           "without an admin URL")
     broker_config.add_command(actions)
 
 
@@ -136,10 +142,14 @@ def _area(settings: Settings) -> CouncilArea:
     return CouncilArea.from_wkt(settings.devices.area_wkt)
 
 
-async def _sync(db: Database, settings: Settings) -> tuple[bool, str]:
+async def _sync(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]] = (), *,
+                file_only: bool = False) -> tuple[bool, str]:
     """Apply the registry to the broker; (done, what happened). A failure is reported, not raised:
-    the database change stands, and `cityops device sync-broker` applies it later."""
+    the database change stands, and `cityops device sync-broker` applies it later.
+    `issued`: secrets just issued, (name, secret, is_service): the control API needs them in clear."""
     s = settings.devices
+    if s.broker_dynsec_file is not None or s.broker_admin_url is not None:
+        return await _sync_dynsec(db, settings, issued, file_only)
     where = f"{s.broker_password_file}, {s.broker_acl_file}"
     try:
         result = await sync_broker(db, s.broker_password_file, s.broker_acl_file, pid_file=s.broker_pid_file)
@@ -148,6 +158,30 @@ async def _sync(db: Database, settings: Settings) -> tuple[bool, str]:
     if result.reloaded_pid is None:
         return True, f"broker files written ({where}); broker not reloaded: set CITYOPS_DEVICES__BROKER_PID_FILE"
     return True, f"broker files written ({where}); broker reloaded (pid {result.reloaded_pid})"
+
+
+async def _sync_dynsec(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]],
+                       file_only: bool) -> tuple[bool, str]:
+    s = settings.devices
+    admin = s.broker_admin_url.get_secret_value() if s.broker_admin_url is not None else None
+    try:
+        result = await apply_dynsec(db, admin_url=admin, config_file=s.broker_dynsec_file,
+                                    ingest_consumers=s.ingest_consumers, share_group=settings.ingest.share_group,
+                                    secrets=issued_secrets(issued, s.ingest_consumers), contact=not file_only)
+    except BrokerAuthError as exc:
+        return False, (f"BROKER NOT UPDATED: {exc}. The registry changed but the running broker did not: "
+                       "fix it, then run `cityops device sync-broker` (a new secret must be rotated again)")
+    written = f"{result.written} written; " if result.written else ""
+    if result.commands is None:
+        if file_only and result.written:
+            return True, f"{result.written} written: {result.accounts} accounts, read when the broker starts"
+        return False, (f"{written}BROKER NOT UPDATED at run time: CITYOPS_DEVICES__BROKER_ADMIN_URL is unset "
+                       "(the file applies when the broker next starts)")
+    if result.no_secret:
+        return False, (f"{written}broker updated ({result.commands} changes, read back) but NOT for "
+                       f"{', '.join(result.no_secret)}: not on the broker and their secrets are not known here; "
+                       "`cityops device rotate` them")
+    return True, f"{written}broker updated ({result.commands} changes) and read back: {result.accounts} accounts"
 
 
 def _attribute_values(args: argparse.Namespace) -> dict[str, str | None]:
@@ -174,7 +208,7 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
         issued = await registry.add_device(db, spec)
         config = folder / f"{spec.device_id}.toml"
         config.write_text(render_agent_config(spec, settings.devices.agent_mqtt_url))
-        synced, broker = await _sync(db, settings)
+        synced, broker = await _sync(db, settings, [(issued.name, issued.secret, False)])
     _print_secret(issued, {"device": spec.device_id, "agent_config": str(config), "broker": broker}, args.json)
     return 0 if synced else 1
 
@@ -263,7 +297,7 @@ async def run_rotate(args: argparse.Namespace, settings: Settings) -> int:
             issued = await registry.rotate_service_account(db, args.service)
         else:
             issued = await registry.rotate_secret(db, args.device_id)
-        synced, broker = await _sync(db, settings)
+        synced, broker = await _sync(db, settings, [(issued.name, issued.secret, bool(args.service))])
     username = service_username(issued.name) if args.service else issued.name
     _print_secret(issued, {"username": username, "broker": broker}, args.json)
     return 0 if synced else 1
@@ -291,7 +325,7 @@ async def run_import(args: argparse.Namespace, settings: Settings) -> int:
         for record in await registry.list_devices(db, device_ids=[i.name for i in issued]):
             (out / f"{record.spec.device_id}.toml").write_text(
                 render_agent_config(record.spec, settings.devices.agent_mqtt_url))
-        synced, broker = await _sync(db, settings)
+        synced, broker = await _sync(db, settings, [(i.name, i.secret, False) for i in issued])
     summary = {"imported": len(issued), "agent_configs": str(out), "secrets": str(secrets_file), "broker": broker}
     if args.json:
         _json(summary)
@@ -327,6 +361,6 @@ async def run_health(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
-        synced, message = await _sync(db, settings)
+        synced, message = await _sync(db, settings, file_only=args.file_only)
     _json({"broker": message}) if args.json else print(message)
     return 0 if synced else 1

@@ -36,8 +36,8 @@ ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
 SCHEMA = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_text())
 # how deploy/mosquitto/mosquitto.conf is generated (paths as the broker container sees them)
-COMPOSE_BROKER_ARGS = ["device", "broker-config", "--password-file", "/cityops/broker/passwords",
-                       "--acl-file", "/cityops/broker/acl", "--pid-file", "/cityops/broker/mosquitto.pid",
+COMPOSE_BROKER_ARGS = ["device", "broker-config", "--dynsec-file", "/cityops/broker/dynamic-security.json",
+                       "--dynsec-plugin", "/usr/lib/mosquitto_dynamic_security.so",
                        "--persistence-dir", "/mosquitto/data"]
 
 
@@ -101,7 +101,8 @@ def test_compose_runs_the_platform_as_the_issue_asks() -> None:
     groups = {s["environment"]["CITYOPS_INGEST__SHARE_GROUP"] for s in ingest}
     assert len(client_ids) == 2 and groups == {"ingest"}  # one shared subscription, two sessions
     for service in ingest:
-        assert service["environment"]["CITYOPS_MQTT_URL"].startswith("mqtt://service.ingest:")
+        n = service["environment"]["CITYOPS_INGEST__CLIENT_ID"].rsplit("-", 1)[1]
+        assert service["environment"]["CITYOPS_MQTT_URL"].startswith(f"mqtt://service.ingest-{n}:")
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["restart"] == "no"
     broker = services["mosquitto"]

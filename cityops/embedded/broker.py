@@ -28,14 +28,16 @@ from cityops.errors import EmbeddedServiceError
 log = logging.getLogger("cityops.embedded.broker")
 
 MAX_QUEUED_MESSAGES = 1_000_000
+MAX_PACKET_SIZE = 262_144  # the production limit (devices/broker_config.py): bigger packets disconnect
 
 
 def mosquitto_config(port: int, persistence_dir: Path | None, *, extra: str = "") -> str:
     """A Mosquitto 2 config for one loopback listener; extra lines (auth, ACL) appended."""
     lines = [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true" if "password_file" not in extra else "allow_anonymous false",
+        "allow_anonymous false" if "password_file" in extra or "plugin " in extra else "allow_anonymous true",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_packet_size {MAX_PACKET_SIZE}",
         "max_inflight_messages 100",
         "log_type error",
         "log_type warning",

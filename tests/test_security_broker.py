@@ -1,0 +1,277 @@
+"""Issue 18, part 1: the broker attacks, against a real Mosquitto 2.0 with the dynamic
+security config generated from the registry, a real ingest service and PostgreSQL.
+
+A device with a valid secret tries every attack while a householder's box sends its
+readings; every reading sent is stored once, and each attack is refused by the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cityops.cli import build_parser
+from cityops.embedded.broker import mosquitto_user
+from cityops.embedded.process import make_traversable
+from cityops.settings import Settings, load_settings
+from cityops.storage import Database
+from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, telemetry_topic
+from devices.area import CouncilArea
+from devices.broker_auth import apply_dynsec
+from devices.broker_config import DYNSEC_PLUGIN
+from devices.dynsec import ADMIN
+from devices.registry import add_device, rotate_service_account
+from devices.spec import DeviceSpec
+from tests.conftest import own_mosquitto
+from tests.ingest_helpers import eventually, frog_payload, ingest_settings, rows_of, running_ingest
+
+pytestmark = pytest.mark.skipif(not Path(DYNSEC_PLUGIN).exists(), reason=f"no {DYNSEC_PLUGIN}")
+
+AREA = CouncilArea.from_wkt("POLYGON ((-2.73 51.39, -2.48 51.39, -2.48 51.55, -2.73 51.55, -2.73 51.39))")
+REFUSED_SUBSCRIBE = 0x87
+
+
+@dataclass
+class DynsecBroker:
+    db: Database
+    port: int
+    admin_url: str
+    secrets: dict[str, str]   # username -> secret
+    folder: Path
+
+    def url(self, username: str) -> str:
+        return f"mqtt://{username}:{self.secrets[username]}@127.0.0.1:{self.port}"
+
+    def settings(self, database_url: str, admin_url: str | None = None) -> Settings:
+        return load_settings(database_url=database_url, devices={
+            "broker_admin_url": admin_url or self.admin_url, "ingest_consumers": 2})
+
+
+@asynccontextmanager
+async def dynsec_broker(db: Database, folder: Path, *device_ids: str) -> AsyncIterator[DynsecBroker]:
+    """Mosquitto with the plugin file `cityops device sync-broker --file-only` writes."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    dynsec_file = folder / "dynamic-security.json"
+    issued = {d: (await add_device(db, DeviceSpec(device_id=d, kind="frog", lon=-2.6, lat=51.45,
+                                                  household_id="h1"))).secret for d in device_ids}
+    await db.execute("UPDATE devices SET registered_at = now() - interval '1 day' WHERE device_id = ANY($1)",
+                     list(device_ids))  # so that readings of the last hours are not refused
+    ingest, api = [await rotate_service_account(db, n) for n in ("ingest", "api")]
+    admin_secret = secrets.token_urlsafe(16)
+    server = own_mosquitto(folder, persistent=False, extra_config=(
+        f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {dynsec_file}\n"))
+    admin_url = f"mqtt://{ADMIN}:{admin_secret}@127.0.0.1:{server.port}"
+    await apply_dynsec(db, admin_url=admin_url, config_file=dynsec_file, ingest_consumers=2,
+                       share_group="ingest", contact=False)
+    user = mosquitto_user()
+    if user:  # run as root: the broker's account writes the plugin's file back
+        make_traversable(folder)
+        shutil.chown(dynsec_file, user)
+    known = {**issued, "service.ingest-1": ingest.secret, "service.ingest-2": ingest.secret,
+             "service.api": api.secret, ADMIN: admin_secret}
+    async with server:
+        yield DynsecBroker(db, server.port, admin_url, known, folder)
+
+
+class Device:
+    """A blocking MQTT 5 client like the agent: fixed client id, QoS 1, answers recorded."""
+
+    def __init__(self, port: int, username: str, password: str, client_id: str):
+        self.port = port
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(username, password)
+        self.client.max_inflight_messages_set(100)
+        self.connack: int | None = None
+        self.connected, self.disconnected = threading.Event(), threading.Event()
+        self._suback = threading.Event()
+        self._granted: list[int] = []
+        self.puback: dict[int, int] = {}
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_: self.disconnected.set()
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self.puback.__setitem__(mid, rc.value)
+
+    def _on_connect(self, _c: object, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+        self.connack = reason.value
+        self.connected.set()
+
+    def _on_subscribe(self, _c: object, _u: object, _m: int, codes: list[mqtt.ReasonCode], _p: object) -> None:
+        self._granted = [c.value for c in codes]
+        self._suback.set()
+
+    def connect(self) -> int:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+        assert self.connected.wait(10), "no CONNACK"
+        assert self.connack is not None
+        return self.connack
+
+    def subscribe(self, topic: str) -> int:
+        self._suback.clear()
+        self.client.subscribe(topic, qos=1)
+        assert self._suback.wait(10), "no SUBACK"
+        return self._granted[0]
+
+    def publish(self, topic: str, payload: bytes) -> int | None:
+        """The PUBACK reason code; None when the broker dropped the connection instead."""
+        info = self.client.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + 10
+        while info.mid not in self.puback and not self.disconnected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.puback.get(info.mid)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def attempt(port: int, username: str, password: str, client_id: str) -> int:
+    device = Device(port, username, password, client_id)
+    try:
+        return device.connect()
+    finally:
+        device.close()
+
+
+def send_readings(port: int, device_id: str, secret: str, messages: int, stop: threading.Event,
+                  turns: threading.Semaphore) -> int:
+    """The householder's box: one reading a message, resent on 'no matching subscribers', each
+    message on a turn the attacker gives (so the attacks run throughout). Returns readings
+    acknowledged (it reconnects if kicked, as paho's agent does)."""
+    delivered, seq, start = 0, 0, datetime.now(UTC) - timedelta(hours=6)  # after its registration
+    while seq < messages:
+        box = Device(port, device_id, secret, device_id)
+        if box.connect() != 0:
+            raise AssertionError("the householder's box was refused")
+        try:
+            while seq < messages and not box.disconnected.is_set():
+                assert turns.acquire(timeout=30), "the attacker stopped giving turns"
+                code = box.publish(telemetry_topic(device_id), frog_payload(device_id, seq, start=start))
+                if code == 0:
+                    delivered, seq = delivered + 1, seq + 1
+                else:
+                    turns.release()  # not delivered: this turn again
+                    if code == NO_MATCHING_SUBSCRIBERS:
+                        time.sleep(0.05)
+        finally:
+            box.close()
+    stop.set()
+    return delivered
+
+
+def attack(port: int, evil: str, secret: str, victim: str, stop: threading.Event,
+           turns: threading.Semaphore) -> dict[str, list[int | None]]:
+    """Every broker attack of issue 18 with the attacker's valid secret, round after round until
+    the victim is done; each round gives the victim 10 turns to send."""
+    seen: dict[str, list[int | None]] = {}
+
+    def note(name: str, code: int | None) -> None:
+        seen.setdefault(name, []).append(code)
+
+    while not stop.is_set() or not seen:
+        for client_id in ("cityops-ingest-1", "cityops-ingest-2", "cityops-releases", victim, f"{evil}-x"):
+            note(f"connect as {client_id}", attempt(port, evil, secret, client_id))
+        box = Device(port, evil, secret, evil)
+        assert box.connect() == 0
+        try:
+            for topic in ("$share/ingest/cityops/v1/devices/+/telemetry", "cityops/v1/devices/+/telemetry",
+                          "#", "$SYS/#", "$CONTROL/dynamic-security/v1/response", config_topic(victim),
+                          "$share/x/#"):
+                note(f"subscribe {topic}", box.subscribe(topic))
+            forged = frog_payload(victim, 10_000, start=datetime.now(UTC) - timedelta(hours=1))
+            note("publish as the victim", box.publish(telemetry_topic(victim), forged))
+            note("publish a config", box.publish(config_topic(victim), b"{}"))
+        finally:
+            box.close()
+        big = Device(port, evil, secret, evil)
+        assert big.connect() == 0
+        try:
+            note("publish 300 KB", big.publish(telemetry_topic(evil), b"x" * 300_000))
+            assert big.disconnected.wait(10), "a packet over max_packet_size left the connection open"
+        finally:
+            big.close()
+        turns.release(10)
+    return seen
+
+
+async def test_readings_sent_equal_readings_stored_while_a_device_tries_every_broker_attack(
+        db: Database, unique: str, tmp_path: Path) -> None:
+    good, evil = f"{unique}-good", f"{unique}-evil"
+    async with dynsec_broker(db, tmp_path / "broker", good, evil) as broker:
+        settings = ingest_settings(unique, client_id="cityops-ingest-1", share_group="ingest")
+        async with running_ingest(db, broker.url("service.ingest-1"), settings) as service:
+            stop, turns = threading.Event(), threading.Semaphore(0)
+            attacks = asyncio.to_thread(attack, broker.port, evil, broker.secrets[evil], good, stop, turns)
+            sent, seen = await asyncio.gather(
+                asyncio.to_thread(send_readings, broker.port, good, broker.secrets[good], 60, stop, turns), attacks)
+            await eventually(lambda: _rows_are(db, good, sent), what=f"{sent} readings of {good} stored")
+            assert service.connected.is_set()
+        assert sent == 60
+        assert await rows_of(db, [good]) == 60  # sent = stored: none lost, none forged, none twice
+        assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE device_id = $1", good) == 0
+        for name, codes in seen.items():
+            if name.startswith("connect as"):
+                assert all(c != 0 for c in codes), (name, codes)
+            elif name.startswith("subscribe"):
+                assert set(codes) == {REFUSED_SUBSCRIBE}, (name, codes)
+            elif name.startswith("publish 300"):
+                assert set(codes) == {None}, (name, codes)   # disconnected, never acknowledged
+            else:
+                assert set(codes) == {REFUSED_SUBSCRIBE}, (name, codes)  # PUBACK 0x87 not authorised
+        assert await rows_of(db, [evil]) == 0
+        assert all(len(codes) >= 6 for codes in seen.values())  # 6 rounds or more, during the sending
+
+
+async def _rows_are(db: Database, device_id: str, expected: int) -> bool:
+    return await rows_of(db, [device_id]) == expected
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["device", *argv])
+
+
+async def test_retire_reaches_the_running_broker_over_the_control_api_and_is_read_back(
+        db: Database, database_url: str, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    device = f"{unique}-gone"
+    async with dynsec_broker(db, tmp_path / "broker", device) as broker:
+        connected = Device(broker.port, device, broker.secrets[device], device)
+        assert connected.connect() == 0
+        settings = broker.settings(database_url)
+        args = parse("retire", device, "--json")
+        assert await args.handler(args, settings) == 0
+        assert "read back" in json.loads(capsys.readouterr().out)["broker"]
+        assert connected.disconnected.wait(5), "the retired device stayed connected"
+        connected.close()
+        assert attempt(broker.port, device, broker.secrets[device], device) != 0
+
+        # a new device and a rotation reach the broker with their secrets; the old secret is refused
+        args = parse("add", f"{unique}-new", "--kind", "frog", "--lon", "-2.6", "--lat", "51.45", "--json",
+                     "--out", str(tmp_path / "agents"))
+        assert await args.handler(args, settings) == 0
+        added = json.loads(capsys.readouterr().out)
+        assert attempt(broker.port, f"{unique}-new", added["secret"], f"{unique}-new") == 0
+        args = parse("rotate", f"{unique}-new", "--json")
+        assert await args.handler(args, settings) == 0
+        rotated = json.loads(capsys.readouterr().out)
+        assert attempt(broker.port, f"{unique}-new", added["secret"], f"{unique}-new") != 0
+        assert attempt(broker.port, f"{unique}-new", rotated["secret"], f"{unique}-new") == 0
+
+        # a broker that cannot be reached: the command fails loudly, exit 1
+        dead = broker.admin_url.replace(f":{broker.port}", ":1")
+        args = parse("retire", f"{unique}-new")
+        assert await args.handler(args, broker.settings(database_url, dead)) == 1
+        assert "BROKER NOT UPDATED" in capsys.readouterr().out
