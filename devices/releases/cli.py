@@ -152,7 +152,8 @@ async def run_rollout(args: argparse.Namespace, settings: Settings) -> int:
             rollout = await store.create_rollout(db, args.version, cohort, policy, key=load_private_key(args.key),
                                                  expires_at=expires_at, min_version=args.min_version)
             print(f"rollout {rollout.rollout_id}: {rollout.version} to {cohort.describe()}, stages "
-                  f"{', '.join(f'{s:g} %' for s in policy.stages)}")
+                  f"{', '.join(f'{s:g} %' for s in policy.stages)}; the signed offer expires "
+                  f"{rollout.expires_at:%Y-%m-%d %H:%M} UTC")
         async with service.publisher(settings.resolved_mqtt_url()) as publish:
             result = await service.tick(db, publish)
     if result.rollout_id is None:

@@ -13,8 +13,10 @@ Who does what:
                  installed version, waits for its health marker, rolls back on a crash loop or
                  a missed health deadline, never removes the version it could fall back to
     run.py       the agent process (any version): the device agent plus the updater
-    updater.py   offer -> download (resume) -> verify sha256 + Ed25519 -> free-space check ->
-                 install -> ask the launcher to switch (exit code 75)
+    updater.py   offer -> check it (offers.py: signed, unexpired, current rollout, newer) ->
+                 download (resume) from the configured base (source.py, download.py) ->
+                 verify sha256 + Ed25519 -> free-space check -> install -> ask the launcher
+                 to switch (exit code 75)
     agent.py     the agent subclass: reads the `update` object of the retained config topic,
                  publishes the outbox's reports on the status topic, writes the health marker
                  after its first acknowledged publish
