@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from cityops.settings import Settings
 from ops_api.app import create_app
-from ops_api.queries.open_data import neutralise, to_csv
+from ops_api.queries.open_data import to_csv
 from rules.open_data_runner import publish_snapshots, week_start
 from tests.api_helpers import api_client
 from tests.resources_helpers import World, runner_world
@@ -118,11 +118,8 @@ def _number(text: str) -> bool:
     return True
 
 
-def test_neutralise_quotes_every_formula_prefix() -> None:
-    for prefix in ("=", "+", "-", "@", "\t", "\r"):
-        assert neutralise(f"{prefix}cmd") == f"'{prefix}cmd"
-    assert neutralise("Gloucester Road") == "Gloucester Road"
-    assert to_csv([{"a": "=1+1", "b": -2.5}], ["a", "b"]) == "a,b\n'=1+1,-2.5\n"
+def test_csv_quotes_formula_text_and_keeps_numbers() -> None:
+    assert to_csv([{"a": "=1+1", "b": -2.5, "c": "@SUM(A1)"}], ["a", "b", "c"]) == "a,b,c\n'=1+1,-2.5,'@SUM(A1)\n"
 
 
 def test_csv_leaves_missing_values_empty() -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cityops.storage import Database
+from ops_api.csv_safe import safe_row
 from ops_api.queries.bins import finite
 from rules.open_data_runner import COLUMNS, Snapshot, load_snapshot, periods
 
@@ -24,26 +25,14 @@ FULL = 0.8
 DAMP_COLUMNS = COLUMNS
 
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(cell: str) -> str:
-    """A text cell a spreadsheet would run as a formula (=HYPERLINK(...) as a road name), quoted as text."""
-    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    return neutralise(value) if isinstance(value, str) else value
-
-
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as CSV: missing values empty, text a spreadsheet would run as a formula quoted (ops_api.csv_safe)."""
+    fields = list(columns)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
+        writer.writerow(safe_row(row, fields))
     return out.getvalue()
 
 
