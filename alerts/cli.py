@@ -25,7 +25,8 @@ from alerts.errors import AlertNotFound, AlertsError
 from alerts.model import RULES, SEVERITIES
 from alerts.preferences import ALERT_DEVICE, CHANNELS, ROLES, parse_quiet
 from alerts.runner import AlertsRunner
-from alerts.store import acknowledge_alert, add_subscription, retry_dead
+from alerts.sealing import new_key, sealer_for
+from alerts.store import acknowledge_alert, add_subscription, check_secrets, reseal_secrets, retry_dead
 from cityops.errors import StorageError
 from cityops.serve import stop_event_on_signals
 from cityops.services import database_for
@@ -92,6 +93,15 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     retry.add_argument("outbox_id", type=int, metavar="OUTBOX_ID")
     retry.set_defaults(handler=retry_notification)
 
+    key = which.add_parser("new-key", help="print a new key for sealing webhook secrets at rest",
+                           description="A new Fernet key for CITYOPS_ALERTS__SECRET_KEYS (a JSON list: the first "
+                                       "seals, all open). Put it first to rotate, then run seal-secrets.")
+    key.set_defaults(handler=print_new_key)
+    seal = which.add_parser("seal-secrets", help="seal every webhook secret with the first key",
+                            description="Seal webhook secrets stored in clear (from before sealing) and re-seal "
+                                        "those sealed with an older key, in one transaction.")
+    seal.set_defaults(handler=seal_secrets)
+
 
 @asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[Database]:
@@ -109,6 +119,7 @@ async def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
     if args.every is not None and args.every <= 0:
         raise AlertsError("--every must be a positive number of seconds")
     async with _database(settings) as db:
+        await check_secrets(db, sealer_for(settings.alerts))      # at start-up, loudly: not at the first send
         runner = AlertsRunner(db, settings.alerts, mqtt_url=settings.resolved_mqtt_url())
         if args.every is None:
             report = await runner.cycle()
@@ -172,7 +183,7 @@ async def subscribe(args: argparse.Namespace, settings: Settings) -> int:
     if args.channel == "webhook":
         fields["secret"] = args.secret or secrets.token_urlsafe(32)
     async with _database(settings) as db:
-        subscription_id = await add_subscription(db, fields)
+        subscription_id = await add_subscription(db, fields, sealer_for(settings.alerts))
     print(f"subscription {subscription_id}: {args.user} ({args.role}) by {args.channel}"
           + (f" to {args.to}" if args.to else ""))
     if new_secret:
@@ -227,4 +238,23 @@ async def retry_notification(args: argparse.Namespace, settings: Settings) -> in
     async with _database(settings) as db:
         await retry_dead(db, args.outbox_id, datetime.now(UTC))
     print(f"notification {args.outbox_id} queued again; `cityops alerts run` sends it")
+    return 0
+
+
+async def print_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    print(new_key())
+    return 0
+
+
+async def seal_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    sealer = sealer_for(settings.alerts)
+    if sealer is None:
+        raise AlertsError("no key: set CITYOPS_ALERTS__SECRET_KEYS first (cityops alerts new-key)")
+    async with _database(settings) as db:
+        count, left = await reseal_secrets(db, sealer)
+        await check_secrets(db, sealer)
+    print(f"sealed {count} webhook secret(s) with the first key")
+    if left:
+        print(f"left as they were: {len(left)} disabled subscription(s) whose secret no key opens: "
+              f"{', '.join(map(str, left[:20]))}")
     return 0

@@ -7,6 +7,8 @@
           +-- InvalidPreference      a subscription row that cannot work (bad channel, target,
           |                          time zone, quiet hours, rule name); the runner skips it and
           |                          writes the reason to alert_subscriptions.problem
+          +-- SecretsKeyError        webhook secrets cannot be sealed or opened: no key, a wrong
+          |                          key, a secret stored in clear (alerts/sealing.py)
           +-- DeliveryError          one notification could not be sent
                +-- TemporaryFailure      worth retrying: timeout, refused connection, HTTP 5xx/429,
                |                         SMTP 4xx
@@ -39,6 +41,11 @@ class InvalidPreference(AlertsError):
     def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.field = field
+
+
+class SecretsKeyError(AlertsError):
+    hint = ("CITYOPS_ALERTS__SECRET_KEYS='[\"<key>\"]' (cityops alerts new-key makes one); after changing "
+            "keys, cityops alerts seal-secrets")
 
 
 class DeliveryError(AlertsError):

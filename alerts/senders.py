@@ -24,7 +24,8 @@ import aiosmtplib
 import httpx
 
 from alerts import messages, signing
-from alerts.errors import PermanentFailure, TemporaryFailure
+from alerts.errors import PermanentFailure, SecretsKeyError, TemporaryFailure
+from alerts.sealing import sealer_for
 from alerts.store import OutboxItem
 from cityops.mqtt import MqttTarget
 from cityops.settings import AlertsSettings, redact_url
@@ -43,6 +44,7 @@ class Senders:
     def __init__(self, settings: AlertsSettings, mqtt_url: str | None) -> None:
         self.settings = settings
         self.mqtt_url = mqtt_url
+        self._sealer = sealer_for(settings)
         self._stack = AsyncExitStack()
         self._http: httpx.AsyncClient | None = None
         self._mqtt: aiomqtt.Client | None = None
@@ -75,8 +77,15 @@ class Senders:
         assert self._http is not None
         if not item.secret:
             raise PermanentFailure("the subscription has no webhook secret", channel="webhook", target=item.target)
+        if self._sealer is None:
+            raise PermanentFailure("no key to open the webhook secret with (CITYOPS_ALERTS__SECRET_KEYS)",
+                                   channel="webhook", target=item.target)
+        try:
+            secret = self._sealer.open(item.secret)
+        except SecretsKeyError as exc:
+            raise PermanentFailure(str(exc), channel="webhook", target=item.target) from None
         body = messages.webhook_body(item.outbox_id, item.payload)
-        headers = signing.signed_headers(item.secret, int(time.time()), body, item.outbox_id)
+        headers = signing.signed_headers(secret, int(time.time()), body, item.outbox_id)
         try:
             response = await self._http.post(item.target, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -19,11 +19,12 @@ from typing import Any
 
 import asyncpg
 
-from alerts.errors import AlertNotFound, InvalidPreference
+from alerts.errors import AlertNotFound, InvalidPreference, SecretsKeyError
 from alerts.lifecycle import Step, acknowledge
 from alerts.messages import backoff_s, payload
 from alerts.model import Alert, Member
 from alerts.preferences import Subscription, due_at, parse_subscription, wants
+from alerts.sealing import Sealer
 from cityops.settings import AlertsSettings
 from cityops.storage import Database
 from cityops.storage.database import Connection
@@ -235,15 +236,60 @@ async def acknowledge_alert(db: Database, alert_id: int, by: str, now: datetime)
     return step
 
 
-async def add_subscription(db: Database, fields: dict[str, Any]) -> int:
-    """Check the fields as the runner will, then store them; InvalidPreference when they cannot work."""
+async def add_subscription(db: Database, fields: dict[str, Any], sealer: Sealer | None) -> int:
+    """Check the fields as the runner will, then store them, a webhook's secret sealed (alerts/sealing.py);
+    InvalidPreference when they cannot work, SecretsKeyError when there is no key to seal with."""
     parse_subscription({"subscription_id": 0, **fields})
+    if fields.get("secret"):
+        if sealer is None:
+            raise SecretsKeyError("webhook secrets are stored sealed, and there is no key to seal with")
+        fields = {**fields, "secret": sealer.seal(fields["secret"])}
     columns = list(fields)
     subscription_id: int = await db.fetchval(
         f"INSERT INTO alert_subscriptions ({', '.join(columns)}) "
         f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) RETURNING subscription_id",
         *fields.values())
     return subscription_id
+
+
+async def check_secrets(db: Database, sealer: Sealer | None) -> int:
+    """Every enabled webhook's secret opens with the keys; SecretsKeyError naming those that do not
+    (a missing or wrong key, or a secret still in clear). Returns how many were checked."""
+    rows = await db.fetch("SELECT subscription_id, secret FROM alert_subscriptions WHERE channel = 'webhook' "
+                          "AND enabled AND secret IS NOT NULL ORDER BY subscription_id")
+    bad = []
+    for row in rows:
+        try:
+            if sealer is None:
+                raise SecretsKeyError("no key")
+            sealer.open(row["secret"])
+        except SecretsKeyError as exc:
+            bad.append(f"{row['subscription_id']} ({exc})")
+    if bad:
+        raise SecretsKeyError(f"{len(bad)} webhook secret(s) cannot be opened: {'; '.join(bad[:10])}")
+    return len(rows)
+
+
+async def reseal_secrets(db: Database, sealer: Sealer) -> tuple[int, list[int]]:
+    """Seal every webhook secret with the first key (secrets in clear, or under an older key), in one
+    transaction. A disabled subscription whose secret no key opens is left as it is and listed; an
+    enabled one stops everything (SecretsKeyError): its key must be found first."""
+    sealed, left = 0, []
+    async with db.transaction() as conn:
+        rows = await conn.fetch("SELECT subscription_id, secret, enabled FROM alert_subscriptions "
+                                "WHERE secret IS NOT NULL ORDER BY subscription_id FOR UPDATE")
+        for row in rows:
+            try:
+                resealed = sealer.reseal(row["secret"])
+            except SecretsKeyError as exc:
+                if row["enabled"]:
+                    raise SecretsKeyError(f"subscription {row['subscription_id']}: {exc}") from None
+                left.append(int(row["subscription_id"]))
+                continue
+            await conn.execute("UPDATE alert_subscriptions SET secret = $2 WHERE subscription_id = $1",
+                               row["subscription_id"], resealed)
+            sealed += 1
+    return sealed, left
 
 
 async def retry_dead(db: Database, outbox_id: int, now: datetime) -> None:

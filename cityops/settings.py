@@ -149,6 +149,8 @@ class AlertsSettings(BaseModel):
     smtp_starttls: bool = False
     smtp_from: str = "CityOps alerts <alerts@cityops.example.org>"
     message_id_domain: str = "cityops.example.org"
+    # Fernet keys sealing webhook secrets at rest (alerts/sealing.py): the first seals, all open
+    secret_keys: list[SecretStr] = []
 
 
 class GrittingSettings(BaseModel):

@@ -19,9 +19,11 @@ from typing import Any
 import aiomqtt
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import SecretStr
 
 from alerts import signing
 from alerts.runner import AlertsRunner
+from alerts.sealing import Sealer, new_key
 from alerts.store import acknowledge_alert, claim
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.process import free_port
@@ -30,10 +32,12 @@ from cityops.storage import Database, migrate
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 SECRET = "test-secret-0123456789"
+KEY = new_key()
 # the devices here report only their battery: the offline rule is kept out of the way
 SETTINGS = AlertsSettings(backoff_base_s=60, backoff_max_s=600, max_attempts=3, send_timeout_s=2.0,
                           clear_hold=timedelta(minutes=30), escalate_after=timedelta(minutes=30),
-                          offline_after_intervals=10_000, online_within_intervals=10_000)
+                          offline_after_intervals=10_000, online_within_intervals=10_000,
+                          secret_keys=[SecretStr(KEY)])
 
 
 class Clock:
@@ -167,7 +171,7 @@ async def subscribe(db: Database, channel: str, target: str = "", **fields: Any)
     values: dict[str, Any] = {"user_id": f"user-{channel}", "role": "operator", "channel": channel,
                               "target": target, "rules": ["battery_low"], **fields}
     if channel == "webhook":
-        values.setdefault("secret", SECRET)
+        values["secret"] = Sealer([KEY]).seal(values.get("secret", SECRET))     # stored sealed, as the CLI does
     columns = list(values)
     subscription_id: int = await db.fetchval(
         f"INSERT INTO alert_subscriptions ({', '.join(columns)}) VALUES "

@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from alerts.errors import AlertNotFound, InvalidPreference, InvalidTransition
 from alerts.runner import AlertsRunner
+from alerts.sealing import Sealer, new_key
 from cityops.cli import build_parser
 from cityops.settings import AlertsSettings, StorageSettings, load_settings
 from cityops.storage import Database, migrate
@@ -161,9 +163,14 @@ async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(adb:
     assert report.transitions == {"escalated": 1}  # not resolved, but still escalated: nobody acknowledged
 
 
+CLI_KEY = new_key()
+
+
 async def cli(settings_url: str, *argv: str) -> int:
     args = build_parser().parse_args(["alerts", *argv])
-    result: int = await args.handler(args, load_settings(database_url=settings_url))
+    settings = load_settings(database_url=settings_url)
+    settings.alerts.secret_keys = [SecretStr(CLI_KEY)]          # webhook secrets are stored sealed
+    result: int = await args.handler(args, settings)
     return result
 
 
@@ -179,7 +186,8 @@ async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, cap
     out = capsys.readouterr().out
     assert "subscription 1: ops (operator) by feed" in out and "webhook secret (shown once" in out
     secret = out.split("with it): ")[1].strip()
-    assert await adb.fetchval("SELECT secret FROM alert_subscriptions WHERE subscription_id = 2") == secret
+    stored = await adb.fetchval("SELECT secret FROM alert_subscriptions WHERE subscription_id = 2")
+    assert secret not in stored and Sealer([CLI_KEY]).open(stored) == secret     # shown once, stored sealed
     with pytest.raises(InvalidPreference, match="household_id"):
         await cli(url, "subscribe", "--user", "t", "--role", "householder", "--channel", "feed")
     with pytest.raises(InvalidPreference, match="quiet"):
