@@ -61,12 +61,17 @@ class IngestSettings(BaseModel):
     # the broker sends no more until some are, which is the consumer's backpressure
     receive_maximum: int = Field(default=10_000, ge=1, le=65_535)
     batch_readings: int = Field(default=5_000, ge=1)  # flush when a batch holds this many
+    batch_bytes: int = Field(default=8_388_608, ge=1)  # ... or this many payload bytes (bounds memory)
     flush_interval_s: float = Field(default=0.2, gt=0)  # ... or this long after its first message
     max_clock_ahead_s: float = Field(default=300.0, ge=0)  # readings further in the future are refused
     registry_refresh_s: float = Field(default=30.0, gt=0)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9108, ge=0, le=65_535)  # 0: no metrics endpoint
     retry_max_s: float = Field(default=10.0, gt=0)  # longest pause between database retries
+    # per-device limit on telemetry messages (a token bucket; 0: off): an agent sends at most 2/s
+    # (firmware/sender.py); more is refused as a dead letter and counted (docs/devices.md, Limits)
+    device_messages_per_s: float = Field(default=20.0, ge=0)
+    device_burst: int = Field(default=600, ge=1)
 
 
 class ApiSettings(BaseModel):

@@ -35,6 +35,12 @@ Channel = Literal["telemetry", "status", "config"]
 SurfaceState = Literal["dry", "damp", "wet", "ice"]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
+# Limits on a message (issue 18): the agent sends at most 200 readings a message
+# (firmware/sender.py batch_max), so 1,000 leaves room; strings are short by nature.
+MAX_READINGS = 1_000
+MAX_TEXT = 64  # device_id (the topic rule) and fw
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
 # Physical plausibility: outside these a value is a fault, not a reading.
 TEMPERATURE_RANGE_C = (-50.0, 80.0)
 RH_RANGE_PCT = (0.0, 100.0)
@@ -125,22 +131,22 @@ Reading = FrogReading | RoadReading | BinReading
 
 class _Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
     v: int
-    device_id: str
+    device_id: Text
     seq: int
-    fw: str
+    fw: Text
     battery_v: float | None = None
 
 
 class FrogBatch(_Batch, frozen=True, tag="frog"):
-    readings: list[FrogReading] = []
+    readings: Annotated[list[FrogReading], msgspec.Meta(max_length=MAX_READINGS)] = []
 
 
 class RoadBatch(_Batch, frozen=True, tag="road"):
-    readings: list[RoadReading] = []
+    readings: Annotated[list[RoadReading], msgspec.Meta(max_length=MAX_READINGS)] = []
 
 
 class BinBatch(_Batch, frozen=True, tag="bin"):
-    readings: list[BinReading] = []
+    readings: Annotated[list[BinReading], msgspec.Meta(max_length=MAX_READINGS)] = []
 
 
 TelemetryBatch = FrogBatch | RoadBatch | BinBatch

@@ -34,6 +34,9 @@ MAX_PACKET_SIZE = 262_144
 # a session's queue in bytes as well as messages: 1,000,000 ingest messages of ~300 bytes
 # fit; a flood of maximal packets stops at 1 GiB per session instead of the broker's memory
 MAX_QUEUED_BYTES = 1_073_741_824
+# bytes sent to one client and not yet acknowledged: with ingest's Receive Maximum (10,000)
+# alone, a flood of 256 KiB messages could put 2.5 GiB in its buffers; this bounds them
+MAX_INFLIGHT_BYTES = 67_108_864
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"  # Debian's path
 
 
@@ -79,6 +82,7 @@ class BrokerConfig:
     dynsec_plugin: str = DYNSEC_PLUGIN
     max_packet_size: int = MAX_PACKET_SIZE
     max_queued_bytes: int = MAX_QUEUED_BYTES
+    max_inflight_bytes: int = MAX_INFLIGHT_BYTES
     listeners: tuple[Listener, ...] = (Listener(1883),)
     pid_file: str | None = None
     max_queued_messages: int = MAX_QUEUED_MESSAGES
@@ -130,6 +134,7 @@ def render_broker_config(config: BrokerConfig) -> str:
         f"max_queued_messages {config.max_queued_messages}",
         f"max_queued_bytes {config.max_queued_bytes}",
         f"max_inflight_messages {config.max_inflight_messages}",
+        f"max_inflight_bytes {config.max_inflight_bytes}",
         "",
         "# what comes in: bigger packets disconnect their sender (docs/devices.md, Limits)",
         f"max_packet_size {config.max_packet_size}",

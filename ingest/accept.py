@@ -30,6 +30,7 @@ from cityops.telemetry import (
     decode_batch,
     reading_problem,
 )
+from ingest.limits import size_problem, stored_payload
 
 # Reading fields carry the readings tables' column names, so rows are built by name.
 _VALUES = {kind: attrgetter(*spec.column_names[2:]) for kind, spec in READING_TABLES.items()}
@@ -97,6 +98,9 @@ def _newer(new: _T | None, old: _T | None) -> _T | None:
 
 
 def decode(incoming: Incoming) -> Decoded:
+    too_big = size_problem(incoming.payload)
+    if too_big is not None:
+        return Decoded(incoming, None, too_big)  # refused undecoded: a flood of big ones costs no parsing
     try:
         return Decoded(incoming, decode_batch(incoming.payload), None)
     except TelemetryError as exc:
@@ -121,8 +125,8 @@ def _judge_one(message: Decoded, registry: Mapping[str, RegisteredDevice], max_c
     incoming, batch = message.incoming, message.batch
 
     def refuse(reason: str, device_id: str | None) -> None:
-        verdict.dead_letters.append(DeadLetter(incoming.topic, incoming.payload, reason, device_id,
-                                               incoming.received_at))
+        kept, why = stored_payload(incoming.payload, reason)
+        verdict.dead_letters.append(DeadLetter(incoming.topic, kept, why, device_id, incoming.received_at))
 
     try:
         topic = DeviceTopic.parse(incoming.topic)

@@ -27,6 +27,8 @@ class IngestMetrics:
                                         buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000), registry=r)
         self.batch_seconds = Histogram("cityops_ingest_batch_seconds", "time to commit a batch",
                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=r)
+        self.rate_limited = Counter("cityops_ingest_rate_limited", "telemetry messages refused by the per-device "
+                                    "rate limit (each also a dead letter)", registry=r)
         self.in_flight = Gauge("cityops_ingest_in_flight_messages",
                                "messages in closed batches, not yet committed and acknowledged", registry=r)
         self.retries = Counter("cityops_ingest_database_retries", "batches retried after a database failure",

@@ -30,6 +30,7 @@ from cityops.storage.devices import update_device_states
 from cityops.storage.readings import DeadLetter, insert_dead_letters
 from ingest.accept import Decoded, Incoming, Verdict, decode, device_ids, judge, status_news
 from ingest.errors import BrokerError
+from ingest.limits import DeviceRate, device_of, stored_payload
 from ingest.metrics import IngestMetrics
 from ingest.registry import RegistryCache
 from ingest.source import Received, TelemetrySource
@@ -46,6 +47,7 @@ class Batch:
     telemetry: list[Decoded] = field(default_factory=list)
     statuses: list[Received] = field(default_factory=list)
     readings: int = 0
+    bytes: int = 0
     opened: float = 0.0  # monotonic time of the first message
 
 
@@ -66,6 +68,7 @@ class IngestService:
         self.registry = RegistryCache(db, settings.registry_refresh_s)
         self._max_ahead = timedelta(seconds=settings.max_clock_ahead_s)
         self._generation = 0
+        self._rate = DeviceRate(settings.device_messages_per_s, settings.device_burst)
         self.connected = asyncio.Event()  # set while a connection is up (tests and probes wait on it)
 
     # --- the outer loop: connect, pump, reconnect -------------------------------------
@@ -112,12 +115,13 @@ class IngestService:
                             stop: asyncio.Event) -> None:
         batch = Batch()
         limit, interval = self.settings.batch_readings, self.settings.flush_interval_s
+        max_bytes = self.settings.batch_bytes
         while not stop.is_set() and source.connected:
             wait = POLL_S if not batch.messages else max(0.0, batch.opened + interval - time.monotonic())
             message = await source.get(min(wait, POLL_S))
             if message is not None:
                 self._add(batch, message)
-            due = batch.messages and (batch.readings >= limit
+            due = batch.messages and (batch.readings >= limit or batch.bytes >= max_bytes
                                       or time.monotonic() >= batch.opened + interval)
             if due:
                 await self._hand_over(batch, batches)
@@ -137,8 +141,14 @@ class IngestService:
         if not batch.messages:
             batch.opened = time.monotonic()
         batch.messages.append(message)
+        batch.bytes += len(message.payload)
         if message.is_telemetry:
-            decoded = decode(Incoming(message.topic, message.payload, datetime.now(UTC)))
+            incoming = Incoming(message.topic, message.payload, datetime.now(UTC))
+            if self._rate.allow(device_of(message.topic), time.monotonic()):
+                decoded = decode(incoming)
+            else:  # refused whole, undecoded; the dead letter keeps at most MAX_STORED_PAYLOAD of it
+                decoded = Decoded(incoming, None, self._rate.problem())
+                self.metrics.rate_limited.inc()
             batch.telemetry.append(decoded)
             batch.readings += decoded.reading_count
         else:
@@ -217,7 +227,8 @@ class IngestService:
                 if exc.transient:
                     raise
                 incoming = decoded.incoming
-                letter = DeadLetter(incoming.topic, incoming.payload, f"database refused: {exc}",
+                kept, why = stored_payload(incoming.payload, f"database refused: {exc}")
+                letter = DeadLetter(incoming.topic, kept, why,
                                     decoded.batch.device_id if decoded.batch else None, incoming.received_at)
                 await insert_dead_letters(self.db, [letter])
                 self.metrics.dead_letters.inc()

@@ -22,7 +22,8 @@ T0 = datetime(2025, 1, 6, tzinfo=UTC)
 
 def ingest_settings(unique: str, **overrides: object) -> IngestSettings:
     base: dict[str, object] = {"client_id": f"ingest-{unique}", "share_group": unique, "metrics_port": 0,
-                               "flush_interval_s": 0.05, "registry_refresh_s": 0.5, "retry_max_s": 1.0}
+                               "flush_interval_s": 0.05, "registry_refresh_s": 0.5, "retry_max_s": 1.0,
+                               "device_messages_per_s": 0}  # floods from one device are what these tests send
     return IngestSettings(**{**base, **overrides})  # type: ignore[arg-type]
 
 

@@ -65,7 +65,7 @@ async def test_the_database_gone_for_30_seconds_loses_nothing(
 def _ingest_process(database_url: str, broker_url: str, client_id: str, group: str,
                     metrics_port: int = 0) -> subprocess.Popen[bytes]:
     return start_consumer(database_url, broker_url, client_id=client_id, group=group,
-                          metrics_port=metrics_port, flush_interval_s="0.05")
+                          metrics_port=metrics_port, flush_interval_s="0.05", device_messages_per_s="0")
 
 
 async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(

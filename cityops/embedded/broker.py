@@ -29,6 +29,7 @@ log = logging.getLogger("cityops.embedded.broker")
 
 MAX_QUEUED_MESSAGES = 1_000_000
 MAX_PACKET_SIZE = 262_144  # the production limit (devices/broker_config.py): bigger packets disconnect
+MAX_INFLIGHT_BYTES = 67_108_864  # unacknowledged bytes to one client: bounds ingest's buffers in a flood
 
 
 def mosquitto_config(port: int, persistence_dir: Path | None, *, extra: str = "") -> str:
@@ -38,6 +39,7 @@ def mosquitto_config(port: int, persistence_dir: Path | None, *, extra: str = ""
         "allow_anonymous false" if "password_file" in extra or "plugin " in extra else "allow_anonymous true",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         f"max_packet_size {MAX_PACKET_SIZE}",
+        f"max_inflight_bytes {MAX_INFLIGHT_BYTES}",
         "max_inflight_messages 100",
         "log_type error",
         "log_type warning",
