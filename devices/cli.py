@@ -21,13 +21,13 @@ from typing import Any
 
 from cityops.services import database_for
 from cityops.settings import Settings
-from cityops.storage import Database
 from devices import broker_config, registry
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
-from devices.broker_auth import apply_dynsec, issued_secrets, service_username, sync_broker
+from devices.broker_auth import service_username
+from devices.broker_sync import apply_to_broker
 from devices.bulk import import_devices, plan_import, registered_ids
-from devices.errors import BrokerAuthError, ImportRejected, InvalidField
+from devices.errors import ImportRejected, InvalidField
 from devices.health import Health
 from devices.health_query import device_health
 from devices.registry import DeviceRecord, Provisioned
@@ -142,48 +142,6 @@ def _area(settings: Settings) -> CouncilArea:
     return CouncilArea.from_wkt(settings.devices.area_wkt)
 
 
-async def _sync(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]] = (), *,
-                file_only: bool = False) -> tuple[bool, str]:
-    """Apply the registry to the broker; (done, what happened). A failure is reported, not raised:
-    the database change stands, and `cityops device sync-broker` applies it later.
-    `issued`: secrets just issued, (name, secret, is_service): the control API needs them in clear."""
-    s = settings.devices
-    if s.broker_dynsec_file is not None or s.broker_admin_url is not None:
-        return await _sync_dynsec(db, settings, issued, file_only)
-    where = f"{s.broker_password_file}, {s.broker_acl_file}"
-    try:
-        result = await sync_broker(db, s.broker_password_file, s.broker_acl_file, pid_file=s.broker_pid_file)
-    except BrokerAuthError as exc:
-        return False, f"broker NOT updated: {exc}; fix it, then run `cityops device sync-broker`"
-    if result.reloaded_pid is None:
-        return True, f"broker files written ({where}); broker not reloaded: set CITYOPS_DEVICES__BROKER_PID_FILE"
-    return True, f"broker files written ({where}); broker reloaded (pid {result.reloaded_pid})"
-
-
-async def _sync_dynsec(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]],
-                       file_only: bool) -> tuple[bool, str]:
-    s = settings.devices
-    admin = s.broker_admin_url.get_secret_value() if s.broker_admin_url is not None else None
-    try:
-        result = await apply_dynsec(db, admin_url=admin, config_file=s.broker_dynsec_file,
-                                    ingest_consumers=s.ingest_consumers, share_group=settings.ingest.share_group,
-                                    secrets=issued_secrets(issued, s.ingest_consumers), contact=not file_only)
-    except BrokerAuthError as exc:
-        return False, (f"BROKER NOT UPDATED: {exc}. The registry changed but the running broker did not: "
-                       "fix it, then run `cityops device sync-broker` (a new secret must be rotated again)")
-    written = f"{result.written} written; " if result.written else ""
-    if result.commands is None:
-        if file_only and result.written:
-            return True, f"{result.written} written: {result.accounts} accounts, read when the broker starts"
-        return False, (f"{written}BROKER NOT UPDATED at run time: CITYOPS_DEVICES__BROKER_ADMIN_URL is unset "
-                       "(the file applies when the broker next starts)")
-    if result.no_secret:
-        return False, (f"{written}broker updated ({result.commands} changes, read back) but NOT for "
-                       f"{', '.join(result.no_secret)}: not on the broker and their secrets are not known here; "
-                       "`cityops device rotate` them")
-    return True, f"{written}broker updated ({result.commands} changes) and read back: {result.accounts} accounts"
-
-
 def _attribute_values(args: argparse.Namespace) -> dict[str, str | None]:
     return {field: getattr(args, option[2:].replace("-", "_")) for option, field, _ in ATTRIBUTES}
 
@@ -208,7 +166,7 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
         issued = await registry.add_device(db, spec)
         config = folder / f"{spec.device_id}.toml"
         config.write_text(render_agent_config(spec, settings.devices.agent_mqtt_url))
-        synced, broker = await _sync(db, settings, [(issued.name, issued.secret, False)])
+        synced, broker = await apply_to_broker(db, settings, [(issued.name, issued.secret, False)])
     _print_secret(issued, {"device": spec.device_id, "agent_config": str(config), "broker": broker}, args.json)
     return 0 if synced else 1
 
@@ -283,7 +241,7 @@ async def run_move(args: argparse.Namespace, settings: Settings) -> int:
 async def run_retire(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
         await registry.retire_device(db, args.device_id, args.reason)
-        synced, broker = await _sync(db, settings)
+        synced, broker = await apply_to_broker(db, settings)
     if args.json:
         _json({"device": args.device_id, "status": "retired", "broker": broker})
     else:
@@ -297,7 +255,7 @@ async def run_rotate(args: argparse.Namespace, settings: Settings) -> int:
             issued = await registry.rotate_service_account(db, args.service)
         else:
             issued = await registry.rotate_secret(db, args.device_id)
-        synced, broker = await _sync(db, settings, [(issued.name, issued.secret, bool(args.service))])
+        synced, broker = await apply_to_broker(db, settings, [(issued.name, issued.secret, bool(args.service))])
     username = service_username(issued.name) if args.service else issued.name
     _print_secret(issued, {"username": username, "broker": broker}, args.json)
     return 0 if synced else 1
@@ -325,7 +283,7 @@ async def run_import(args: argparse.Namespace, settings: Settings) -> int:
         for record in await registry.list_devices(db, device_ids=[i.name for i in issued]):
             (out / f"{record.spec.device_id}.toml").write_text(
                 render_agent_config(record.spec, settings.devices.agent_mqtt_url))
-        synced, broker = await _sync(db, settings, [(i.name, i.secret, False) for i in issued])
+        synced, broker = await apply_to_broker(db, settings, [(i.name, i.secret, False) for i in issued])
     summary = {"imported": len(issued), "agent_configs": str(out), "secrets": str(secrets_file), "broker": broker}
     if args.json:
         _json(summary)
@@ -361,6 +319,6 @@ async def run_health(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_sync(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
-        synced, message = await _sync(db, settings, file_only=args.file_only)
+        synced, message = await apply_to_broker(db, settings, file_only=args.file_only)
     _json({"broker": message}) if args.json else print(message)
     return 0 if synced else 1
