@@ -17,14 +17,16 @@ from devices.errors import BrokerAuthError
 
 
 async def apply_to_broker(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]] = (), *,
-                file_only: bool = False) -> tuple[bool, str]:
+                          file_only: bool = False, others_may_wait: bool = False) -> tuple[bool, str]:
     """Apply the registry to the broker; (done, what happened). A failure is reported, not raised:
     the database change stands, and `cityops device sync-broker` applies it later. The CLI and
     the admin API call this after every change.
-    `issued`: secrets just issued, (name, secret, is_service): the control API needs them in clear."""
+    `issued`: secrets just issued, (name, secret, is_service): the control API needs them in clear.
+    `others_may_wait`: accounts still missing from the broker for want of a secret (an earlier
+    change that did not reach it) are named but do not fail this change (the admin API)."""
     s = settings.devices
     if s.broker_dynsec_file is not None or s.broker_admin_url is not None:
-        return await _sync_dynsec(db, settings, issued, file_only)
+        return await _sync_dynsec(db, settings, issued, file_only, others_may_wait)
     where = f"{s.broker_password_file}, {s.broker_acl_file}"
     try:
         result = await sync_broker(db, s.broker_password_file, s.broker_acl_file, pid_file=s.broker_pid_file)
@@ -36,7 +38,7 @@ async def apply_to_broker(db: Database, settings: Settings, issued: Sequence[tup
 
 
 async def _sync_dynsec(db: Database, settings: Settings, issued: Sequence[tuple[str, str, bool]],
-                       file_only: bool) -> tuple[bool, str]:
+                       file_only: bool, others_may_wait: bool) -> tuple[bool, str]:
     s = settings.devices
     admin = s.broker_admin_url.get_secret_value() if s.broker_admin_url is not None else None
     try:
@@ -53,7 +55,7 @@ async def _sync_dynsec(db: Database, settings: Settings, issued: Sequence[tuple[
         return False, (f"{written}BROKER NOT UPDATED at run time: CITYOPS_DEVICES__BROKER_ADMIN_URL is unset "
                        "(the file applies when the broker next starts)")
     if result.no_secret:
-        return False, (f"{written}broker updated ({result.commands} changes, read back) but NOT for "
-                       f"{', '.join(result.no_secret)}: not on the broker and their secrets are not known here; "
-                       "`cityops device rotate` them")
+        return others_may_wait, (f"{written}broker updated ({result.commands} changes, read back) but NOT for "
+                                 f"{', '.join(result.no_secret)}: not on the broker and their secrets are not "
+                                 "known here; `cityops device rotate` them")
     return True, f"{written}broker updated ({result.commands} changes) and read back: {result.accounts} accounts"

@@ -20,7 +20,7 @@ from cityops.storage import Database
 from cityops.storage.database import Connection
 from devices.area import CouncilArea
 from devices.errors import DeviceRetired, DuplicateDevice, InvalidField, UnknownDevice
-from devices.secrets import hash_secret, new_secret
+from devices.secrets import hash_secret, new_secret, verify_secret
 from devices.spec import DeviceSpec, moved, validate
 
 log = logging.getLogger("devices.registry")
@@ -171,6 +171,27 @@ async def rotate_secret(db: Database, device_id: str) -> Provisioned:
         await _event(conn, device_id, "rotated")
     log.info("rotated the secret of %s", device_id)
     return Provisioned(device_id, secret)
+
+
+async def undo_rotation(db: Database, device_id: str, issued: str, previous_hash: str | None) -> bool:
+    """Put back the secret a rotation replaced (the broker never took the new one), unless the
+    secret changed again since; True when undone."""
+    if previous_hash is None:
+        return False
+    async with db.transaction() as conn:
+        current = await conn.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1 FOR UPDATE",
+                                      device_id)
+        if current is None or not verify_secret(issued, current):
+            return False
+        await conn.execute("UPDATE device_secrets SET secret_hash = $2 WHERE device_id = $1", device_id,
+                           previous_hash)
+        await _event(conn, device_id, "rotated", {"undone": True, "reason": "the broker was not updated"})
+    log.warning("rotation of %s undone: the broker was not updated", device_id)
+    return True
+
+
+async def secret_hash(db: Database, device_id: str) -> str | None:
+    return await db.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1", device_id)
 
 
 async def retire_device(db: Database, device_id: str, reason: str = "") -> None:

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cityops.cli import build_parser
 from cityops.embedded.broker import mosquitto_user
-from cityops.embedded.process import make_traversable
+from cityops.embedded.process import free_port, make_traversable
 from cityops.settings import Settings, load_settings
 from cityops.storage import Database
 from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, telemetry_topic
@@ -36,6 +37,10 @@ from devices.broker_config import DYNSEC_PLUGIN
 from devices.dynsec import ADMIN
 from devices.registry import add_device, rotate_service_account
 from devices.spec import DeviceSpec
+from ops_api.accounts.roles import Role
+from ops_api.accounts.sessions import open_session
+from ops_api.app import create_app
+from tests.api_helpers import make_user, serving
 from tests.conftest import own_mosquitto
 from tests.ingest_helpers import eventually, frog_payload, ingest_settings, rows_of, running_ingest
 
@@ -275,3 +280,77 @@ async def test_retire_reaches_the_running_broker_over_the_control_api_and_is_rea
         args = parse("retire", f"{unique}-new")
         assert await args.handler(args, broker.settings(database_url, dead)) == 1
         assert "BROKER NOT UPDATED" in capsys.readouterr().out
+
+
+# --- the admin API over HTTP: its changes reach the running broker, or it answers 502 ----------
+
+@asynccontextmanager
+async def admin_api(db: Database, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served by uvicorn (a real socket), signed in as a fresh admin."""
+    async with serving(create_app(settings, db=db)) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        admin = await make_user(db, Role.ADMIN)
+        http.headers["Authorization"] = f"Bearer {await open_session(db, admin.user_id)}"
+        yield http
+
+
+async def test_the_admin_api_adds_rotates_and_retires_on_the_running_broker(
+        db: Database, database_url: str, unique: str, tmp_path: Path) -> None:
+    present = f"{unique}-present"
+    async with dynsec_broker(db, tmp_path / "broker", present) as broker, \
+            admin_api(db, broker.settings(database_url)) as api:
+        new = f"{unique}-new"
+        added = await api.post("/admin/devices", json={"device_id": new, "kind": "frog", "lon": -2.6, "lat": 51.45})
+        assert added.status_code == 201, added.text
+        assert added.json()["broker_status"] == "updated" and "read back" in added.json()["broker"]
+        assert attempt(broker.port, new, added.json()["secret"], new) == 0
+
+        rotated = await api.post(f"/admin/devices/{new}/rotate")
+        assert rotated.status_code == 200 and rotated.json()["broker_status"] == "updated"
+        assert attempt(broker.port, new, added.json()["secret"], new) != 0
+        assert attempt(broker.port, new, rotated.json()["secret"], new) == 0
+
+        # retire: the connected device is dropped at once and refused when it comes back
+        connected = Device(broker.port, present, broker.secrets[present], present)
+        assert await asyncio.to_thread(connected.connect) == 0
+        retired = await api.post(f"/admin/devices/{present}/retire", json={"reason": "stolen"})
+        assert retired.status_code == 200, retired.text
+        assert retired.json()["broker_status"] == "updated" and retired.json()["device"]["status"] == "retired"
+        assert await asyncio.to_thread(connected.disconnected.wait, 5), "the retired device stayed connected"
+        connected.close()
+        assert attempt(broker.port, present, broker.secrets[present], present) != 0
+
+
+async def test_with_the_broker_unreachable_the_admin_api_answers_502_and_claims_nothing(
+        db: Database, database_url: str, unique: str, tmp_path: Path) -> None:
+    held, fresh = f"{unique}-held", f"{unique}-fresh"
+    async with dynsec_broker(db, tmp_path / "broker", held) as broker:
+        dead = broker.admin_url.replace(f":{broker.port}", f":{free_port()}")
+        connected = Device(broker.port, held, broker.secrets[held], held)
+        assert await asyncio.to_thread(connected.connect) == 0
+        async with admin_api(db, broker.settings(database_url, dead)) as api:
+            added = await api.post("/admin/devices", json={"device_id": fresh, "kind": "frog", "lon": -2.6,
+                                                           "lat": 51.45})
+            assert added.status_code == 502, added.text
+            assert "BROKER NOT UPDATED" in added.json()["error"] and "secret is not shown" in added.json()["error"]
+            assert "secret" not in added.json() and f"/admin/devices/{fresh}/rotate" in added.json()["hint"]
+
+            before = await db.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1", held)
+            rotated = await api.post(f"/admin/devices/{held}/rotate")
+            assert rotated.status_code == 502 and "not rotated" in rotated.json()["error"], rotated.text
+            assert "secret" not in rotated.json()
+            assert await db.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1", held) == before
+            assert attempt(broker.port, held, broker.secrets[held], f"{held}-probe") != 0  # bound id still holds
+            assert not connected.disconnected.is_set()
+
+            retired = await api.post(f"/admin/devices/{held}/retire")
+            assert retired.status_code == 502, retired.text
+            assert "STILL CONNECTS" in retired.json()["error"] and "retire again" in retired.json()["hint"]
+            assert not connected.disconnected.is_set()  # true: the broker was not told
+
+        # the retry, with the broker reachable, finishes the retirement
+        async with admin_api(db, broker.settings(database_url)) as api:
+            again = await api.post(f"/admin/devices/{held}/retire")
+            assert again.status_code == 200 and again.json()["broker_status"] == "updated", again.text
+            assert await asyncio.to_thread(connected.disconnected.wait, 5), "the retired device stayed connected"
+        connected.close()
+        assert attempt(broker.port, held, broker.secrets[held], held) != 0

@@ -5,15 +5,25 @@
     POST  /admin/devices/{device_id}/retire  broker access revoked, ingest refuses it
     POST  /admin/devices/{device_id}/rotate  a new secret, in the answer, once
 
-After each change the broker's password and ACL files are rewritten (and Mosquitto
-reloaded when CITYOPS_DEVICES__BROKER_PID_FILE is set). A failed sync does not undo the
-change: the answer says so, and `cityops device sync-broker` applies it later.
+Each add, rotate and retire is then applied to the running broker (devices.broker_sync:
+dynamic security over its control API, read back; or the password and ACL files) and the
+answer says so (`broker_status`). When the broker was not updated the answer is 502 and
+says what stands, choosing the safer side (docs/devices.md, "The admin API"):
+
+    add     the device stays registered; no secret is shown (the broker never took it):
+            rotate it once the broker answers
+    rotate  undone: the registry keeps the old secret, which the broker still holds
+    retire  stays retired (ingest refuses its readings), but its secret still connects:
+            POST .../retire again (it retries the broker) or `cityops device sync-broker`
+
+An account left off the broker by an earlier failed add is named in `broker` but does not
+fail a later, unrelated change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -23,11 +33,11 @@ from cityops.settings import Settings
 from cityops.storage import Database
 from devices import registry
 from devices.area import CouncilArea
-from devices.broker_auth import sync_broker
-from devices.errors import BrokerAuthError, DeviceRetired, DuplicateDevice, InvalidField, UnknownDevice
+from devices.broker_sync import apply_to_broker
+from devices.errors import DeviceRetired, DuplicateDevice, InvalidField, UnknownDevice
 from devices.spec import DeviceSpec, validate
 from ops_api.deps import DB, Admin, AppSettings
-from ops_api.errors import Conflict, InvalidRequest, NotFound
+from ops_api.errors import ApiError, Conflict, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/admin/devices", tags=["admin"])
 
@@ -65,15 +75,26 @@ class Retirement(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+BrokerStatus = Literal["updated", "unchanged"]
+
+
 class Issued(BaseModel):
     device_id: str
     secret: str = Field(description="shown this once, never stored in clear: put it in the agent's password file")
+    broker_status: BrokerStatus = Field(description="updated: the running broker took it (or its files were written)")
     broker: str
 
 
 class Changed(BaseModel):
     device: dict[str, Any]
+    broker_status: BrokerStatus
     broker: str
+
+
+class BrokerNotUpdated(ApiError):
+    """The registry changed (or was put back) but the broker did not follow: 502."""
+
+    status = 502
 
 
 @contextmanager
@@ -89,15 +110,13 @@ def _registry_errors() -> Iterator[None]:
         raise Conflict(str(exc), hint=exc.hint) from None
 
 
-async def _sync(db: Database, settings: Settings) -> str:
-    s = settings.devices
-    try:
-        result = await sync_broker(db, s.broker_password_file, s.broker_acl_file, pid_file=s.broker_pid_file)
-    except BrokerAuthError as exc:
-        return f"broker NOT updated: {exc}; run `cityops device sync-broker` once fixed"
-    if result.reloaded_pid is None:
-        return "broker files written; broker not reloaded (CITYOPS_DEVICES__BROKER_PID_FILE unset)"
-    return f"broker files written and broker reloaded (pid {result.reloaded_pid})"
+async def _apply(db: Database, settings: Settings, issued: list[tuple[str, str, bool]], *, what: str,
+                 hint: str) -> str:
+    """The broker brought in line; BrokerNotUpdated (502) naming `what` stands when it was not."""
+    done, message = await apply_to_broker(db, settings, issued, others_may_wait=True)
+    if not done:
+        raise BrokerNotUpdated(f"BROKER NOT UPDATED: {what}. {message}", hint=hint)
+    return message
 
 
 def _area(settings: Settings) -> CouncilArea:
@@ -105,12 +124,18 @@ def _area(settings: Settings) -> CouncilArea:
 
 
 @router.post("", status_code=201, summary="Register a device; its secret is shown once (admin)",
-             responses={409: {"description": "the id is taken"}, 422: {"description": "a field breaks a rule"}})
+             responses={409: {"description": "the id is taken"}, 422: {"description": "a field breaks a rule"},
+                        502: {"description": "registered, but the broker was not updated (no secret shown)"}})
 async def add(body: DeviceIn, db: DB, admin: Admin, settings: AppSettings) -> Issued:
     with _registry_errors():
         spec = validate(DeviceSpec(**body.model_dump()), _area(settings))
         issued = await registry.add_device(db, spec)
-    return Issued(device_id=issued.name, secret=issued.secret, broker=await _sync(db, settings))
+    broker = await _apply(db, settings, [(issued.name, issued.secret, False)],
+                          what=f"{issued.name} is registered but the broker does not know it; its secret is not "
+                               "shown (the broker never took it)",
+                          hint=f"once the broker answers, POST /admin/devices/{issued.name}/rotate for a secret "
+                               "that works")
+    return Issued(device_id=issued.name, secret=issued.secret, broker_status="updated", broker=broker)
 
 
 @router.patch("/{device_id}", summary="Change a device's attributes or location (admin)",
@@ -130,22 +155,39 @@ async def update(device_id: str, body: DeviceChanges, db: DB, admin: Admin, sett
         if lon is not None and lat is not None:
             await registry.move_device(db, device_id, lon, lat, area)
         record = await registry.get_device(db, device_id)
-    return Changed(device=record.as_json(), broker=await _sync(db, settings))
+    return Changed(device=record.as_json(), broker_status="unchanged", broker="attributes only: no broker change")
 
 
 @router.post("/{device_id}/retire", summary="Retire a device for good: its broker access goes (admin)",
-             responses={404: {"description": "no such device"}, 409: {"description": "already retired"}})
+             description="Retiring a retired device again retries the broker.",
+             responses={404: {"description": "no such device"},
+                        502: {"description": "retired, but the broker still lets its secret in"}})
 async def retire(device_id: str, db: DB, admin: Admin, settings: AppSettings,
                  body: Retirement | None = None) -> Changed:
     with _registry_errors():
-        await registry.retire_device(db, device_id, body.reason if body else "")
+        with suppress(DeviceRetired):  # a retry: the broker may not have followed the first time
+            await registry.retire_device(db, device_id, body.reason if body else "")
         record = await registry.get_device(db, device_id)
-    return Changed(device=record.as_json(), broker=await _sync(db, settings))
+    broker = await _apply(db, settings, [],
+                          what=f"{device_id} is retired (ingest refuses its readings) but its secret STILL "
+                               "CONNECTS to the broker",
+                          hint=f"POST /admin/devices/{device_id}/retire again once the broker answers, or run "
+                               "`cityops device sync-broker`")
+    return Changed(device=record.as_json(), broker_status="updated", broker=broker)
 
 
 @router.post("/{device_id}/rotate", summary="A new secret for a device, shown once (admin)",
-             responses={404: {"description": "no such device"}, 409: {"description": "retired"}})
+             responses={404: {"description": "no such device"}, 409: {"description": "retired"},
+                        502: {"description": "the broker was not updated: nothing rotated"}})
 async def rotate(device_id: str, db: DB, admin: Admin, settings: AppSettings) -> Issued:
     with _registry_errors():
+        previous = await registry.secret_hash(db, device_id)
         issued = await registry.rotate_secret(db, device_id)
-    return Issued(device_id=issued.name, secret=issued.secret, broker=await _sync(db, settings))
+    done, message = await apply_to_broker(db, settings, [(issued.name, issued.secret, False)], others_may_wait=True)
+    if not done:
+        undone = await registry.undo_rotation(db, device_id, issued.secret, previous)
+        stands = ("not rotated: the old secret stays, in the registry and on the broker" if undone else
+                  "rotated in the registry but not on the broker, and the old secret could not be put back")
+        raise BrokerNotUpdated(f"BROKER NOT UPDATED: {device_id} {stands}. {message}",
+                               hint=f"POST /admin/devices/{device_id}/rotate again once the broker answers")
+    return Issued(device_id=issued.name, secret=issued.secret, broker_status="updated", broker=message)
