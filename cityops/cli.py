@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from alerts import cli as alerts_cli
-    from cityops import bench, dbcli, demo, servecli
+    from cityops import bench, dbcli, demo, pkicli, servecli
     from cityops.democity import soak
     from dashboards import cli as dashboards_cli
     from devices import cli as devices_cli
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo.register(commands)
     dbcli.register(commands)
+    pkicli.register(commands)
     servecli.register(commands)
     benchmarks = bench.register(commands)
     ingest_cli.register(commands)

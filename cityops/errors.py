@@ -8,6 +8,7 @@
      |    +-- MigrationError          a migration failed; it was rolled back
      +-- EmbeddedServiceError     an embedded PostgreSQL or broker would not start
      +-- BrokerUnavailable        the MQTT broker could not be reached
+     +-- PkiError                 `cityops pki`: no CA yet, a file in the way, a bad name (`path`)
 
 Each carries `hint`: one line on what to do. The CLI prints `error: <message>` and
 `hint: <hint>` and exits 1; nothing below it prints a traceback for these.
@@ -67,3 +68,11 @@ class EmbeddedServiceError(CityOpsError):
 
 class BrokerUnavailable(CityOpsError):
     hint = "check CITYOPS_MQTT_URL, or unset it to use the embedded broker"
+
+
+class PkiError(CityOpsError):
+    hint = "run `cityops pki init` first; see docs/operations.md, \"TLS\""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path

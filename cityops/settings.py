@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -208,6 +208,7 @@ class ReleasesSettings(BaseModel):
     public_key: str | None = None
     # the API as devices see it, only printed by `release publish`: offers carry no URL, each
     # device downloads from its own [update] base_url (https outside the demo)
+    # (https; plain http only to this machine, as the demo serves it)
     download_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://")
     download_bytes_per_s: int = Field(default=2_000_000, gt=0)  # shared by every download at once
     download_burst_bytes: int = Field(default=256_000, gt=0)
@@ -215,6 +216,22 @@ class ReleasesSettings(BaseModel):
     download_idle_timeout_s: float = Field(default=60.0, gt=0)  # a client taking no bytes this long loses its slot
     tick_every_s: float = Field(default=30.0, gt=0)  # `cityops release run`: how often rollouts advance
     mqtt_client_id: str = Field(default="cityops-releases", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("download_base_url")
+    @classmethod
+    def _https_outside_this_machine(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise ValueError(f"{value!r} is plain http to another machine: devices must download over "
+                             "https (http only to 127.0.0.1, ::1 or localhost, as the demo does)")
+        return value
+
+
+class PkiSettings(BaseModel):
+    """`cityops pki`: the private CA's folder and its key (docs/operations.md, "TLS")."""
+
+    dir: Path = Path(".cityops/pki")  # ca.pem and the issued certificates and keys
+    ca_key: Path | None = None        # default <dir>/ca.key; keep it where no service can read it
 
 
 class AccountsSettings(BaseModel):
@@ -258,6 +275,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = AlertsSettings()
     releases: ReleasesSettings = ReleasesSettings()
     accounts: AccountsSettings = AccountsSettings()
+    pki: PkiSettings = PkiSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")
     @classmethod
@@ -300,6 +318,16 @@ class Settings(BaseSettings):
         if self.mqtt_url is not None:
             return self.mqtt_url.get_secret_value()
         return self.embedded_mqtt_url()
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: traffic that never leaves this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_scheme(value: SecretStr | None, schemes: tuple[str, ...], name: str, example: str) -> None:
