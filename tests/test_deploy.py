@@ -9,6 +9,7 @@ import argparse
 import configparser
 import contextlib
 import io
+import ipaddress
 import json
 import re
 import shlex
@@ -38,7 +39,9 @@ SCHEMA = json.loads((Path(__file__).parent / "data" / "compose-spec.json").read_
 # how deploy/mosquitto/mosquitto.conf is generated (paths as the broker container sees them)
 COMPOSE_BROKER_ARGS = ["device", "broker-config", "--dynsec-file", "/cityops/broker/dynamic-security.json",
                        "--dynsec-plugin", "/usr/lib/mosquitto_dynamic_security.so",
-                       "--persistence-dir", "/mosquitto/data"]
+                       "--persistence-dir", "/mosquitto/data",
+                       "--tls-listener", "8883", "--certfile", "/cityops/pki/mosquitto.pem",
+                       "--keyfile", "/cityops/pki/mosquitto.key"]
 
 
 def compose() -> dict[str, Any]:
@@ -102,7 +105,7 @@ def test_compose_runs_the_platform_as_the_issue_asks() -> None:
     assert len(client_ids) == 2 and groups == {"ingest"}  # one shared subscription, two sessions
     for service in ingest:
         n = service["environment"]["CITYOPS_INGEST__CLIENT_ID"].rsplit("-", 1)[1]
-        assert service["environment"]["CITYOPS_MQTT_URL"].startswith(f"mqtt://service.ingest-{n}:")
+        assert service["environment"]["CITYOPS_MQTT_URL"].startswith(f"mqtts://service.ingest-{n}:")
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["restart"] == "no"
     broker = services["mosquitto"]
@@ -129,6 +132,9 @@ def test_env_example_names_every_variable_compose_requires_and_holds_no_secret()
                    if line and not line.startswith("#"))
     assert required <= set(example), required - set(example)
     for name in required:
+        if name.endswith("_HOST"):  # a host name, not a secret
+            assert example[name].endswith("example.org"), name
+            continue
         assert example[name] in ("", "change-me", "change-me-too", "change-me-as-well"), name
 
 
@@ -137,6 +143,130 @@ def test_the_image_contains_every_package() -> None:
     packages = re.search(r'include = \[(.*?)\]', (ROOT / "pyproject.toml").read_text()).group(1)  # type: ignore[union-attr]
     for package in re.findall(r'"(\w+)\*"', packages):
         assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+# --- TLS and database roles (issue 18, parts 7 and 8) --------------------------------------
+
+LONG_RUNNING = ("ingest-1", "ingest-2", "rules", "alerts", "releases", "api")
+ONE_SHOT_OWNER = {"migrate", "db-roles", "broker-auth", "cli"}  # the schema's owner: tools, run on purpose
+
+
+def env_values(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    return {k: str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+
+
+def test_compose_publishes_only_the_proxy_and_the_tls_broker() -> None:
+    services = compose()["services"]
+    published = {name: service["ports"] for name, service in services.items() if service.get("ports")}
+    assert published == {"proxy": ["443:443"], "mosquitto": ["8883:8883"]}
+    assert all("expose" not in s for s in services.values())
+
+
+def test_the_broker_listens_only_with_tls_and_every_mqtt_url_verifies_it() -> None:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    listeners = [line for line in conf if line.startswith("listener ")]
+    assert listeners == ["listener 8883"]
+    for line in ("certfile /cityops/pki/mosquitto.pem", "keyfile /cityops/pki/mosquitto.key", "tls_version tlsv1.2"):
+        assert line in conf, line
+    services = compose()["services"]
+    assert "pki:/cityops/pki:ro" in services["mosquitto"]["volumes"]
+    urls = [(n, k, v) for n, s in services.items() for k, v in env_values(s).items()
+            if k.endswith(("MQTT_URL", "ADMIN_URL")) and "AGENT" not in k]
+    assert len(urls) >= 6
+    for name, key, url in urls:
+        assert url.startswith("mqtts://") and ":8883?cafile=/cityops/pki/ca.pem" in url, (name, key, url)
+        assert "pki:/cityops/pki:ro" in services[name]["volumes"], name
+    assert services["cli"]["environment"]["CITYOPS_DEVICES__AGENT_MQTT_URL"].split(":-", 1)[1].startswith("mqtts://")
+
+
+def test_no_service_connects_as_the_superuser_and_every_connection_verifies_tls() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        url = env_values(service).get("CITYOPS_DATABASE_URL")
+        if url is None:
+            continue
+        assert "sslmode=verify-full&sslrootcert=/cityops/pki/ca.pem" in url, name
+        user = url.split("://", 1)[1].split(":", 1)[0]
+        if name in LONG_RUNNING:
+            service_name = "ingest" if name.startswith("ingest-") else name
+            assert user == f"cityops_{service_name}", (name, user)
+        else:
+            assert name in ONE_SHOT_OWNER, f"{name} connects as the owner {user}"
+    assert set(LONG_RUNNING) <= set(services)
+    # the one-shot db-roles gives each of them its login
+    roles = services["db-roles"]["environment"]
+    for service_name in ("ingest", "api", "rules", "alerts", "releases", "grafana"):
+        assert f"CITYOPS_STORAGE__ROLE_PASSWORDS__{service_name.upper()}" in roles, service_name
+    grafana = services["grafana"]["environment"]
+    assert grafana["CITYOPS_GRAFANA_DB_USER"] == "cityops_grafana"
+    assert grafana["CITYOPS_GRAFANA_DB_SSLMODE"] in ("require", "verify-full")
+
+
+def test_postgresql_runs_tls_and_refuses_plain_connections() -> None:
+    db = compose()["services"]["timescaledb"]
+    settings = dict(o.split("=", 1) for o in db["command"][2::2])
+    assert db["command"][0] == "postgres" and db["command"][1::2] == ["-c"] * len(settings)
+    assert settings["ssl"] == "on" and settings["ssl_cert_file"] == "/cityops/pki/timescaledb.pem"
+    assert settings["ssl_key_file"] == "/cityops/pki/timescaledb.key"
+    assert f"./timescaledb/pg_hba.conf:{settings['hba_file']}:ro" in db["volumes"]
+    hba = [line.split() for line in (DEPLOY / "timescaledb" / "pg_hba.conf").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    network = [rule for rule in hba if rule[0] != "local"]
+    assert {rule[0] for rule in network} == {"hostssl", "hostnossl"}
+    assert all(rule[-1] == "reject" for rule in network if rule[0] == "hostnossl")
+    assert all(rule[-1] == "scram-sha-256" for rule in network if rule[0] == "hostssl")
+
+
+def test_the_api_and_grafana_are_behind_the_tls_proxy_it_trusts() -> None:
+    doc = compose()
+    services = doc["services"]
+    proxy = services["proxy"]
+    address = proxy["networks"]["default"]["ipv4_address"]
+    subnet = doc["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    api = services["api"]["environment"]
+    assert json.loads(api["CITYOPS_API__TRUSTED_PROXIES"]) == [address]
+    assert api["CITYOPS_ACCOUNTS__PUBLIC_BASE_URL"].startswith("https://")
+    assert services["grafana"]["environment"]["GF_SERVER_ROOT_URL"].startswith("https://")
+    for service in services.values():
+        download = env_values(service).get("CITYOPS_RELEASES__DOWNLOAD_BASE_URL")
+        assert download is None or download.startswith("https://")
+    caddy = (DEPLOY / "proxy" / "Caddyfile").read_text()
+    assert "./proxy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    assert "reverse_proxy {$CITYOPS_API_UPSTREAM:api:8000}" in caddy
+    assert "reverse_proxy {$GRAFANA_UPSTREAM:grafana:3000}" in caddy
+    assert caddy.count("tls /cityops/pki/proxy.pem /cityops/pki/proxy.key") == 2
+
+
+def test_the_ca_key_is_mounted_by_the_pki_tool_only() -> None:
+    services = compose()["services"]
+    holders = [n for n, s in services.items() if any(str(v).startswith("pki-ca:") for v in s.get("volumes", []))]
+    assert holders == ["pki"]
+    pki = services["pki"]
+    assert pki["environment"]["CITYOPS_PKI__CA_KEY"].startswith("/cityops/ca/")
+    assert parse_cityops([*pki["entrypoint"], "server", "mosquitto", "--dns", "mosquitto", "--owner", "1883"]).owner
+
+
+def test_systemd_examples_use_tls_and_a_role_per_service() -> None:
+    text = "\n".join(p.read_text() for p in (DEPLOY / "systemd").glob("*.env.example"))
+    assignments = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
+    db_urls = [v for k, v in assignments if k == "CITYOPS_DATABASE_URL"]
+    mqtt_urls = [v for k, v in assignments if k == "CITYOPS_MQTT_URL"]
+    assert len(db_urls) == 6 and len(mqtt_urls) == 2
+    assert all("sslmode=verify-full" in u and "sslrootcert=" in u for u in db_urls)
+    users = {u.split("://", 1)[1].split(":", 1)[0] for u in db_urls}
+    assert users == {"cityops", "cityops_ingest", "cityops_api", "cityops_rules", "cityops_alerts", "cityops_releases"}
+    assert all(u.startswith("mqtts://") and "?cafile=" in u for u in mqtt_urls)
+    assert "mqtt://" not in text.replace("mqtts://", "")
+    assert ["CITYOPS_API__TRUSTED_PROXIES", '["127.0.0.1"]'] in assignments
+    for unit, own in (("cityops-rules.service", "rules.env"), ("cityops-alerts.service", "alerts.env"),
+                      ("cityops-releases.service", "releases.env"), ("cityops-api.service", "api-db.env")):
+        files = [line.split("=", 1)[1] for line in (DEPLOY / "systemd" / unit).read_text().splitlines()
+                 if line.startswith("EnvironmentFile=")]
+        assert files.index(f"/etc/cityops/{own}") > files.index("/etc/cityops/cityops.env"), unit
+    agent = (DEPLOY / "agent" / "agent.example.toml").read_text()
+    assert 'url = "mqtts://' in agent and "ca_file = " in agent and 'base_url = "https://' in agent
 
 
 # --- systemd ----------------------------------------------------------------------------
