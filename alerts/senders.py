@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -132,7 +131,7 @@ class Senders:
         if self.mqtt_url is None:
             raise PermanentFailure("no MQTT broker configured for device messages", channel="mqtt")
         target = MqttTarget.from_url(self.mqtt_url)
-        client = aiomqtt.Client(**target.client_kwargs(), identifier=f"cityops-alerts-{uuid.uuid4().hex[:12]}",
+        client = aiomqtt.Client(**target.client_kwargs(), identifier=self.settings.mqtt_client_id,
                                 timeout=self.settings.send_timeout_s)
         try:
             self._mqtt = await self._stack.enter_async_context(client)

@@ -144,6 +144,8 @@ class AlertsSettings(BaseModel):
     backoff_base_s: float = Field(default=30.0, ge=0)
     backoff_max_s: float = Field(default=3600.0, ge=0)
     send_timeout_s: float = Field(default=10.0, gt=0)   # per webhook call / SMTP exchange / MQTT publish
+    # the one client id the broker lets service.alerts use (docs/devices.md, Broker isolation)
+    mqtt_client_id: str = Field(default="cityops-alerts", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     send_concurrency: int = Field(default=20, ge=1)
     claim_batch: int = Field(default=200, ge=1)
     lease_s: float = Field(default=300.0, gt=0)     # a claimed notification is due again after this
@@ -215,6 +217,7 @@ class ReleasesSettings(BaseModel):
     max_concurrent_downloads: int = Field(default=20, ge=1)  # at most one per device; more get 429 + Retry-After
     download_idle_timeout_s: float = Field(default=60.0, gt=0)  # a client taking no bytes this long loses its slot
     tick_every_s: float = Field(default=30.0, gt=0)  # `cityops release run`: how often rollouts advance
+    # the one client id the broker lets service.releases use (`release rollout`: cityops-releases-rollout)
     mqtt_client_id: str = Field(default="cityops-releases", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("download_base_url")

@@ -13,8 +13,10 @@ Mosquitto (2.0) reads `password_file` (user:$7$... lines, the hashes we store) a
     device <id>       write cityops/v1/devices/<id>/telemetry and .../status (its Last Will),
                       read cityops/v1/devices/<id>/config and .../alert (its LED); nothing else
     service.ingest    read every device's telemetry and status (shared subscriptions too)
-    service.api       write every device's config (retained) and alert, read every status
-                      (the API, the alerts runner and the release service use this account)
+    service.alerts    write every device's alert
+    service.releases  write every device's config (retained), read every status
+    service.api       write every config and alert, read every status (kept as it was for
+                      setups that still share it; with dynamic security it may do nothing)
 
 Service usernames contain a '.', which no device id may, so the two never collide.
 A retired device has no secret and no ACL lines: after the reload it can neither connect
@@ -42,7 +44,7 @@ from devices.secrets import hash_secret
 
 log = logging.getLogger("devices.broker_auth")
 
-Role = Literal["device", "ingest", "api"]
+Role = Literal["device", "ingest", "alerts", "releases", "api"]
 SERVICE_PREFIX = "service."
 
 
@@ -67,7 +69,11 @@ def acl_lines(account: BrokerAccount) -> list[str]:
         case "ingest":
             # shared subscriptions ($share/<group>/...) are checked without the prefix
             rules = [f"topic read {devices}/+/telemetry", f"topic read {devices}/+/status"]
-        case "api":
+        case "alerts":
+            rules = [f"topic write {devices}/+/alert"]
+        case "releases":
+            rules = [f"topic write {devices}/+/config", f"topic read {devices}/+/status"]
+        case "api":  # as before dynamic security, for setups that still share it (no client ids here)
             rules = [f"topic write {devices}/+/config", f"topic write {devices}/+/alert",
                      f"topic read {devices}/+/status"]
     return [f"user {account.username}", *rules]
@@ -166,10 +172,8 @@ def issued_secrets(issued: Sequence[tuple[str, str, bool]], ingest_consumers: in
     for name, secret, service in issued:
         if not service:
             out[name] = secret
-        elif name == "ingest":
-            out.update({dynsec.ingest_username(n): secret for n in range(1, ingest_consumers + 1)})
         else:
-            out[service_username(name)] = secret
+            out.update({username: secret for username, _ in dynsec.service_clients(name, ingest_consumers)})
     return out
 
 

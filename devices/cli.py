@@ -21,7 +21,7 @@ from typing import Any
 
 from cityops.services import database_for
 from cityops.settings import Settings
-from devices import broker_config, registry
+from devices import broker_config, dynsec, registry
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
 from devices.broker_auth import service_username
@@ -86,7 +86,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     retire.add_argument("device_id")
     retire.add_argument("--reason", default="")
 
-    rotate = action("rotate", run_rotate, "new secret for a device (or --service ingest|api); printed once")
+    rotate = action("rotate", run_rotate, "new secret for a device (or --service NAME, a service); printed once")
     target = rotate.add_mutually_exclusive_group(required=True)
     target.add_argument("device_id", nargs="?")
     target.add_argument("--service", choices=registry.SERVICE_ACCOUNTS)
@@ -256,9 +256,19 @@ async def run_rotate(args: argparse.Namespace, settings: Settings) -> int:
         else:
             issued = await registry.rotate_secret(db, args.device_id)
         synced, broker = await apply_to_broker(db, settings, [(issued.name, issued.secret, bool(args.service))])
-    username = service_username(issued.name) if args.service else issued.name
-    _print_secret(issued, {"username": username, "broker": broker}, args.json)
+    _print_secret(issued, {**_usernames(issued.name, bool(args.service), settings), "broker": broker}, args.json)
     return 0 if synced else 1
+
+
+def _usernames(name: str, service: bool, settings: Settings) -> dict[str, str]:
+    """Who connects with a rotated secret: with dynamic security each username under its one client id."""
+    s = settings.devices
+    if not service:
+        return {"username": name, "client_id": name}
+    if s.broker_dynsec_file is None and s.broker_admin_url is None:
+        return {"username": service_username(name)}
+    pairs = dynsec.service_clients(name, s.ingest_consumers)
+    return {"username": ", ".join(f"{u} (client id {c})" for u, c in pairs)}
 
 
 async def run_import(args: argparse.Namespace, settings: Settings) -> int:

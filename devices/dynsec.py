@@ -13,9 +13,15 @@ What each account may do (default: deny send, receive and subscribe):
                          subscribe and receive .../<id>/config and .../<id>/alert
     service.ingest-<n>   clientid cityops-ingest-<n>; subscribe $share/<group>/.../+/telemetry
                          (and the plain filter) and .../+/status; receive them
-    service.api          any client id (API, alerts, releases share it); send every config
-                         and alert, subscribe and receive every status
+    service.alerts       clientid cityops-alerts; send every .../alert (the devices' LEDs)
+    service.releases     clientid cityops-releases (the service), and service.releases-rollout
+                         with clientid cityops-releases-rollout (`cityops release rollout`, one
+                         secret for both); send every .../config, subscribe and receive .../status
+    service.api          clientid cityops-api; no topic at all (the API only checks the broker)
     service.admin        the $CONTROL/dynamic-security API only
+
+A service's secret (`cityops device rotate --service NAME`) is shared by its usernames; each
+username is bound to one client id, so no service can take another's or ingest's session.
 
 Mosquitto 2.0's plugin has no %u/%c in ACL topics, so each device has its own role
 (`device.<id>`) with literal topics. Passwords are the registry's `$7$` PBKDF2-SHA512
@@ -93,9 +99,10 @@ def service_roles(share_group: str) -> list[Role]:
     return [
         Role("service.ingest", (*(Acl("subscribeLiteral", f) for f in ingest_filters),
                                 *_receive(telemetry, status))),
-        Role("service.api", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/config"),
-                             Acl("publishClientSend", f"{TOPIC_ROOT}/+/alert"),
-                             Acl("subscribeLiteral", status), *_receive(status))),
+        Role("service.alerts", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/alert"),)),
+        Role("service.releases", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/config"),
+                                  Acl("subscribeLiteral", status), *_receive(status))),
+        Role("service.api", ()),
         Role("service.admin", (Acl("publishClientSend", f"{CONTROL_TOPIC}"),
                                Acl("subscribeLiteral", f"{CONTROL_TOPIC}/response"),
                                *_receive(f"{CONTROL_TOPIC}/response"))),
@@ -108,6 +115,22 @@ def ingest_username(n: int) -> str:
 
 def ingest_client_id(n: int) -> str:
     return f"cityops-ingest-{n}"
+
+
+# service -> its (username, client id) pairs, besides ingest's numbered consumers
+SERVICE_CLIENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "alerts": ((SERVICE_PREFIX + "alerts", "cityops-alerts"),),
+    "releases": ((SERVICE_PREFIX + "releases", "cityops-releases"),
+                 (SERVICE_PREFIX + "releases-rollout", "cityops-releases-rollout")),
+    "api": ((SERVICE_PREFIX + "api", "cityops-api"),),
+}
+
+
+def service_clients(name: str, ingest_consumers: int) -> list[tuple[str, str]]:
+    """A service account's broker usernames, each with the one client id it may use."""
+    if name == "ingest":
+        return [(ingest_username(n), ingest_client_id(n)) for n in range(1, ingest_consumers + 1)]
+    return list(SERVICE_CLIENTS.get(name, ()))
 
 
 @dataclass(frozen=True)
@@ -123,11 +146,10 @@ def desired(devices: Mapping[str, str], services: Mapping[str, str], *, ingest_c
     """`devices`: active device id -> hash; `services`: service account name -> hash."""
     clients = [Client(d, h, d, device_role(d).name) for d, h in devices.items()]
     roles = [device_role(d) for d in devices] + service_roles(share_group)
-    if "ingest" in services:
-        clients += [Client(ingest_username(n), services["ingest"], ingest_client_id(n), "service.ingest")
-                    for n in range(1, ingest_consumers + 1)]
-    if "api" in services:
-        clients.append(Client(SERVICE_PREFIX + "api", services["api"], None, "service.api"))
+    for name in ("ingest", *SERVICE_CLIENTS):
+        if name in services:
+            clients += [Client(username, services[name], clientid, SERVICE_PREFIX + name)
+                        for username, clientid in service_clients(name, ingest_consumers)]
     if "admin" in services:
         clients.append(Client(ADMIN, services["admin"], None, "service.admin"))
     return Desired({c.username: c for c in clients}, {r.name: r for r in roles})

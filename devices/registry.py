@@ -2,7 +2,7 @@
 
 Thin adapter over `spec` (the rules) and `secrets` (the hashes). Every change runs in one
 transaction with its audit row in `device_events`, so nothing is ever half-created.
-Rewriting the broker's files afterwards is the caller's job (`broker_auth.sync_broker`).
+Bringing the broker in line afterwards is the caller's job (`broker_sync.apply_to_broker`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from devices.spec import DeviceSpec, moved, validate
 
 log = logging.getLogger("devices.registry")
 
-SERVICE_ACCOUNTS = ("ingest", "api")
+SERVICE_ACCOUNTS = ("ingest", "alerts", "releases", "api")
 _COLUMNS = ("device_id, kind, lon, lat, household_id, road_segment_id, mobile, bin_depth_mm, sensor_height_mm, "
             "sensor_type, calibration")
 

@@ -46,9 +46,12 @@ async def database_check(db: Database) -> dict[str, Any]:
             "pending_migrations": len(state.pending), "url": redact_url(db.url)}
 
 
+API_CLIENT_ID = "cityops-api"  # the one id the broker lets service.api use (devices/dynsec.py)
+
+
 async def broker_check(url: str) -> dict[str, Any]:
     try:
-        await check_broker(url, timeout_s=PROBE_TIMEOUT_S)
+        await check_broker(url, timeout_s=PROBE_TIMEOUT_S, client_id=API_CLIENT_ID)
     except CityOpsError as exc:
         return {"ok": False, "error": str(exc), "url": redact_url(url)}
     return {"ok": True, "url": redact_url(url)}

@@ -28,18 +28,22 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cityops.cli import build_parser
 from cityops.embedded.broker import mosquitto_user
 from cityops.embedded.process import free_port, make_traversable
-from cityops.settings import Settings, load_settings
+from cityops.errors import BrokerUnavailable
+from cityops.mqtt import check_broker
+from cityops.settings import AlertsSettings, ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, telemetry_topic
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN
-from devices.dynsec import ADMIN
-from devices.registry import add_device, rotate_service_account
+from devices.dynsec import ADMIN, service_clients
+from devices.registry import SERVICE_ACCOUNTS, add_device, rotate_service_account
+from devices.releases.service import publisher
 from devices.spec import DeviceSpec
 from ops_api.accounts.roles import Role
 from ops_api.accounts.sessions import open_session
 from ops_api.app import create_app
+from ops_api.healthcheck import API_CLIENT_ID
 from tests.api_helpers import make_user, serving
 from tests.conftest import own_mosquitto
 from tests.ingest_helpers import eventually, frog_payload, ingest_settings, rows_of, running_ingest
@@ -75,7 +79,7 @@ async def dynsec_broker(db: Database, folder: Path, *device_ids: str) -> AsyncIt
                                                   household_id="h1"))).secret for d in device_ids}
     await db.execute("UPDATE devices SET registered_at = now() - interval '1 day' WHERE device_id = ANY($1)",
                      list(device_ids))  # so that readings of the last hours are not refused
-    ingest, api = [await rotate_service_account(db, n) for n in ("ingest", "api")]
+    services = {n: (await rotate_service_account(db, n)).secret for n in SERVICE_ACCOUNTS}
     admin_secret = secrets.token_urlsafe(16)
     server = own_mosquitto(folder, persistent=False, extra_config=(
         f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {dynsec_file}\n"))
@@ -86,8 +90,8 @@ async def dynsec_broker(db: Database, folder: Path, *device_ids: str) -> AsyncIt
     if user:  # run as root: the broker's account writes the plugin's file back
         make_traversable(folder)
         shutil.chown(dynsec_file, user)
-    known = {**issued, "service.ingest-1": ingest.secret, "service.ingest-2": ingest.secret,
-             "service.api": api.secret, ADMIN: admin_secret}
+    known = {**issued, ADMIN: admin_secret, **{username: secret for name, secret in services.items()
+                                               for username, _ in service_clients(name, 2)}}
     async with server:
         yield DynsecBroker(db, server.port, admin_url, known, folder)
 
@@ -354,3 +358,75 @@ async def test_with_the_broker_unreachable_the_admin_api_answers_502_and_claims_
             assert await asyncio.to_thread(connected.disconnected.wait, 5), "the retired device stayed connected"
         connected.close()
         assert attempt(broker.port, held, broker.secrets[held], held) != 0
+
+
+# --- each service its own account, bound to its own client id, with only its own topics ----------
+
+SERVICE_IDS = {"service.ingest-1": "cityops-ingest-1", "service.ingest-2": "cityops-ingest-2",
+               "service.alerts": "cityops-alerts", "service.releases": "cityops-releases",
+               "service.releases-rollout": "cityops-releases-rollout", "service.api": "cityops-api"}
+
+
+def rights(port: int, username: str, secret: str, client_id: str, device: str) -> dict[str, int | None]:
+    """What the broker lets this account do: SUBACK or PUBACK codes (0x87: not authorised)."""
+    box = Device(port, username, secret, client_id)
+    assert box.connect() == 0
+    try:
+        out: dict[str, int | None] = {
+            f"subscribe {t}": box.subscribe(t) for t in (
+                "$share/ingest/cityops/v1/devices/+/telemetry", "$share/x/#", "#", "$SYS/#",
+                "cityops/v1/devices/+/status", "$CONTROL/dynamic-security/v1/response")}
+        for topic in (telemetry_topic(device), config_topic(device), f"cityops/v1/devices/{device}/alert",
+                      "$CONTROL/dynamic-security/v1"):
+            out[f"publish {topic}"] = box.publish(topic, b"{}")
+        return out
+    finally:
+        box.close()
+
+
+async def test_each_service_connects_only_as_its_own_client_id_and_reaches_only_its_topics(
+        db: Database, database_url: str, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    device = f"{unique}-d"
+    async with dynsec_broker(db, tmp_path / "broker", device) as broker:
+        ids = [*SERVICE_IDS.values(), device, "cityops-admin-x"]
+        for username, own in SERVICE_IDS.items():
+            secret = broker.secrets[username]
+            assert attempt(broker.port, username, secret, own) == 0, username
+            for other in ids:
+                if other != own:
+                    assert attempt(broker.port, username, secret, other) != 0, (username, other)
+        allowed = {  # besides these, every subscribe and publish above is refused
+            "service.ingest-1": {"subscribe $share/ingest/cityops/v1/devices/+/telemetry",
+                                 "subscribe cityops/v1/devices/+/status"},
+            "service.alerts": {f"publish cityops/v1/devices/{device}/alert"},
+            "service.releases": {"subscribe cityops/v1/devices/+/status", f"publish {config_topic(device)}"},
+            "service.releases-rollout": {"subscribe cityops/v1/devices/+/status", f"publish {config_topic(device)}"},
+            "service.api": set(),
+        }
+        for username, may in allowed.items():
+            seen = await asyncio.to_thread(rights, broker.port, username, broker.secrets[username],
+                                           SERVICE_IDS[username], device)
+            assert len(seen) == 10
+            granted = {name for name, code in seen.items() if code in (0, 1, NO_MATCHING_SUBSCRIBERS)}
+            assert granted == may, username
+            assert all(seen[name] == REFUSED_SUBSCRIBE for name in set(seen) - may), (username, seen)
+
+        # the services' own code connects under those ids with those secrets
+        await check_broker(broker.url("service.api"), client_id=API_CLIENT_ID)
+        async with publisher(broker.url("service.releases-rollout")) as publish:
+            await publish(config_topic(device), b'{"v":1}')
+        with pytest.raises(BrokerUnavailable, match=r"service\.releases-rollout"):
+            async with publisher(broker.url("service.releases")):
+                pass
+        # `cityops device rotate --service releases` reaches the running broker for both its usernames
+        args = parse("rotate", "--service", "releases", "--json")
+        assert await args.handler(args, broker.settings(database_url)) == 0
+        rotated = json.loads(capsys.readouterr().out)
+        assert rotated["username"] == ("service.releases (client id cityops-releases), "
+                                       "service.releases-rollout (client id cityops-releases-rollout)")
+        for username in ("service.releases", "service.releases-rollout"):
+            assert attempt(broker.port, username, broker.secrets[username], SERVICE_IDS[username]) != 0
+            assert attempt(broker.port, username, rotated["secret"], SERVICE_IDS[username]) == 0
+        assert attempt(broker.port, "service.alerts", rotated["secret"], "cityops-alerts") != 0
+        assert AlertsSettings().mqtt_client_id == SERVICE_IDS["service.alerts"]
+        assert ReleasesSettings().mqtt_client_id == SERVICE_IDS["service.releases"]

@@ -150,17 +150,29 @@ def _client(url: str, client_id: str | None = None, *, persistent: bool = False)
                           **kwargs)
 
 
+ROLLOUT_CLIENT_ID = "cityops-releases-rollout"  # `cityops release rollout` (service.releases-rollout)
+
+
 @contextlib.asynccontextmanager
-async def publisher(url: str) -> Any:
-    """An async publish(topic, payload) for retained QoS 1 config messages."""
+async def publisher(url: str, client_id: str = ROLLOUT_CLIENT_ID) -> Any:
+    """An async publish(topic, payload) for retained QoS 1 config messages, under the client id
+    the broker binds to service.releases-rollout (never the service's own: that would end its session)."""
     try:
-        async with _client(url) as client:
+        async with _client(url, client_id) as client:
             async def publish(topic: str, payload: bytes) -> None:
                 await client.publish(topic, payload, qos=1, retain=True)
 
             yield publish
     except aiomqtt.MqttError as exc:
-        raise BrokerUnavailable(f"cannot publish rollout config to {redact_url(url)}: {exc}") from None
+        raise BrokerUnavailable(f"cannot publish rollout config to {redact_url(url)} as client id {client_id} "
+                                f"(the account service.releases-rollout): {exc}") from None
+
+
+async def _store_reports(db: Database, client: aiomqtt.Client) -> None:
+    async for message in client.messages:
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        if await handle_status(db, str(message.topic), payload):
+            log.info("report from %s: %s", message.topic, payload[:200])
 
 
 async def listen_reports(db: Database, url: str, client_id: str = "cityops-releases",
@@ -171,27 +183,33 @@ async def listen_reports(db: Database, url: str, client_id: str = "cityops-relea
             await client.subscribe(STATUS_FILTER, qos=1)
             if ready is not None:
                 ready.set()
-            async for message in client.messages:
-                payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-                if await handle_status(db, str(message.topic), payload):
-                    log.info("report from %s: %s", message.topic, payload[:200])
+            await _store_reports(db, client)
     except aiomqtt.MqttError as exc:
         raise BrokerUnavailable(f"the release report listener lost {redact_url(url)}: {exc}") from None
 
 
 async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-releases") -> None:
-    """The release service: the report listener and a tick every `every_s` seconds."""
-    listener = asyncio.create_task(listen_reports(db, url, client_id), name="release-reports")
+    """The release service: the report listener and a tick every `every_s` seconds, over one
+    connection (the broker binds service.releases to this one client id)."""
     try:
-        async with publisher(url) as publish:
-            while True:
-                if listener.done():
-                    listener.result()  # raise what stopped it
-                result = await tick(db, publish)
-                if result.decision is not None:
-                    log.debug("rollout %s: %s", result.rollout_id, result.decision.reason)
-                await asyncio.sleep(every_s)
-    finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        async with _client(url, client_id, persistent=True) as client:
+            await client.subscribe(STATUS_FILTER, qos=1)
+            listener = asyncio.create_task(_store_reports(db, client), name="release-reports")
+
+            async def publish(topic: str, payload: bytes) -> None:
+                await client.publish(topic, payload, qos=1, retain=True)
+
+            try:
+                while True:
+                    if listener.done():
+                        listener.result()  # raise what stopped it
+                    result = await tick(db, publish)
+                    if result.decision is not None:
+                        log.debug("rollout %s: %s", result.rollout_id, result.decision.reason)
+                    await asyncio.sleep(every_s)
+            finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+    except aiomqtt.MqttError as exc:
+        raise BrokerUnavailable(f"the release service lost {redact_url(url)}: {exc}") from None
