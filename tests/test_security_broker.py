@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
@@ -32,14 +33,16 @@ from cityops.errors import BrokerUnavailable
 from cityops.mqtt import check_broker
 from cityops.settings import AlertsSettings, ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, telemetry_topic
+from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_topic, telemetry_topic
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN
 from devices.dynsec import ADMIN, service_clients
 from devices.registry import SERVICE_ACCOUNTS, add_device, rotate_service_account
+from devices.releases import service as release_service
 from devices.releases.service import publisher
 from devices.spec import DeviceSpec
+from firmware.update.manifest import Report, encode_report
 from ops_api.accounts.roles import Role
 from ops_api.accounts.sessions import open_session
 from ops_api.app import create_app
@@ -430,3 +433,36 @@ async def test_each_service_connects_only_as_its_own_client_id_and_reaches_only_
         assert attempt(broker.port, "service.alerts", rotated["secret"], "cityops-alerts") != 0
         assert AlertsSettings().mqtt_client_id == SERVICE_IDS["service.alerts"]
         assert ReleasesSettings().mqtt_client_id == SERVICE_IDS["service.releases"]
+
+
+async def test_the_release_service_runs_under_its_own_id_and_a_rollout_does_not_end_its_session(
+        db: Database, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-r"
+    async with dynsec_broker(db, tmp_path / "broker", device) as broker:
+        ready = asyncio.Event()
+        running = asyncio.create_task(release_service.run(db, broker.url("service.releases"), 0.05,
+                                                          "cityops-releases", ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 10)
+            box = Device(broker.port, device, broker.secrets[device], device)
+            assert await asyncio.to_thread(box.connect) == 0
+            try:
+                report = encode_report(Report("downloading", f"9.{unique}", datetime.now(UTC)))
+                assert await asyncio.to_thread(box.publish, status_topic(device), report) == 0
+                await eventually(lambda: _reports_are(db, device, 1), what="the first report stored")
+                async with publisher(broker.url("service.releases-rollout")) as publish:  # a rollout, beside it
+                    await publish(config_topic(device), b'{"v":1}')
+                report = encode_report(Report("verified", f"9.{unique}", datetime.now(UTC)))
+                assert await asyncio.to_thread(box.publish, status_topic(device), report) == 0
+                await eventually(lambda: _reports_are(db, device, 2), what="the second report stored")
+            finally:
+                box.close()
+            assert not running.done()
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+
+async def _reports_are(db: Database, device_id: str, expected: int) -> bool:
+    return await db.fetchval("SELECT count(*) FROM release_reports WHERE device_id = $1", device_id) == expected

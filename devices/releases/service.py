@@ -188,12 +188,15 @@ async def listen_reports(db: Database, url: str, client_id: str = "cityops-relea
         raise BrokerUnavailable(f"the release report listener lost {redact_url(url)}: {exc}") from None
 
 
-async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-releases") -> None:
+async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-releases",
+              ready: asyncio.Event | None = None) -> None:
     """The release service: the report listener and a tick every `every_s` seconds, over one
     connection (the broker binds service.releases to this one client id)."""
     try:
         async with _client(url, client_id, persistent=True) as client:
             await client.subscribe(STATUS_FILTER, qos=1)
+            if ready is not None:
+                ready.set()
             listener = asyncio.create_task(_store_reports(db, client), name="release-reports")
 
             async def publish(topic: str, payload: bytes) -> None:
