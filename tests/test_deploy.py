@@ -253,7 +253,9 @@ def test_systemd_examples_use_tls_and_a_role_per_service() -> None:
     assignments = [line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")]
     db_urls = [v for k, v in assignments if k == "CITYOPS_DATABASE_URL"]
     mqtt_urls = [v for k, v in assignments if k == "CITYOPS_MQTT_URL"]
-    assert len(db_urls) == 6 and len(mqtt_urls) == 2
+    assert len(db_urls) == 6 and len(mqtt_urls) == 4
+    accounts = {u.split("://", 1)[1].split(":", 1)[0] for u in mqtt_urls}
+    assert accounts == {"service.ingest-1", "service.api", "service.alerts", "service.releases"}   # one each
     assert all("sslmode=verify-full" in u and "sslrootcert=" in u for u in db_urls)
     users = {u.split("://", 1)[1].split(":", 1)[0] for u in db_urls}
     assert users == {"cityops", "cityops_ingest", "cityops_api", "cityops_rules", "cityops_alerts", "cityops_releases"}
@@ -364,3 +366,16 @@ async def test_the_generated_config_runs_mosquitto_with_the_registry_accounts(
     finally:
         await stop_process(proc)
     assert (data / "mosquitto.db").exists()  # persistence is on: the session store was written
+
+
+def test_each_compose_service_uses_its_own_broker_account_and_only_the_api_may_change_accounts() -> None:
+    """Issue 18: every service its own MQTT account (each bound to one client id on the broker); the broker's
+    admin credential (it changes every account) only where accounts are changed: the API, the cli, broker-auth."""
+    services = compose()["services"]
+    account = {name: str(svc.get("environment", {}).get("CITYOPS_MQTT_URL", "")).split("://")[-1].split(":")[0]
+               for name, svc in services.items()}
+    assert account["alerts"] == "service.alerts" and account["releases"] == "service.releases"
+    assert account["api"] == "service.api" and account["ingest-1"] == "service.ingest-1"
+    holders = {name for name, svc in services.items()
+               if "CITYOPS_DEVICES__BROKER_ADMIN_URL" in svc.get("environment", {})}
+    assert holders <= {"api", "cli", "broker-auth"} and "alerts" not in holders and "releases" not in holders
