@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cityops.csv_safe import safe_row
 from cityops.errors import StorageError
 from cityops.services import database_for
 from cityops.settings import Settings
@@ -166,9 +167,8 @@ async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
           file=sys.stderr)
     writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
     writer.writeheader()
-    # a text cell starting = + - @ tab or CR would run as a spreadsheet formula: quote it as text
-    writer.writerows({k: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
-                      for k, v in row.items()} for row in snapshot.rows)
+    # text a spreadsheet would run as a formula is quoted, as in the open-data CSV (cityops.csv_safe)
+    writer.writerows(safe_row(row, COLUMNS) for row in snapshot.rows)
     return 0
 
 

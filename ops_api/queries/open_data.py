@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cityops.csv_safe import safe_row
 from cityops.storage import Database
-from ops_api.csv_safe import safe_row
 from ops_api.queries.bins import finite
 from rules.open_data_runner import COLUMNS, Snapshot, load_snapshot, periods
 
@@ -26,7 +26,7 @@ DAMP_COLUMNS = COLUMNS
 
 
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV: missing values empty, text a spreadsheet would run as a formula quoted (ops_api.csv_safe)."""
+    """Rows as CSV: missing values empty, text a spreadsheet would run as a formula quoted (cityops.csv_safe)."""
     fields = list(columns)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
