@@ -196,26 +196,18 @@ def spread_rates(rst_c: FloatArray, wet: BoolArray, snow: IntArray, frost: BoolA
     return Rates(np.asarray(per_pass, dtype=np.float64), passes, np.asarray(code, dtype=np.int64).reshape(-1), words)
 
 
-_ROW_CACHE: dict[tuple[Any, ...], str] = {}
-
-
 def _row_words(matrix: RateMatrix, which: int, per_pass: float, passes: int, band: int, wet: bool, snow: int,
                cold_ice: bool, salt_words: str) -> str:
-    key = (matrix.name, which, per_pass, passes, band, wet, snow, cold_ice, salt_words)
-    text = _ROW_CACHE.get(key)
-    if text is None:
-        if passes == 0:
-            text = ""
-        else:
-            amount = f"2 x {per_pass:g} g/m² {salt_words} (two treatments)" if passes == 2 \
-                else f"{per_pass:g} g/m² {salt_words}"
-            if which == 2:
-                what = "light snow" if snow == SNOW_LIGHT else "medium/heavy snow or freezing rain"
-            elif which == 1:
-                what = (f"ice formed, RST at or below {matrix.ice_split_c:g} °C or unknown" if cold_ice
-                        else f"ice formed, RST above {matrix.ice_split_c:g} °C")
-            else:
-                what = f"{matrix.band_words(band)}, {'wet' if wet else 'dry or damp'} road"
-            text = f"{amount} ({what}; {matrix.name})"
-        _ROW_CACHE[key] = text
-    return text
+    """One matrix row in words (written once per distinct row: spread_rates groups the segments)."""
+    if passes == 0:
+        return ""
+    amount = f"2 x {per_pass:g} g/m² {salt_words} (two treatments)" if passes == 2 \
+        else f"{per_pass:g} g/m² {salt_words}"
+    if which == 2:
+        what = "light snow" if snow == SNOW_LIGHT else "medium/heavy snow or freezing rain"
+    elif which == 1:
+        what = (f"ice formed, RST at or below {matrix.ice_split_c:g} °C or unknown" if cold_ice
+                else f"ice formed, RST above {matrix.ice_split_c:g} °C")
+    else:
+        what = f"{matrix.band_words(band)}, {'wet' if wet else 'dry or damp'} road"
+    return f"{amount} ({what}; {matrix.name})"
