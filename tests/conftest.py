@@ -87,10 +87,16 @@ async def scratch_database(admin_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
-    """A fresh database for this test session."""
+async def session_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh database for this test session (not yet migrated: see `database_url`)."""
     async with scratch_database(postgres_admin_url) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def database_url(db: Database, session_database_url: str) -> str:
+    """The session database's URL, migrated (so a test run alone finds the tables)."""
+    return session_database_url
 
 
 @pytest.fixture
@@ -101,9 +107,9 @@ async def fresh_database_url(postgres_admin_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def db(database_url: str) -> AsyncIterator[Database]:
+async def db(session_database_url: str) -> AsyncIterator[Database]:
     """The session database, migrated, as the storage layer's Database."""
-    async with Database.connect(database_url) as database:
+    async with Database.connect(session_database_url) as database:
         await migrate(database, StorageSettings())
         yield database
 
