@@ -17,12 +17,16 @@ import contextlib
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from cityops.democity import seed as seeding
+from cityops.democity.accounts import TownAccounts, dynsec_available, issue_accounts
 from cityops.democity.stack import Story, StoryOptions, milestones
 from cityops.democity.story import Timeline
-from cityops.democity.town import build_town
+from cityops.democity.town import Town, build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.errors import CityOpsError
 from cityops.mqtt import check_broker
@@ -30,6 +34,7 @@ from cityops.serve import http_server, stop_event_on_signals
 from cityops.services import embedded_postgres
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
+from devices.broker_config import DYNSEC_PLUGIN
 
 WATCH_EVERY_S = 3.0
 QUIET_EVERY_S = 60.0      # once everything is on the pages: a status line this often
@@ -87,10 +92,24 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             database_url = settings.resolved_database_url()
         progress.step(f"database: {redact_url(database_url)}")
 
+        db = await services.enter_async_context(Database.connect(database_url, settings.storage))
+        report = await migrate(db, settings.storage)
+        applied = ", ".join(f"{m.version:04d}_{m.name}" for m in report.applied) or "none pending"
+        progress.step(f"migrated ({report.backend.describe()}): {applied}")
+
+        work_dir = settings.embedded.data_dir.resolve() / "demo"
+        town = None if args.no_town else build_town(args.seed)
+        timeline = Timeline.ending_before(datetime.now(UTC), days=args.days)
+        if town is not None:
+            progress.step(f"seeding the demo town (seed {args.seed}): clearing the last run's week, then roads, "
+                          "devices, homes, bins and users ...")
+            await seeding.reset(db)
+            seeded = await seeding.seed(db, town, timeline, settings, work_dir)
+            progress.step(f"seeded: {seeded.summary()}")
+
+        accounts: TownAccounts | None = None
         if settings.uses_embedded_broker:
-            broker = EmbeddedBroker(settings.embedded.data_dir, settings.embedded.mqtt_port,
-                                    settings.embedded.broker)
-            progress.step(f"starting the MQTT broker (embedded {broker.kind}) ...")
+            broker, accounts = await _embedded_broker(db, settings, town, work_dir, progress)
             await services.enter_async_context(broker)
             mqtt_url = broker.url
         else:
@@ -98,28 +117,14 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             await check_broker(mqtt_url)
         progress.step(f"broker: {redact_url(mqtt_url)}")
 
-        db = await services.enter_async_context(Database.connect(database_url, settings.storage))
-        report = await migrate(db, settings.storage)
-        applied = ", ".join(f"{m.version:04d}_{m.name}" for m in report.applied) or "none pending"
-        progress.step(f"migrated ({report.backend.describe()}): {applied}")
-
         story: Story | None = None
-        if not args.no_town:
-            timeline = Timeline.ending_before(datetime.now(UTC), days=args.days)
-            town = build_town(args.seed)
-            work_dir = settings.embedded.data_dir.resolve() / "demo"
-            progress.step(f"seeding the demo town (seed {args.seed}): clearing the last run's week, then roads, "
-                          "devices, homes, bins and users ...")
-            await seeding.reset(db)
-            seeded = await seeding.seed(db, town, timeline, settings, work_dir)
-            progress.step(f"seeded: {seeded.summary()}")
+        if town is not None:
             story = Story(database_url, mqtt_url, work_dir, timeline,
-                          StoryOptions(seed=args.seed, days=args.days, speed=args.speed))
+                          StoryOptions(seed=args.seed, days=args.days, speed=args.speed), accounts)
 
-        # plain http on this machine: the session cookie cannot be Secure or __Host- prefixed
-        plain_http = settings.accounts.model_copy(update={"insecure_localhost": True})
-        web = settings.model_copy(update={"accounts": plain_http})
-        server = http_server(create_app(web, db=db, mqtt_url=mqtt_url), settings.api.host, port)
+        server = http_server(create_app(_web_settings(settings, accounts), db=db,
+                                        mqtt_url=accounts.api_url if accounts else mqtt_url),
+                             settings.api.host, port)
         serving = asyncio.create_task(server.serve())
         await _until_listening(server, serving)
         if serving.done():
@@ -150,6 +155,38 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             await serving
     progress.step("stopped")
     return 0
+
+
+async def _embedded_broker(db: Database, settings: Settings, town: Town | None, work_dir: Path,
+                           progress: _Progress) -> tuple[EmbeddedBroker, TownAccounts | None]:
+    """The demo's broker: with Mosquitto's dynamic security, every device and service under its
+    own account (cityops/democity/accounts.py); otherwise anonymous, said loudly."""
+    embedded = settings.embedded
+    kind = EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, embedded.broker).kind
+    if kind == "mosquitto" and dynsec_available():
+        accounts = await issue_accounts(db, list(town.device_ids) if town else [], work_dir, embedded.mqtt_port,
+                                        share_group=settings.ingest.share_group,
+                                        consumers=settings.devices.ingest_consumers)
+        progress.step(f"starting the MQTT broker (embedded Mosquitto with dynamic security: every device and "
+                      f"service its own account; secrets in {accounts.accounts_file}) ...")
+        broker = EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, "mosquitto",
+                                extra_config=accounts.broker_config())
+        return broker, accounts
+    why = "amqtt has no per-client accounts" if kind == "amqtt" else f"no {DYNSEC_PLUGIN}"
+    progress.step(f"WARNING: the embedded MQTT broker ({kind}) is ANONYMOUS ({why}): any client on this machine "
+                  "can publish as any device. Install Debian's mosquitto for the production broker's accounts.")
+    progress.step(f"starting the MQTT broker (embedded {kind}) ...")
+    return EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, kind), None
+
+
+def _web_settings(settings: Settings, accounts: TownAccounts | None) -> Settings:
+    """The API's settings in the demo: plain http on this machine (so the session cookie cannot
+    be Secure or __Host- prefixed), and the broker's admin account for the admin pages."""
+    update: dict[str, Any] = {"accounts": settings.accounts.model_copy(update={"insecure_localhost": True})}
+    if accounts is not None:
+        update["devices"] = settings.devices.model_copy(update={
+            "broker_admin_url": SecretStr(accounts.admin_url), "ingest_consumers": accounts.consumers})
+    return settings.model_copy(update=update)
 
 
 async def _until_listening(server: Any, serving: asyncio.Task[None]) -> None:

@@ -173,6 +173,25 @@ async def rotate_secret(db: Database, device_id: str) -> Provisioned:
     return Provisioned(device_id, secret)
 
 
+async def rotate_secrets(db: Database, device_ids: Sequence[str]) -> list[Provisioned]:
+    """New secrets for many active devices in one transaction (a fleet re-keyed at once)."""
+    issued = [Provisioned(d, new_secret()) for d in device_ids]
+    async with db.transaction() as conn:
+        active = {r["device_id"] for r in await conn.fetch(
+            "SELECT device_id FROM devices WHERE device_id = ANY($1) AND status = 'active'", list(device_ids))}
+        missing = [d for d in device_ids if d not in active]
+        if missing:
+            raise UnknownDevice(missing[0])
+        await conn.execute(
+            "INSERT INTO device_secrets (device_id, secret_hash) SELECT * FROM unnest($1::text[], $2::text[]) "
+            "ON CONFLICT (device_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()",
+            [p.name for p in issued], [hash_secret(p.secret) for p in issued])
+        await conn.executemany("INSERT INTO device_events (device_id, action, detail) VALUES ($1, 'rotated', '{}')",
+                               [(p.name,) for p in issued])
+    log.info("rotated the secrets of %d devices", len(issued))
+    return issued
+
+
 async def undo_rotation(db: Database, device_id: str, issued: str, previous_hash: str | None) -> bool:
     """Put back the secret a rotation replaced (the broker never took the new one), unless the
     secret changed again since; True when undone."""

@@ -24,6 +24,8 @@ from devices.registry import (
     move_device,
     retire_device,
     rotate_secret,
+    rotate_secrets,
+    secret_hash,
     update_device,
 )
 from devices.secrets import verify_secret
@@ -169,6 +171,20 @@ async def test_update_move_rotate_retire_are_validated_and_audited(db: Database,
         await move_device(db, f"{unique}-nobody", -2.6, 51.45, AREA)
     assert [e["action"] for e in await device_events(db, device)] == \
         ["added", "updated", "moved", "rotated", "retired"]
+
+
+async def test_a_fleet_rotated_at_once_gets_new_secrets_or_none_of_them(db: Database, unique: str) -> None:
+    ids = [f"{unique}-r{n}" for n in range(3)]
+    first = {d: (await add_device(db, DeviceSpec(d, "frog", -2.6, 51.45, household_id="h1"))).secret for d in ids}
+    await retire_device(db, ids[2])
+    with pytest.raises(UnknownDevice, match=ids[2]):     # a retired one among them: nothing changes
+        await rotate_secrets(db, ids)
+    assert [verify_secret(first[d], await secret_hash(db, d) or "") for d in ids[:2]] == [True, True]
+    issued = {p.name: p.secret for p in await rotate_secrets(db, ids[:2])}
+    for device in ids[:2]:
+        stored = await secret_hash(db, device) or ""
+        assert verify_secret(issued[device], stored) and not verify_secret(first[device], stored)
+        assert [e["action"] for e in await device_events(db, device)] == ["added", "rotated"]
 
 
 # --- the CLI ----------------------------------------------------------------------------

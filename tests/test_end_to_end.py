@@ -8,6 +8,7 @@ database, and every reading a device took is stored exactly once.
 """
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -21,11 +22,14 @@ import psutil
 import pytest
 
 from cityops.democity import seed as seeding
+from cityops.democity.accounts import dynsec_available
 from cityops.democity.stack import Story, StoryOptions, milestones, stored_readings
 from cityops.democity.story import Timeline
 from cityops.democity.town import build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.process import free_port
+from cityops.errors import BrokerUnavailable
+from cityops.mqtt import check_broker
 from cityops.serve import http_server
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
@@ -139,6 +143,8 @@ def test_cityops_demo_brings_the_town_to_life_and_ctrl_c_stops_all_of_it(tmp_pat
             output = wait_for_line(proc, "first readings stored", timeout_s=60)
             assert any("demo-householder-pw" in line and "householder" in line for line in output)
             assert any(line.startswith("[") and "starting the town" in line for line in output)
+            if dynsec_available():
+                _the_broker_is_the_production_one(tmp_path, int(env["CITYOPS_EMBEDDED__MQTT_PORT"]), output)
             children = psutil.Process(proc.pid).children(recursive=True)
             names = " ".join(" ".join(c.cmdline()) for c in children)
             assert "cityops.democity.fleet" in names and "cityops.democity.worker" in names and " ingest" in names
@@ -149,3 +155,18 @@ def test_cityops_demo_brings_the_town_to_life_and_ctrl_c_stops_all_of_it(tmp_pat
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def _the_broker_is_the_production_one(data_dir: Path, port: int, output: list[str]) -> None:
+    """Issue 18: the demo's devices reach ingest under their own accounts (readings are stored,
+    above); an anonymous client, and a device's secret under another client id, are refused;
+    the secrets file is this user's alone."""
+    assert any("dynamic security" in line for line in output)
+    secrets_file = data_dir / "demo" / "broker-accounts.json"
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    device, secret = next(iter(json.loads(secrets_file.read_text())["devices"].items()))
+    with pytest.raises(BrokerUnavailable):
+        asyncio.run(check_broker(f"mqtt://127.0.0.1:{port}", timeout_s=5))
+    with pytest.raises(BrokerUnavailable):
+        asyncio.run(check_broker(f"mqtt://{device}:{secret}@127.0.0.1:{port}", timeout_s=5,
+                                 client_id="cityops-ingest-1"))

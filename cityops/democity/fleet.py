@@ -22,10 +22,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cityops.democity.accounts import read_device_secrets
 from cityops.democity.story import Pace, StoryClock, StoryWeather, Timeline
 from cityops.democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town
 from cityops.telemetry import Reading
@@ -216,11 +218,15 @@ def parts_for(devices: int) -> int:
 
 async def run(town: Town, timeline: Timeline, speed: float, mqtt_url: str, spool_dir: Path, progress_path: Path,
               until: datetime | None = None, rate: float = 1.0, drain_timeout_s: float = 120.0,
-              part: int = 0, parts: int = 1) -> FleetRun:
-    """Run the town's devices `part`, `part + parts`, ... (all of them with the defaults)."""
+              part: int = 0, parts: int = 1, secrets: dict[str, str] | None = None) -> FleetRun:
+    """Run the town's devices `part`, `part + parts`, ... (all of them with the defaults).
+    `secrets`: device id -> its broker secret; each device then connects as itself."""
     await asyncio.to_thread(spool_dir.mkdir, parents=True, exist_ok=True)
     pace = Pace(timeline, speed)
     specs = build_agents(town, pace, MqttOptions.from_url(mqtt_url), spool_dir, rate=rate)[part::parts]
+    if secrets is not None:
+        specs = [replace(s, mqtt=replace(s.mqtt, username=s.device_id, password=secrets[s.device_id]))
+                 for s in specs]
     fleet = FleetRun(specs, pace)
 
     async def report() -> None:
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--progress", type=Path, required=True)
     parser.add_argument("--part", type=int, default=0, help="this process runs devices part, part + parts, ...")
     parser.add_argument("--parts", type=int, default=1)
+    parser.add_argument("--secrets", type=Path, default=None,
+                        help="the demo's broker accounts file: each device connects under its own account")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CITYOPS_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -266,11 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     mqtt_url = os.environ.get("CITYOPS_MQTT_URL", "")
     if not mqtt_url:
         parser.error("CITYOPS_MQTT_URL must name the broker")
+    secrets = read_device_secrets(args.secrets) if args.secrets is not None else None
 
     async def go() -> None:
         task = asyncio.ensure_future(run(build_town(args.seed), timeline, args.speed, mqtt_url, args.spool_dir,
                                          args.progress, args.until, args.rate, part=args.part,
-                                         parts=args.parts))
+                                         parts=args.parts, secrets=secrets))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

@@ -32,12 +32,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from cityops.democity import seed as seeding
+from cityops.democity.accounts import TownAccounts, dynsec_available, issue_accounts
 from cityops.democity.stack import Story, StoryOptions, stored_readings
 from cityops.democity.story import Timeline
-from cityops.democity.town import build_town
+from cityops.democity.town import Town, build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.postgres import EmbeddedPostgres
 from cityops.embedded.process import free_port
@@ -164,9 +163,8 @@ async def run_soak(args: argparse.Namespace, settings: Settings) -> int:
         work = Path(folder)
         print(f"soak: own PostgreSQL and Mosquitto in {work} (the soak pauses and restarts them)", flush=True)
         postgres = EmbeddedPostgres(work, free_port(), durable=False)
-        broker = EmbeddedBroker(work, free_port(), "mosquitto", persistent=True)
-        async with postgres, broker:
-            await _soak(args, settings, postgres, broker, work, report, began)
+        async with postgres:
+            await _soak(args, settings, postgres, work, report, began)
     report.seconds = time.monotonic() - began
     for line in report.lines():
         print(line)
@@ -175,51 +173,69 @@ async def run_soak(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.lost == 0 and report.duplicated == 0 else 1
 
 
-async def _soak(args: argparse.Namespace, settings: Settings, postgres: EmbeddedPostgres, broker: EmbeddedBroker,
-                work: Path, report: SoakReport, began: float) -> None:
+async def _soak(args: argparse.Namespace, settings: Settings, postgres: EmbeddedPostgres, work: Path,
+                report: SoakReport, began: float) -> None:
     def say(text: str) -> None:
         print(f"[{time.monotonic() - began:6.1f}s] {text}", flush=True)
 
     simulated = timedelta(seconds=args.minutes * 60 * args.speed)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     week = Timeline(now - simulated - timedelta(days=1), now - simulated, now)
-    local = settings.model_copy(update={"database_url": SecretStr(postgres.url), "mqtt_url": SecretStr(broker.url)})
     town = build_town(1)
-    async with Database.connect(postgres.url, local.storage) as db:
-        await migrate(db, local.storage)
-        await seeding.seed(db, town, week, local, work)
+    async with Database.connect(postgres.url, settings.storage) as db:
+        await migrate(db, settings.storage)
+        await seeding.seed(db, town, week, settings, work)
+        broker, accounts = await _broker(db, town, work, settings)
+        say(f"broker: Mosquitto with {'per-device accounts (dynamic security)' if accounts else 'anonymous access'}")
         story = Story(postgres.url, broker.url, work, week, StoryOptions(
-            days=1, speed=args.speed, until=week.live_from + simulated, rules_every_s=5.0, plan_seconds=5.0))
+            days=1, speed=args.speed, until=week.live_from + simulated, rules_every_s=5.0, plan_seconds=5.0),
+            accounts)
         say(f"town seeded; {story.parts} device processes, one day of backlog, then {args.minutes:g} min at "
             f"{args.speed:g}x with a round of faults every {args.fault_every:g} s")
-        await story.start()
-        faults = Faults(story, broker, postgres, began)
-        finished = asyncio.Event()
-        injecting = asyncio.create_task(faults.rounds(args.fault_every, finished))
-        try:
-            await _until_fleet_done(story, db, say)
-        finally:
-            finished.set()
-            await injecting
-        report.faults = faults.counts
-        say("devices done and drained; waiting for ingest to store the rest ...")
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        progress = story.fleet_progress() or {}
-        taken: dict[str, int] = progress.get("per_device") or {}
+        async with broker:
+            await _under_faults(args, db, story, Faults(story, broker, postgres, began), report, say)
+
+
+async def _broker(db: Database, town: Town, work: Path, settings: Settings
+                  ) -> tuple[EmbeddedBroker, TownAccounts | None]:
+    """The production broker's accounts when the plugin is here (as `cityops demo` does)."""
+    port = free_port()
+    if not dynsec_available():
+        return EmbeddedBroker(work, port, "mosquitto", persistent=True), None
+    accounts = await issue_accounts(db, list(town.device_ids), work / "accounts", port,
+                                    share_group=settings.ingest.share_group, consumers=1)
+    return EmbeddedBroker(work, port, "mosquitto", persistent=True, extra_config=accounts.broker_config()), accounts
+
+
+async def _under_faults(args: argparse.Namespace, db: Database, story: Story, faults: Faults, report: SoakReport,
+                        say: Any) -> None:
+    await story.start()
+    finished = asyncio.Event()
+    injecting = asyncio.create_task(faults.rounds(args.fault_every, finished))
+    try:
+        await _until_fleet_done(story, db, say)
+    finally:
+        finished.set()
+        await injecting
+    report.faults = faults.counts
+    say("devices done and drained; waiting for ingest to store the rest ...")
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    progress = story.fleet_progress() or {}
+    taken: dict[str, int] = progress.get("per_device") or {}
+    stored = await stored_readings(db)
+    while sum(stored.values()) < sum(taken.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(2)
         stored = await stored_readings(db)
-        while sum(stored.values()) < sum(taken.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(2)
-            stored = await stored_readings(db)
-        await asyncio.sleep(2 * 5.0)      # one more rules cycle on the complete data
-        status = story.worker_status() or {}
-        await story.stop()
-        report.sent, report.stored = sum(taken.values()), sum(stored.values())
-        report.lost, report.duplicated = compare(taken, stored)
-        report.dead_letters = int(await db.fetchval(
-            "SELECT count(*) FROM dead_letters WHERE device_id LIKE 'demo-%'") or 0)
-        report.rules_last_success = status.get("last_success", {})
-        report.rules_as_of = status.get("as_of", {})
-        report.rules_failures = int(status.get("failures", 0))
+    await asyncio.sleep(2 * 5.0)      # one more rules cycle on the complete data
+    status = story.worker_status() or {}
+    await story.stop()
+    report.sent, report.stored = sum(taken.values()), sum(stored.values())
+    report.lost, report.duplicated = compare(taken, stored)
+    report.dead_letters = int(await db.fetchval(
+        "SELECT count(*) FROM dead_letters WHERE device_id LIKE 'demo-%'") or 0)
+    report.rules_last_success = status.get("last_success", {})
+    report.rules_as_of = status.get("as_of", {})
+    report.rules_failures = int(status.get("failures", 0))
 
 
 async def _until_fleet_done(story: Story, db: Database, say: Any) -> None:

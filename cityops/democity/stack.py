@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cityops.democity.accounts import TownAccounts
 from cityops.democity.fleet import parts_for
 from cityops.democity.seed import PREFIX
 from cityops.democity.story import Timeline
@@ -50,8 +51,9 @@ class StoryOptions:
 
 class Story:
     def __init__(self, database_url: str, mqtt_url: str, work_dir: Path, timeline: Timeline,
-                 options: StoryOptions | None = None):
+                 options: StoryOptions | None = None, accounts: TownAccounts | None = None):
         self.database_url = database_url
+        self.accounts = accounts          # None: an anonymous broker (amqtt, or a test's own)
         self.mqtt_url = mqtt_url
         self.work_dir = work_dir
         self.timeline = timeline
@@ -74,10 +76,15 @@ class Story:
 
     def start_ingest(self, index: int = 1) -> subprocess.Popen[bytes]:
         """One `cityops ingest` consumer (a fixed client id: a restart resumes its session)."""
+        if self.accounts is not None:  # its own account, bound to its client id
+            who = {"CITYOPS_MQTT_URL": self.accounts.ingest_url(index),
+                   "CITYOPS_INGEST__CLIENT_ID": self.accounts.ingest_client_id(index),
+                   "CITYOPS_INGEST__SHARE_GROUP": self.accounts.share_group}
+        else:
+            who = {"CITYOPS_INGEST__CLIENT_ID": f"cityops-demo-ingest-{index}",
+                   "CITYOPS_INGEST__SHARE_GROUP": "demo-ingest"}
         proc = spawn([sys.executable, "-m", "cityops.cli", "ingest"], log_path=self._log(f"ingest-{index}"),
-                     env=self._env(CITYOPS_INGEST__CLIENT_ID=f"cityops-demo-ingest-{index}",
-                                   CITYOPS_INGEST__SHARE_GROUP="demo-ingest", CITYOPS_INGEST__METRICS_PORT="0",
-                                   CITYOPS_INGEST__REGISTRY_REFRESH_S="5"))
+                     env=self._env(**who, CITYOPS_INGEST__METRICS_PORT="0", CITYOPS_INGEST__REGISTRY_REFRESH_S="5"))
         self.ingest[index] = proc
         return proc
 
@@ -95,6 +102,8 @@ class Story:
                     "--part", str(part), "--parts", str(self.parts)]
             if self.options.until is not None:
                 argv += ["--until", self.options.until.isoformat()]
+            if self.accounts is not None:
+                argv += ["--secrets", str(self.accounts.accounts_file)]
             self.fleet.append(spawn(argv, log_path=self._log(f"fleet-{part}"), env=self._env()))
         return self.fleet
 

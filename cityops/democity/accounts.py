@@ -1,0 +1,118 @@
+"""The demo's broker accounts: every device and service its own, as in production.
+
+With Mosquitto and its dynamic security plugin on the machine, the demo's broker is the
+production one (devices/dynsec.py): each of the town's devices connects as itself, bound
+to its own client id and topics; ingest, the API and the other services each under their
+own account; an admin account for the control API, so that the admin pages' add / rotate
+/ retire reach the running broker. Each start issues new secrets for the town's devices
+and the services (the registry keeps only hashes) and writes them to one file, readable
+by this user only, which the simulated fleet reads (`--secrets`). Without the plugin (or
+with amqtt) the broker is anonymous, and the demo says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cityops.embedded.broker import mosquitto_user
+from cityops.embedded.process import make_traversable
+from cityops.storage import Database
+from devices.broker_auth import apply_dynsec, write_replacing
+from devices.broker_config import DYNSEC_PLUGIN
+from devices.dynsec import ADMIN, ingest_client_id, ingest_username, service_clients
+from devices.registry import SERVICE_ACCOUNTS, rotate_secrets, rotate_service_account
+
+ACCOUNTS_FILE = "broker-accounts.json"
+PLUGIN_FILE = "dynamic-security.json"
+
+
+def dynsec_available() -> bool:
+    return Path(DYNSEC_PLUGIN).exists() and shutil.which("mosquitto") is not None
+
+
+@dataclass(frozen=True)
+class TownAccounts:
+    """Who connects to the demo's broker, with which secret (never logged, never printed)."""
+
+    port: int
+    share_group: str
+    consumers: int
+    admin_secret: str
+    services: dict[str, str]       # service account -> secret
+    devices: dict[str, str]        # device id -> secret
+    folder: Path                   # the accounts file and the plugin's file
+
+    def _url(self, username: str, secret: str) -> str:
+        return f"mqtt://{username}:{secret}@127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return self._url(ADMIN, self.admin_secret)
+
+    @property
+    def api_url(self) -> str:
+        [(username, _)] = service_clients("api", self.consumers)
+        return self._url(username, self.services["api"])
+
+    def ingest_url(self, n: int) -> str:
+        return self._url(ingest_username(n), self.services["ingest"])
+
+    @staticmethod
+    def ingest_client_id(n: int) -> str:
+        return ingest_client_id(n)
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.folder / ACCOUNTS_FILE
+
+    @property
+    def plugin_file(self) -> Path:
+        return self.folder / PLUGIN_FILE
+
+    def broker_config(self) -> str:
+        """The Mosquitto lines that load the plugin with the registry's accounts."""
+        return f"plugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {self.plugin_file}\n"
+
+
+async def issue_accounts(db: Database, device_ids: list[str], folder: Path, port: int, *, share_group: str,
+                         consumers: int) -> TownAccounts:
+    """New secrets for the town's devices and every service; the plugin's file written from
+    the registry (every active device, not only the town's) and the secrets file beside it."""
+    devices = {p.name: p.secret for p in await rotate_secrets(db, device_ids)}
+    services = {name: (await rotate_service_account(db, name)).secret for name in SERVICE_ACCOUNTS}
+    accounts = TownAccounts(port, share_group, consumers, secrets.token_urlsafe(32), services, devices,
+                            await asyncio.to_thread(folder.resolve))
+    await asyncio.to_thread(_write_secrets, accounts)
+    await apply_dynsec(db, admin_url=accounts.admin_url, config_file=accounts.plugin_file,
+                       ingest_consumers=consumers, share_group=share_group, contact=False)
+    user = mosquitto_user()
+    if user:  # under root Mosquitto runs as its own account, and writes the plugin's file back
+        await asyncio.to_thread(_hand_to, user, accounts.plugin_file)
+    return accounts
+
+
+def _write_secrets(accounts: TownAccounts) -> None:
+    accounts.folder.mkdir(parents=True, exist_ok=True)
+    write_replacing(accounts.accounts_file, json.dumps({
+        "broker": f"mqtt://127.0.0.1:{accounts.port}", "admin_url": accounts.admin_url,
+        "services": {username: accounts.services[name] for name in SERVICE_ACCOUNTS
+                     for username, _ in service_clients(name, accounts.consumers)},
+        "devices": accounts.devices}, indent=1) + "\n", mode=0o600)
+
+
+def _hand_to(user: str, path: Path) -> None:
+    make_traversable(path.parent)
+    shutil.chown(path, user)
+
+
+def read_device_secrets(path: Path) -> dict[str, str]:
+    """The fleet's side: device id -> secret from the accounts file."""
+    data = json.loads(path.read_text())
+    devices: dict[str, str] = data["devices"]
+    return devices
+
