@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from tests.releases_helpers import (
 )
 from tests.test_firmware_agent import collecting
 from tests.test_releases_device import launched, make_device, steps, wait_until
+from tests.test_security_tls import pki
 
 
 @dataclass
@@ -77,7 +79,7 @@ class HttpServer:
 
 
 @contextlib.contextmanager
-def http_server() -> Iterator[HttpServer]:
+def http_server(tls: ssl.SSLContext | None = None) -> Iterator[HttpServer]:
     state = HttpServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -94,7 +96,9 @@ def http_server() -> Iterator[HttpServer]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -124,9 +128,9 @@ async def published(db: Database, unique: str, tmp_path: Path) -> Published:
     return Published(pair, key, release, built.archive.read_bytes(), device_id, await register(db, device_id))
 
 
-def updater(p: Published, root: Path, base_url: str, running: str = "0.1.0") -> Updater:
+def updater(p: Published, root: Path, base_url: str, running: str = "0.1.0", ca_file: Path | None = None) -> Updater:
     return Updater(Layout(root), running, public_key=p.pair.public_key, base_url=base_url, allow_http=True,
-                   credentials=lambda: Credentials(p.device_id, p.secret))
+                   ca_file=ca_file, credentials=lambda: Credentials(p.device_id, p.secret))
 
 
 def outbox(layout: Layout) -> list[dict[str, object]]:
@@ -236,6 +240,28 @@ async def test_a_redirect_to_another_origin_is_refused_before_the_secret_goes_th
         assert await asyncio.to_thread(same.prepare, signed_offer(p.key, p.release))
         assert [s.path for s in base.seen[1:]] == [path, "/mirror/agent.tar.gz"]
         assert all(s.authorization for s in base.seen) and attacker.seen == []
+
+
+async def test_a_base_certified_by_the_councils_own_ca_is_trusted_only_through_the_configured_ca_file(
+        tmp_path: Path, published: Published) -> None:
+    """`cityops pki` makes the council's CA; a device that has not been given it refuses the
+    base (nothing sent, not held against the version), and one with `ca_file` downloads."""
+    p = published
+    folder = tmp_path / "pki"
+    assert pki(folder, "init") == 0 and pki(folder, "server", "api", "--ip", "127.0.0.1") == 0
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(folder / "api.pem", folder / "api.key")
+    path = f"/releases/{p.release.version}/agent.tar.gz"
+    with http_server(tls) as base:
+        base.routes[path] = (200, {}, p.data)
+        stranger = updater(p, tmp_path / "stranger", base.url)
+        assert not await asyncio.to_thread(stranger.prepare, signed_offer(p.key, p.release))
+        [failed] = [r for r in outbox(stranger.layout) if r["step"] == "failed"]
+        assert "certificate not trusted" in str(failed["reason"]) and stranger.layout.failed() == {}
+        assert base.seen == []
+        trusting = updater(p, tmp_path / "trusting", base.url, ca_file=folder / "ca.pem")
+        assert await asyncio.to_thread(trusting.prepare, signed_offer(p.key, p.release))
+        assert [s.path for s in base.seen] == [path] and base.seen[0].authorization is not None
 
 
 def declined(log: Path) -> int:

@@ -36,7 +36,8 @@ log = logging.getLogger("firmware.update.agent")
 
 class UpdatingAgent(Agent):
     def __init__(self, spec: AgentSpec, layout: Layout, version: str, *, public_key: str | None,
-                 base_url: str | None = None, allow_http: bool = False, reserve_bytes: int = 20_000_000,
+                 base_url: str | None = None, allow_http: bool = False, ca_file: Path | None = None,
+                 reserve_bytes: int = 20_000_000,
                  free_bytes: FreeBytes = disk_free, report_poll_s: float = 1.0):
         super().__init__(spec)
         self.layout = layout
@@ -52,8 +53,8 @@ class UpdatingAgent(Agent):
         self._healthy_marked = False
         self._update_task: asyncio.Task[None] | None = None
         self.updater = Updater(layout, version, public_key=public_key, base_url=base_url, allow_http=allow_http,
-                               credentials=self._credentials, reserve_bytes=reserve_bytes, free_bytes=free_bytes,
-                               cancelled=self._cancelled, on_report=self._report_written)
+                               ca_file=ca_file, credentials=self._credentials, reserve_bytes=reserve_bytes,
+                               free_bytes=free_bytes, cancelled=self._cancelled, on_report=self._report_written)
 
     def _credentials(self) -> Credentials | None:
         secret = self.spec.mqtt.current_password()

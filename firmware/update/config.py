@@ -17,6 +17,9 @@ class UpdateConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # never from a URL in an offer, and the device's secret goes to this origin only.
     # https; without it (or with plain http) every update is refused and reported
     base_url: str | None = None
+    # the CA certificate (PEM) that base_url's certificate must chain to; unset: [mqtt] ca_file,
+    # and without that the system's CAs (a council's private CA from `cityops pki` needs this)
+    ca_file: str | None = None
     # demo and tests only: accept an http:// base_url on this machine (127.0.0.1, ::1, localhost)
     allow_http: bool = False
     # the new version must publish (a PUBACK for a reading) within this long, or it is rolled back

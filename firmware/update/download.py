@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import ssl
 import threading
 import urllib.error
 import urllib.parse
@@ -65,7 +66,13 @@ class _SameOrigin(urllib.request.HTTPRedirectHandler):
 
 
 def opener(base: ReleaseBase) -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOrigin(base))
+    """No proxies from the environment, same-origin redirects only, the configured CA."""
+    try:
+        tls = ssl.create_default_context(cafile=str(base.ca_file) if base.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise DownloadFailed(f"cannot load the CA file {base.ca_file}: {exc}", permanent=True) from None
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls),
+                                       _SameOrigin(base))
 
 
 def download(base: ReleaseBase, version: str, dest: Path, size: int, credentials: Credentials, *,
@@ -95,7 +102,11 @@ def download(base: ReleaseBase, version: str, dest: Path, size: int, credentials
         raise DownloadFailed(f"HTTP {exc.code} from {url}", retry_after_s=_retry_after(exc.headers),
                              permanent=exc.code in PERMANENT) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DownloadFailed(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):  # not this base, or not our CA: stop here
+            raise DownloadFailed(f"{url}: certificate not trusted ({reason.verify_message}); a council CA goes in "
+                                 "[update] ca_file or [mqtt] ca_file", permanent=True, remember=False) from None
+        raise DownloadFailed(f"cannot reach {url}: {reason}") from None
     with response:
         if response.status == 206:
             mode = "ab"

@@ -31,8 +31,10 @@ def running_version() -> str:
 async def run(config_path: Path) -> int:
     config = load_agent_config(config_path)
     update = config.update or UpdateConfig()
-    agent = UpdatingAgent(build_spec(config), Layout(update.root), running_version(),
+    spec = build_spec(config)
+    agent = UpdatingAgent(spec, Layout(update.root), running_version(),
                           public_key=update.public_key, base_url=update.base_url, allow_http=update.allow_http,
+                          ca_file=Path(update.ca_file) if update.ca_file else spec.mqtt.ca_file,
                           reserve_bytes=int(update.reserve_mb * 1e6))
     main = asyncio.ensure_future(agent.run())
     agent.on_switch = main.cancel

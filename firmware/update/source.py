@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 from firmware.update.errors import UpdatesDisabled
 from firmware.update.manifest import VERSION
@@ -43,9 +44,10 @@ def _loopback(host: str) -> bool:
 class ReleaseBase:
     url: str
     origin: Origin
+    ca_file: Path | None = None     # the CA its https certificate chains to (None: the system's)
 
     @classmethod
-    def parse(cls, url: str | None, *, allow_http: bool = False) -> ReleaseBase:
+    def parse(cls, url: str | None, *, allow_http: bool = False, ca_file: Path | None = None) -> ReleaseBase:
         """The configured base, checked; raises UpdatesDisabled saying what is wrong."""
         if not url:
             raise UpdatesDisabled("updates are disabled on this device: no base_url in [update]")
@@ -57,7 +59,7 @@ class ReleaseBase:
         if scheme == "http" and not (allow_http and _loopback(host)):
             raise UpdatesDisabled(f"[update] base_url {url!r} is http: release downloads need https "
                                   "(plain http only with allow_http = true, to this machine)")
-        return cls(url.rstrip("/"), where)
+        return cls(url.rstrip("/"), where, ca_file)
 
     def release_url(self, version: str) -> str:
         if not VERSION.match(version):

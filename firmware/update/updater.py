@@ -32,6 +32,7 @@ log = logging.getLogger("firmware.update.updater")
 class Updater:
     def __init__(self, layout: Layout, running_version: str, *, public_key: str | None, base_url: str | None,
                  credentials: Callable[[], Credentials | None], allow_http: bool = False,
+                 ca_file: Path | None = None,
                  reserve_bytes: int = 20_000_000, free_bytes: FreeBytes = disk_free, retry_max_s: float = 300.0,
                  cancelled: threading.Event | None = None, on_report: Callable[[], None] = lambda: None,
                  clock: Callable[[], datetime] = now_utc):
@@ -40,6 +41,7 @@ class Updater:
         self.public_key = public_key
         self.base_url = base_url
         self.allow_http = allow_http
+        self.ca_file = ca_file          # the CA base_url's certificate chains to (None: the system's)
         self.clock = clock
         self._refused: set[UpdateOffer] = set()  # whole offers (a forged copy must not block the genuine one)
         self.credentials = credentials
@@ -117,7 +119,7 @@ class Updater:
             public_key = load_public_key(self.public_key)
         except VerificationFailed as exc:
             raise UpdatesDisabled(exc.reason) from None
-        return public_key, ReleaseBase.parse(self.base_url, allow_http=self.allow_http)
+        return public_key, ReleaseBase.parse(self.base_url, allow_http=self.allow_http, ca_file=self.ca_file)
 
     def _failed(self, offer: UpdateOffer, exc: UpdateError) -> bool:
         log.warning("update to %s refused: %s", offer.version, exc.reason)
