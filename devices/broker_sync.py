@@ -33,7 +33,9 @@ async def apply_to_broker(db: Database, settings: Settings, issued: Sequence[tup
     except BrokerAuthError as exc:
         return False, f"broker NOT updated: {exc}; fix it, then run `cityops device sync-broker`"
     if result.reloaded_pid is None:
-        return True, f"broker files written ({where}); broker not reloaded: set CITYOPS_DEVICES__BROKER_PID_FILE"
+        return False, (f"broker files written ({where}) but BROKER NOT RELOADED: the running broker still has the "
+                       "old accounts until it is sent SIGHUP; set CITYOPS_DEVICES__BROKER_PID_FILE (or use dynamic "
+                       "security) so that changes reach it")
     return True, f"broker files written ({where}); broker reloaded (pid {result.reloaded_pid})"
 
 

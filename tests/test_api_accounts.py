@@ -17,6 +17,7 @@ from ops_api.accounts import invitations, store
 from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as, make_user
+from tests.test_devices_broker import connack, secured_broker, wait_for_reload
 
 PASSWORD = "correct horse battery"
 BRISTOL = {"lon": -2.59, "lat": 51.45}
@@ -157,38 +158,65 @@ async def test_admin_manages_users_and_the_last_admin_stays(app: FastAPI, db: Da
 
 
 async def test_admin_registers_updates_rotates_and_retires_a_device(
-        app: FastAPI, db: Database, unique: str, tmp_path: Path) -> None:
+        db: Database, database_url: str, unique: str, tmp_path: Path) -> None:
+    """Against a real Mosquitto on the password and ACL files, reloaded through its pid file."""
     device_id = f"{unique}-frog"
-    async with api_client(app) as client:
-        await login_as(client, db, Role.ADMIN)
-        made = await client.post("/admin/devices", json={"device_id": device_id, "kind": "frog", **BRISTOL,
-                                                         "household_id": f"house-{unique}"})
-        assert made.status_code == 201, made.text
-        first = made.json()["secret"]
-        assert "broker files written" in made.json()["broker"]
-        assert device_id in (tmp_path / "passwords").read_text()
-        assert (await client.post("/admin/devices", json={"device_id": device_id, "kind": "frog",
-                                                          **BRISTOL})).status_code == 409
-        outside = await client.post("/admin/devices", json={"device_id": f"{unique}-x", "kind": "frog",
-                                                            "lon": 10.0, "lat": 10.0})
-        assert outside.status_code == 422 and "outside the council's area" in outside.json()["error"]
-        moved = await client.patch(f"/admin/devices/{device_id}",
-                                   json={"lon": -2.6, "lat": 51.46, "sensor_type": "sht31"})
-        assert moved.status_code == 200, moved.text
-        assert moved.json()["device"]["lon"] == -2.6 and moved.json()["device"]["sensor_type"] == "sht31"
-        half = await client.patch(f"/admin/devices/{device_id}", json={"lon": -2.6})
-        assert half.status_code == 422
-        rotated = await client.post(f"/admin/devices/{device_id}/rotate")
-        second = rotated.json()["secret"]
-        stored = await db.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1", device_id)
-        assert second != first and verify_secret(second, stored) and not verify_secret(first, stored)
-        retired = await client.post(f"/admin/devices/{device_id}/retire", json={"reason": "stolen"})
-        assert retired.status_code == 200 and retired.json()["device"]["status"] == "retired"
-        assert device_id not in (tmp_path / "passwords").read_text()
-        assert (await client.post(f"/admin/devices/{device_id}/rotate")).status_code == 409
-        assert (await client.post(f"/admin/devices/{unique}-none/retire")).status_code == 404
-        await login_as(client, db, Role.OPERATOR)
-        assert (await client.post(f"/admin/devices/{device_id}/rotate")).status_code == 403
+    async with secured_broker(db, tmp_path / "broker") as broker:
+        pid_file = tmp_path / "mosquitto.pid"
+        pid_file.write_text(f"{broker.pid}\n")
+        app = create_app(Settings(
+            database_url=database_url,  # type: ignore[arg-type]
+            devices=DevicesSettings(broker_password_file=broker.passwords, broker_acl_file=broker.acl,
+                                    broker_pid_file=pid_file)), db=db)
+        async with api_client(app) as client:
+            await login_as(client, db, Role.ADMIN)
+            reloads = broker.reloads()
+            made = await client.post("/admin/devices", json={"device_id": device_id, "kind": "frog", **BRISTOL,
+                                                             "household_id": f"house-{unique}"})
+            assert made.status_code == 201, made.text
+            first = made.json()["secret"]
+            assert f"broker reloaded (pid {broker.pid})" in made.json()["broker"]
+            await wait_for_reload(broker, reloads)
+            assert connack(broker.port, device_id, first) == 0
+            assert (await client.post("/admin/devices", json={"device_id": device_id, "kind": "frog",
+                                                              **BRISTOL})).status_code == 409
+            outside = await client.post("/admin/devices", json={"device_id": f"{unique}-x", "kind": "frog",
+                                                                "lon": 10.0, "lat": 10.0})
+            assert outside.status_code == 422 and "outside the council's area" in outside.json()["error"]
+            moved = await client.patch(f"/admin/devices/{device_id}",
+                                       json={"lon": -2.6, "lat": 51.46, "sensor_type": "sht31"})
+            assert moved.status_code == 200, moved.text
+            assert moved.json()["device"]["lon"] == -2.6 and moved.json()["device"]["sensor_type"] == "sht31"
+            half = await client.patch(f"/admin/devices/{device_id}", json={"lon": -2.6})
+            assert half.status_code == 422
+            reloads = broker.reloads()
+            rotated = await client.post(f"/admin/devices/{device_id}/rotate")
+            second = rotated.json()["secret"]
+            stored = await db.fetchval("SELECT secret_hash FROM device_secrets WHERE device_id = $1", device_id)
+            assert second != first and verify_secret(second, stored) and not verify_secret(first, stored)
+            await wait_for_reload(broker, reloads)
+            assert connack(broker.port, device_id, first) != 0 and connack(broker.port, device_id, second) == 0
+            reloads = broker.reloads()
+            retired = await client.post(f"/admin/devices/{device_id}/retire", json={"reason": "stolen"})
+            assert retired.status_code == 200 and retired.json()["device"]["status"] == "retired"
+            await wait_for_reload(broker, reloads)
+            assert connack(broker.port, device_id, second) != 0
+            assert (await client.post(f"/admin/devices/{device_id}/rotate")).status_code == 409
+            assert (await client.post(f"/admin/devices/{unique}-none/retire")).status_code == 404
+
+            await login_as(client, db, Role.OPERATOR)
+            assert (await client.post(f"/admin/devices/{device_id}/rotate")).status_code == 403
+
+        # files but no pid file: no running broker hears of it, so the API claims nothing: 502, no secret
+        blind = create_app(Settings(database_url=database_url,  # type: ignore[arg-type]
+                                    devices=DevicesSettings(broker_password_file=broker.passwords,
+                                                            broker_acl_file=broker.acl)), db=db)
+        async with api_client(blind) as client:
+            await login_as(client, db, Role.ADMIN)
+            unapplied = await client.post("/admin/devices", json={"device_id": f"{unique}-2", "kind": "frog",
+                                                                  **BRISTOL})
+            assert unapplied.status_code == 502 and "BROKER NOT RELOADED" in unapplied.json()["error"]
+            assert "secret" not in unapplied.json()
 
 
 async def test_a_role_change_or_new_password_ends_the_users_sessions(app: FastAPI, db: Database) -> None:

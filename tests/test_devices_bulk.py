@@ -86,8 +86,9 @@ async def test_cli_dry_run_changes_nothing_then_the_import_writes_configs_and_se
     csv_file.write_text(HEADER + good_rows(unique))
     out = tmp_path / "out"
     args = parse("import", str(csv_file), "--out", str(out))
-    assert await args.handler(args, settings) == 0
-    assert "imported 3 devices" in capsys.readouterr().out
+    assert await args.handler(args, settings) == 1          # imported, but no broker was told (no pid file)
+    printed = capsys.readouterr().out
+    assert "imported 3 devices" in printed and "BROKER NOT RELOADED" in printed
     [secrets_file] = out.glob("secrets-*.csv")
     secrets = secrets_file.read_text().splitlines()
     assert secrets[0] == "device_id,secret" and len(secrets) == 4

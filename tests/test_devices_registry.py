@@ -197,8 +197,10 @@ async def test_cli_add_prints_the_secret_once_and_writes_the_agent_config(
     device = f"{unique}-f"
     args = parse("add", device, "--kind", "frog", "--lon", "-2.6", "--lat", "51.45", "--household", "h-7",
                  "--json")
-    assert await args.handler(args, settings) == 0
+    # no pid file: the files are written but no running broker was told: said loudly, exit 1
+    assert await args.handler(args, settings) == 1
     out = json.loads(capsys.readouterr().out)
+    assert "BROKER NOT RELOADED" in out["broker"]
     assert out["name"] == device and len(out["secret"]) >= 40
     assert load_agent_config(Path(out["agent_config"])).device_id == device
     assert f"user {device}" in (tmp_path / "acl").read_text()
@@ -216,9 +218,9 @@ async def test_cli_add_prints_the_secret_once_and_writes_the_agent_config(
     assert shown["household_id"] == "h-7" and shown["health"]["state"] == "unknown"
 
     args = parse("retire", device)
-    assert await args.handler(args, settings) == 0
+    assert await args.handler(args, settings) == 1
     assert f"user {device}" not in (tmp_path / "acl").read_text()
-    assert "not reloaded" in capsys.readouterr().out
+    assert "BROKER NOT RELOADED" in capsys.readouterr().out
 
 
 async def test_cli_add_refuses_bad_input_before_touching_anything(
