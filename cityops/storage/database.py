@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -178,6 +179,13 @@ def translate_connect_error(exc: BaseException, url: str) -> DatabaseUnavailable
         why = f"the server refused the role ({exc})"
     elif isinstance(exc, socket.gaierror):
         why = "the host name does not resolve"
+    elif isinstance(exc, ssl.SSLCertVerificationError):  # an OSError too: before the next branch
+        return DatabaseUnavailable(
+            f"cannot connect to {where}: the server's certificate did not verify ({exc.verify_message})",
+            hint="sslrootcert= must be the CA that signed the server's certificate, and the URL's host "
+                 "a name or address on that certificate")
+    elif isinstance(exc, ssl.SSLError):
+        why = f"the TLS handshake failed ({exc.reason or exc})"
     elif isinstance(exc, ConnectionRefusedError | OSError) and not isinstance(exc, TimeoutError):
         why = "nothing is listening there (connection refused)"
     elif isinstance(exc, TimeoutError):
