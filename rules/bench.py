@@ -11,13 +11,13 @@
     gritting      road surface temperature, treat/monitor/none with reasons and route decisions for
                   50,000 segments and 500 sensors (a synthetic city; best of three runs and the
                   median); the mean gap to the published optima over the CARP gdb set (--carp-dir,
-                  default ../shared/bench-data/carp) at --carp-seconds each (default 10)
+                  default the repository's benchmarks/data/carp) at --carp-seconds each (default 10)
 
     bins          priorities for 20,000 bins (scoring with reasons, from forecasts), and the
                   forecast pipeline per bin on simulated bins; a 1,000-bin, 10-truck plan;
                   fixed round against dynamic collection over 8 simulated weeks;
                   the mean gap to the best-known values over the CVRPLIB A instances (--cvrp-dir,
-                  default ../shared/bench-data/cvrp) at --cvrp-seconds each (default 10)
+                  default the repository's benchmarks/data/cvrp) at --cvrp-seconds each (default 10)
 
 The database is not involved (see `cityops rules run --damp` for the end-to-end run);
 synthetic homes come from rules.damp.synthetic, a mix of damp, dry and in-between.
@@ -47,6 +47,10 @@ from rules.damp.rolling import HourInput, RollingDamp
 from rules.routing import cvrplib
 from rules.routing.plan import Fleet, PlanBin, plan_collection
 
+# The benchmark instances kept in the repository (benchmarks/data/README.md): found from this
+# file, not the working directory, so the defaults work wherever the command is run from.
+BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+
 
 def register_bench(which: argparse._SubParsersAction[Any]) -> None:
     bench = which.add_parser("rules", help="rules: damp recompute and hour; bin priorities, plans, CVRPLIB",
@@ -57,15 +61,15 @@ def register_bench(which: argparse._SubParsersAction[Any]) -> None:
     bench.add_argument("--plan-bins", type=int, default=1_000, help="bins in the plan (default 1000)")
     bench.add_argument("--trucks", type=int, default=10, help="trucks in the plan (default 10)")
     bench.add_argument("--plan-seconds", type=float, default=55.0, help="the plan's time limit (default 55)")
-    bench.add_argument("--cvrp-dir", type=Path, default=Path("../shared/bench-data/cvrp"),
-                       help="folder with A/*.vrp and bks.csv (default ../shared/bench-data/cvrp)")
+    bench.add_argument("--cvrp-dir", type=Path, default=BENCH_DATA / "cvrp",
+                       help="folder with A/*.vrp and bks.csv (default benchmarks/data/cvrp in the repository)")
     bench.add_argument("--cvrp-seconds", type=float, default=10.0, help="seconds per CVRPLIB instance (10)")
     bench.add_argument("--gritting", action="store_true",
                        help="gritting decisions on a synthetic city; CARP gdb gaps to the published optima")
     bench.add_argument("--segments", type=int, default=50_000, help="road segments for --gritting (default 50000)")
     bench.add_argument("--sensors", type=int, default=500, help="road sensors for --gritting (default 500)")
-    bench.add_argument("--carp-dir", type=Path, default=Path("../shared/bench-data/carp"),
-                       help="folder with gdb/*.dat and carp_bks.csv (default ../shared/bench-data/carp)")
+    bench.add_argument("--carp-dir", type=Path, default=BENCH_DATA / "carp",
+                       help="folder with gdb/*.dat and carp_bks.csv (default benchmarks/data/carp in the repository)")
     bench.add_argument("--carp-seconds", type=float, default=10.0, help="seconds per CARP instance (10)")
     bench.add_argument("--homes", type=int, default=10_000, help="homes (default 10000)")
     bench.add_argument("--days", type=int, default=30, help="days of 5-minute data for the full run (30)")
@@ -248,8 +252,8 @@ def cvrp_gaps(folder: Path, seconds: float) -> str:
     files = sorted((folder / "A").glob("A-n*.vrp")) if folder.is_dir() else []
     bks_file = folder / "bks.csv"
     if not files or not bks_file.is_file():
-        return (f"CVRPLIB A: no instances under {folder}/A with {bks_file} (the bench-data folder is not part "
-                "of the repository; pass --cvrp-dir)")
+        return (f"CVRPLIB A: no instances under {folder}/A with {bks_file} (the repository keeps them in "
+                "benchmarks/data/cvrp; pass --cvrp-dir)")
     best = cvrplib.read_bks(bks_file)
     gaps = []
     for path in files:
@@ -297,7 +301,7 @@ def carp_gdb(folder: Path, seconds: float) -> str:
     except ImportError as exc:
         return f"CARP gdb: the arc-routing benchmark is not available yet ({exc})"
     if not (folder / "gdb").is_dir():
-        return (f"CARP gdb: no instances under {folder}/gdb (the bench-data folder is not part of the "
-                "repository; pass --carp-dir)")
+        return (f"CARP gdb: no instances under {folder}/gdb (the repository keeps them in "
+                "benchmarks/data/carp; pass --carp-dir)")
     rows = carp_bench.gdb_gaps(folder, seconds, 1, print)
     return carp_bench.summary(rows, "gdb", seconds)

@@ -1,8 +1,9 @@
 """Gaps to the published CARP optima over a folder of gdb or val instances.
 
 The folder holds `gdb/*.dat`, `val/*.dat` and `carp_bks.csv` (instance,value,source), as
-../shared/bench-data/carp does. Costs count as the published ones: every serviced edge plus
-every deadheading traversal; the fleet is unlimited (see carp.solve_carp_instance).
+the repository's benchmarks/data/carp does. Costs count as the published ones: every
+serviced edge plus every deadheading traversal; the fleet is unlimited (see
+carp.solve_carp_instance).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def instance_files(folder: Path, which: str) -> tuple[list[Path], Path]:
     bks_file = folder / "carp_bks.csv"
     if not files or not bks_file.is_file():
         raise InvalidInstance(f"no CARP instances under {folder / which} with {bks_file}", source=str(folder),
-                              hint="the benchmark files are not part of the repository: pass --folder (a folder "
-                                   "with gdb/*.dat, val/*.dat and carp_bks.csv, as ../shared/bench-data/carp)")
+                              hint="pass --folder: a folder with gdb/*.dat, val/*.dat and carp_bks.csv, as "
+                                   "benchmarks/data/carp in the repository")
     return files, bks_file
 
 

@@ -24,7 +24,9 @@ from rules.routing.carp_format import best_known as carp_best_known
 from rules.routing.carp_format import read_dat
 from rules.routing.cvrplib import best_known, read_vrp, solve_cvrp
 
-CARP_FOLDER = Path("../shared/bench-data/carp")
+# The gdb and val instances kept in the repository (benchmarks/data/README.md), found from this
+# file rather than the working directory.
+CARP_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "carp"
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -56,7 +58,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
                              description="Solve every instance of a CARP set and print each gap to the "
                                          "published optimum and the mean gap.")
     bench.add_argument("--folder", type=Path, default=CARP_FOLDER,
-                       help=f"a folder with gdb/, val/ and carp_bks.csv (default {CARP_FOLDER})")
+                       help="a folder with gdb/, val/ and carp_bks.csv "
+                            "(default benchmarks/data/carp in the repository)")
     bench.add_argument("--set", dest="which", choices=carp_bench.SETS, default="gdb", help="default gdb")
     bench.add_argument("--seconds", type=float, default=10.0, help="seconds per instance (default 10)")
     bench.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
