@@ -162,7 +162,7 @@ class AlertsSettings(BaseModel):
 
 class GrittingSettings(BaseModel):
     # treat a wet or damp road when the lowest road surface temperature (RST) in the window
-    # is at or below this; monitor within `monitor_margin_c` above it (DESIGN.md section 5)
+    # is at or below this; monitor within `monitor_margin_c` above it (docs/science.md#treatment-trigger)
     trigger_c: float = Field(default=1.0, ge=-5.0, le=5.0)
     monitor_margin_c: float = Field(default=1.0, ge=0.0, le=10.0)
     frost_margin_c: float = Field(default=1.0, ge=0.0, le=10.0)  # dry road this near the frost point: monitor

@@ -3,7 +3,7 @@
 One module for the agent (firmware/) and ingest alike. It depends only on msgspec and
 the standard library, so the agent can carry it without the platform's other packages.
 
-Topics (DESIGN.md section 3):
+Topics (README.md, "The contract between devices and the platform"; docs/science.md#mqtt-topics):
     cityops/v1/devices/{device_id}/telemetry   device -> platform, QoS 1, a TelemetryBatch
     cityops/v1/devices/{device_id}/status      retained; "online", or "offline" as Last Will
     cityops/v1/devices/{device_id}/config      retained, platform -> device, a DeviceConfig

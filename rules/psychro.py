@@ -1,6 +1,6 @@
 """Psychrometrics, vectorised over numpy arrays: saturation vapour pressure, dew and frost point.
 
-Magnus form with the Alduchov & Eskridge (1996) constants (DESIGN.md section 5):
+Magnus form with the Alduchov & Eskridge (1996) constants (docs/science.md#dew-point-and-frost-point):
 over water a=17.625, b=243.04 degC, e0=6.1094 hPa; over ice a=22.587, b=273.86 degC,
 e0=6.1121 hPa. Relative humidity is always with respect to water, in percent (0..100).
 """

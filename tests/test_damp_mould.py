@@ -1,4 +1,5 @@
-"""The VTT mould index: DESIGN.md constant-condition times, decline, properties, the hourly state."""
+"""The VTT mould index: the constant-condition times of docs/science.md#vtt-mould-index, decline, properties,
+the hourly state."""
 
 import numpy as np
 import pytest

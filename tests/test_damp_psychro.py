@@ -1,4 +1,5 @@
-"""Psychrometrics: DESIGN.md check values, PsychroLib as the oracle, properties, bad input."""
+"""Psychrometrics: the check values of docs/science.md#dew-point-and-frost-point, PsychroLib as the oracle,
+properties, bad input."""
 
 import numpy as np
 import psychrolib

@@ -1,9 +1,9 @@
 """The embedded MQTT broker: a `mosquitto` child process when the binary is on PATH,
 otherwise amqtt (pure Python) inside this process.
 
-The Mosquitto config sets what ingest relies on (see DESIGN.md section 4): sessions kept
-on disk across restarts (`persistence true`) and a queue per persistent session large
-enough that a backlog is not dropped (`max_queued_messages`).
+The Mosquitto config sets what ingest relies on (docs/science.md#mosquitto-sessions-and-queues):
+sessions kept on disk across restarts (`persistence true`) and a queue per persistent
+session large enough that a backlog is not dropped (`max_queued_messages`).
 """
 
 from __future__ import annotations

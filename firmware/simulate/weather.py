@@ -25,7 +25,7 @@ def hour_of_day(ts: datetime) -> float:
 
 
 def saturation_vapour_hpa(temp_c: float) -> float:
-    """Magnus over water (Alduchov & Eskridge 1996), DESIGN.md section 5."""
+    """Magnus over water (Alduchov & Eskridge 1996), docs/science.md#dew-point-and-frost-point."""
     return 6.1094 * math.exp(17.625 * temp_c / (243.04 + temp_c))
 
 

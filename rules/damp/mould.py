@@ -2,8 +2,9 @@
 
 M runs 0..6 (0 no growth, 1 some growth under a microscope, 3 visible, 6 heavy cover). It is
 a state carried hour by hour for each home's cold spot: growth while 0 < T < 50 degC and
-RH >= RHcrit, decline in dry spells. Constants are in DESIGN.md section 5; the wood and
-surface terms W and SQ are 0 (pine sapwood, sawn surface), the reference the classes scale.
+RH >= RHcrit, decline in dry spells. Constants, sources and check values are in
+docs/science.md#vtt-mould-index; the wood and surface terms W and SQ are 0 (pine sapwood,
+sawn surface), the reference the classes scale.
 
     RHcrit   = max(-0.00267 T^3 + 0.16 T^2 - 3.13 T + 100, RHmin)
     dM/dt    = k1 k2 / (7 exp(-0.68 ln T - 13.9 ln RH + 66.02))   per day

@@ -1,4 +1,4 @@
-"""Gritting (precautionary salting): pure rules, no I/O (DESIGN.md section 5).
+"""Gritting (precautionary salting): pure rules, no I/O (docs/gritting.md, docs/science.md#gritting).
 
     geo           lon/lat to local metres, lengths, bearings
     network       the road network file (GeoJSON): segments, depots, routes, graph nodes, checks

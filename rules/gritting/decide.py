@@ -1,6 +1,6 @@
 """Treat, monitor or nothing per segment, with the reason; send or not per route.
 
-Per segment, over the window's time grid (DESIGN.md section 5):
+Per segment, over the window's time grid (docs/gritting.md; docs/science.md#treatment-trigger):
 - **treat** when
   - snow or freezing rain is forecast (the snow rows of the rate table), or
   - the road is wet or damp (now, or from forecast rain, or from dew forming: RST at or below

@@ -1,6 +1,7 @@
 """Road surface temperature per segment from fixed sensors: inverse distance weighting.
 
-Thermal mapping gives each segment an offset from its route's average (DESIGN.md section 5).
+Thermal mapping gives each segment an offset from its route's average
+(docs/science.md#road-surface-temperature).
 A sensor sits on a segment of its own, so its reading minus its own offset is the route
 average near it; a segment's estimate is the distance-weighted mean (weights 1/d², d at
 least 10 m) of those route averages from its 8 nearest sensors within `range_m`, plus the

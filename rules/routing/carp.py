@@ -1,14 +1,14 @@
 """Capacitated arc routing (CARP): serve every required edge once, from a depot, within capacity.
 
-The model (DESIGN.md section 5): each required edge becomes one PyVRP client per direction it
-may be served in (two for a two-way road, one for a one-way road), the two in a required,
-mutually exclusive client group, so the solver picks the direction. Going from client a to
-client b costs the shortest path from a's head to b's tail plus b's own edge (the service is
-folded into the arc that reaches it); the depot reaches a client's tail, and a client's head
-returns to the depot, the same way. So a route's PyVRP distance is exactly the CARP cost: every
-serviced edge plus every deadheading traversal, depot to depot. Shortest paths are Dijkstra
-over the whole graph (one-way edges only forward), with integer weights: benchmark costs are
-integers, road lengths are rounded to whole metres.
+The model (docs/science.md#arc-routing-model, docs/routing.md): each required edge becomes one
+PyVRP client per direction it may be served in (two for a two-way road, one for a one-way
+road), the two in a required, mutually exclusive client group, so the solver picks the
+direction. Going from client a to client b costs the shortest path from a's head to b's tail
+plus b's own edge (the service is folded into the arc that reaches it); the depot reaches a
+client's tail, and a client's head returns to the depot, the same way. So a route's PyVRP
+distance is exactly the CARP cost: every serviced edge plus every deadheading traversal, depot
+to depot. Shortest paths are Dijkstra over the whole graph (one-way edges only forward), with
+integer weights: benchmark costs are integers, road lengths are rounded to whole metres.
 
 Demands become integers conservatively: scaled (x1000 unless all are whole) and rounded up,
 the capacity rounded down, so a plan the solver calls feasible is feasible in the real units.
