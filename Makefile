@@ -20,6 +20,7 @@ pytest: $(STAMP) $(TIER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

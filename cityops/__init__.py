@@ -1,7 +1,9 @@
-"""CityOps core: settings, storage, the embedded services and the `cityops` command.
+"""CityOps core: settings, storage and migrations, the embedded services, what every
+service stands on.
 
-The domain packages (ingest, devices, firmware, rules, alerts, ops_api, dashboards)
-sit beside this one and depend on it; it depends on none of them.
+The services (ingest, devices, alerts, rules' runners), the API (ops_api) and the
+`cityops` command (cityops_cli) sit above this package and depend on it; it depends on
+none of them (the import contracts in .importlinter check it; docs/architecture.md).
 """
 
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ below it); `issue` signs a server certificate (the broker, PostgreSQL, the TLS p
 names and addresses as subjectAltNames, serverAuth) or a client certificate (a device or a
 service, its id as the common name, clientAuth). Lifetimes: the CA 10 years, servers 397
 days (what browsers and Apple's TLS stacks accept), clients 825 days (a device is visited
-rarely). `cityops pki` (cityops/pkicli.py) writes the files; nothing here touches a disk.
+rarely). `cityops pki` (cityops_cli/pki.py) writes the files; nothing here touches a disk.
 """
 
 from __future__ import annotations

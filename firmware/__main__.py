@@ -1,8 +1,8 @@
-"""`python -m firmware agent ...`: the agent's commands on a Pi (the same as `cityops agent ...`)."""
+"""`python -m firmware --config FILE [--check]`: the agent on a Pi, without the platform."""
 
 import sys
 
-from cityops.cli import main
+from firmware.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

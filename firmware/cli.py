@@ -1,8 +1,12 @@
-"""`cityops agent`: run one real device, or a simulated fleet.
+"""`cityops agent` (and on a Pi `python -m firmware`): run one real device, or a simulated fleet.
 
     cityops agent --config /etc/cityops-agent/agent.toml          one Pi, its sensors
     cityops agent --config FILE --check                           read each sensor once, print, exit
     cityops agent simulate --homes 3 --roads 2 --bins 4 --gritters 1 --speed 60
+
+`main` is the agent's own entry point: it needs none of the platform's settings, so a Pi
+imports the agent and the contract, nothing of the server (`agent simulate` is the
+platform's, through `cityops`).
 
 The simulated fleet talks to CITYOPS_MQTT_URL (the embedded broker when unset), one
 MQTT connection per simulated device (see firmware/simulate/fleet.py for why).
@@ -14,26 +18,55 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
+import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cityops.settings import Settings, redact_url
+from cityops.errors import CityOpsError
+from cityops.urls import redact_url
 from firmware.agent import AgentSpec
 from firmware.errors import AgentConfigError, SensorError
+
+if TYPE_CHECKING:
+    from cityops.settings import Settings
+
+
+def _device_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="the device's agent config (TOML; see deploy/agent/agent.example.toml)")
+    parser.add_argument("--check", action="store_true",
+                        help="read every configured sensor once, print what it gave, and exit")
+    parser.set_defaults(handler=run_device)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The agent on its own (`python -m firmware --config FILE [--check]`)."""
+    parser = argparse.ArgumentParser(prog="python -m firmware",
+                                     description="Run this device's agent from its config file.")
+    _device_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    try:
+        return asyncio.run(run_device(args, None))
+    except CityOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     agent = commands.add_parser(
         "agent", help="run the device agent: sensors, offline spool, MQTT publishing",
         description="Run one device agent from its config file, or a simulated fleet (`agent simulate`).")
-    agent.add_argument("--config", type=Path, metavar="FILE",
-                       help="the device's agent config (TOML; see deploy/agent/agent.example.toml)")
-    agent.add_argument("--check", action="store_true",
-                       help="read every configured sensor once, print what it gave, and exit")
-    agent.set_defaults(handler=run_device)
+    _device_arguments(agent)
     which = agent.add_subparsers(dest="agent_command", metavar="ACTION")
     sim = which.add_parser("simulate", help="run a fleet of simulated devices in this process",
                            description="Simulated homes, road sites, bins and gritters publishing to the "
@@ -95,7 +128,7 @@ async def _until_signalled(main: asyncio.Future[Any]) -> None:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def run_device(args: argparse.Namespace, settings: Settings) -> int:
+async def run_device(args: argparse.Namespace, settings: Settings | None) -> int:
     from firmware.agent import Agent
     from firmware.config import build_spec, load_agent_config
 

@@ -18,5 +18,5 @@ def start_consumer(database_url: str, broker_url: str, *, client_id: str, group:
            "CITYOPS_INGEST__CLIENT_ID": client_id, "CITYOPS_INGEST__SHARE_GROUP": group,
            "CITYOPS_INGEST__METRICS_PORT": str(metrics_port), "CITYOPS_LOG_LEVEL": "WARNING"}
     env.update({f"CITYOPS_INGEST__{name.upper()}": value for name, value in settings.items()})
-    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "ingest"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "cityops_cli", "ingest"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

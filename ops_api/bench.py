@@ -132,7 +132,7 @@ async def api_server(database_url: str, log_path: Path, *, env: dict[str, str] |
     child_env = {**os.environ, **(env or {}), "CITYOPS_DATABASE_URL": database_url}
     for attempt in range(1, attempts + 1):
         port = free_port()
-        proc = _start_child([sys.executable, "-m", "cityops.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        proc = _start_child([sys.executable, "-m", "cityops_cli", "api", "--host", "127.0.0.1", "--port", str(port)],
                             child_env, log_path)
         try:
             await wait_for_port(proc, port, name="the API", log_path=log_path, timeout_s=30)

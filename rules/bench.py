@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cityops.settings import Settings
-from firmware.simulate.bins import BinSpec
+from firmware.simulate.bins import WEEKDAY_FACTOR, BinSpec
 from rules.bins import assess, insight, priority
 from rules.bins.fill import BinCalibration
 from rules.bins.synthetic import simulate_bin
@@ -243,7 +243,8 @@ def compare_policies(bins: int, weeks: int = 8, seed: int = 0) -> str:
     began = time.perf_counter()
     fixed, dynamic = insight.simulate_policies(-0.76 + rng.normal(0, 0.04, bins), 52.04 + rng.normal(0, 0.025, bins),
                                                rng.uniform(0.05, 0.4, bins), rng.integers(0, 7, bins),
-                                               (-0.76, 52.04), weeks=weeks, seed=seed)
+                                               (-0.76, 52.04), weekday_factor=WEEKDAY_FACTOR, weeks=weeks,
+                                               seed=seed)
     return (f"collection policies, {bins} simulated bins over {weeks} weeks ({time.perf_counter() - began:.1f} s): "
             f"{fixed.line()}; {dynamic.line()}")
 

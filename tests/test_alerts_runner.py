@@ -17,9 +17,9 @@ from pydantic import SecretStr
 from alerts.errors import AlertNotFound, InvalidPreference, InvalidTransition
 from alerts.runner import AlertsRunner
 from alerts.sealing import Sealer, new_key
-from cityops.cli import build_parser
 from cityops.settings import AlertsSettings, StorageSettings, load_settings
 from cityops.storage import Database, migrate
+from cityops_cli.main import build_parser
 
 NOW = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
 SETTINGS = AlertsSettings(stuck_readings=6, stuck_after=timedelta(hours=2))
@@ -235,7 +235,7 @@ async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, cap
 
 def test_errors_print_as_error_and_hint(fresh_database_url: str) -> None:
     env = {**os.environ, "CITYOPS_DATABASE_URL": fresh_database_url}
-    done = subprocess.run([sys.executable, "-m", "cityops.cli", "alerts", "list"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "cityops_cli", "alerts", "list"], capture_output=True, text=True,
                           timeout=60, env=env)
     assert done.returncode == 1
     assert "error: database error" in done.stderr and "hint: run `cityops db migrate` first" in done.stderr

@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet
 from alerts.errors import SecretsKeyError
 from alerts.sealing import SEALED, Sealer, new_key
 from alerts.store import check_secrets
-from cityops.cli import main
 from cityops.settings import get_settings
 from cityops.storage import Database
+from cityops_cli.main import main
 
 RECEIVER = "https://receiver.example.org/hook"
 

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from cityops import cli
 from cityops.settings import Settings, StorageSettings, get_settings
 from cityops.storage import Database, migrate
+from cityops_cli import main as cli
 from ops_api.app import create_app
 from tests.api_helpers import api_client
 
@@ -55,7 +55,7 @@ async def test_first_admin_then_an_invitation_on_an_empty_database(fresh_databas
         # the real command, the password piped in: how the README makes the first admin
         env = {**os.environ, "CITYOPS_DATABASE_URL": fresh_database_url, "CITYOPS_ACCOUNTS__PUBLIC_BASE_URL": BASE}
         made = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "cityops.cli", "user", "add", "Boss", "--role", "admin"],
+            subprocess.run, [sys.executable, "-m", "cityops_cli", "user", "add", "Boss", "--role", "admin"],
             input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, env=env)
         assert made.returncode == 0, made.stderr
         assert "created admin boss" in made.stdout and f"{BASE}/login" in made.stdout

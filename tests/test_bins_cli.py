@@ -1,4 +1,4 @@
-"""`cityops bins assess` through `cityops.cli.main`: the runner's answers from CSV files, and
+"""`cityops bins assess` through `cityops_cli.main.main`: the runner's answers from CSV files, and
 bad files refused with the line and field (exit 2)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cityops.cli import main
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
+from cityops_cli.main import main
 from firmware.simulate.bins import BinSpec
 from rules.bins.synthetic import simulate_bin
 from rules.bins_runner import BinsRunSettings, run_bins

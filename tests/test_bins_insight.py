@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from firmware.simulate.bins import BinSpec
 from rules.bins.fill import BinCalibration, rolling_fill
@@ -26,12 +27,23 @@ def test_busy_bins_overflow_often_and_idle_ones_never_fill() -> None:
     assert bin_usage("b", [np.nan] * 5).verdict == "too little data"
 
 
-def test_dynamic_collection_beats_a_fixed_round_on_a_simulated_street() -> None:
+# Two weekly shapes the test states for itself: an even week, and one with a busy weekend
+# (household waste rises after weekends; the factors are this test's assumption, not data).
+EVEN_WEEK = (1.0,) * 7
+BUSY_WEEKEND = (0.8, 0.85, 0.9, 1.0, 1.2, 1.6, 1.4)
+
+
+@pytest.mark.parametrize("week", [EVEN_WEEK, BUSY_WEEKEND])
+def test_dynamic_collection_beats_a_fixed_round_on_a_simulated_street(week: tuple[float, ...]) -> None:
     rng = np.random.default_rng(0)
     n = 120
     fixed, dynamic = simulate_policies(-0.76 + rng.normal(0, 0.03, n), 52.04 + rng.normal(0, 0.02, n),
-                                       rng.uniform(0.05, 0.4, n), rng.integers(0, 7, n), (-0.76, 52.04), weeks=6)
+                                       rng.uniform(0.05, 0.4, n), rng.integers(0, 7, n), (-0.76, 52.04),
+                                       weekday_factor=week, weeks=6)
     assert dynamic.collections < fixed.collections
     assert dynamic.overflow_days < fixed.overflow_days
     assert dynamic.distance_km < fixed.distance_km
     assert "collections" in dynamic.line()
+    with pytest.raises(ValueError, match="seven values"):
+        simulate_policies(np.zeros(1), np.zeros(1), np.ones(1), np.zeros(1, dtype=np.int64), (0.0, 0.0),
+                          weekday_factor=(1.0,) * 5)

@@ -1,5 +1,6 @@
 """The `cityops` command as a user meets it: help, wrong input, clear errors."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ COMMANDS = ("demo", "db", "agent", "ingest", "rules", "api", "device", "route", 
 
 
 def cityops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cityops.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cityops_cli", *args], capture_output=True, text=True,
                           timeout=60, env={**os.environ, **(env or {})})
 
 
@@ -20,6 +21,17 @@ def test_help_explains_every_command() -> None:
     assert result.returncode == 0
     for name in COMMANDS:
         assert f"\n    {name}" in result.stdout, name
+
+
+def test_a_command_imports_its_own_package_and_not_the_whole_platform() -> None:
+    """The composition root imports only the command that runs (issue 19)."""
+    probe = ("import sys; from cityops_cli.main import build_parser; build_parser('{}');"
+             "print(sorted({{m.split('.')[0] for m in sys.modules}}))")
+    loaded = {name: set(ast.literal_eval(subprocess.run(
+        [sys.executable, "-c", probe.format(name)], capture_output=True, text=True, check=True,
+        timeout=60).stdout)) for name in ("agent", "device")}
+    assert {"fastapi", "pyvrp", "asyncpg", "ops_api", "rules", "ingest"} & loaded["agent"] == set()
+    assert "devices" in loaded["device"] and {"fastapi", "pyvrp", "ops_api"} & loaded["device"] == set()
 
 
 def test_an_unknown_command_is_a_message_not_a_traceback() -> None:

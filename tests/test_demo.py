@@ -41,7 +41,7 @@ def demo_env(data_dir, port: int) -> dict[str, str]:
 
 
 def start_demo(data_dir, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "cityops.cli", "demo"], env=demo_env(data_dir, port),
+    return subprocess.Popen([sys.executable, "-m", "cityops_cli", "demo"], env=demo_env(data_dir, port),
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -86,8 +86,8 @@ async def test_the_demo_refuses_to_seed_its_logins_into_a_database_it_did_not_st
         fresh_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 18: `cityops demo` with CITYOPS_DATABASE_URL pointing at a real database (a council's) would
     seed five logins with published passwords; it refuses unless told in so many words, and touches nothing."""
-    from cityops.cli import main
     from cityops.settings import get_settings
+    from cityops_cli.main import main
 
     monkeypatch.setenv("CITYOPS_DATABASE_URL", fresh_database_url)
     get_settings.cache_clear()

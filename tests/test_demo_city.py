@@ -9,13 +9,13 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cityops.democity import seed as seeding
-from cityops.democity.fleet import parts_for
-from cityops.democity.story import EVENING_HOUR, StoryWeather, Timeline
-from cityops.democity.town import BINS, HOMES, ROAD_SENSORS, build_town
 from cityops.errors import StorageError
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
+from democity import seed as seeding
+from democity.fleet import parts_for
+from democity.story import EVENING_HOUR, StoryWeather, Timeline
+from democity.town import BINS, HOMES, ROAD_SENSORS, build_town
 from devices.area import CouncilArea
 from rules.gritting.network import parse_network
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cityops.cli import main
 from cityops.errors import ConfigError
 from cityops.settings import load_settings
 from cityops.storage import Database
+from cityops_cli.main import main
 from devices.agent_config import render_agent_config
 from devices.area import CouncilArea
 from devices.bulk import plan_import

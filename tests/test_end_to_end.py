@@ -21,11 +21,6 @@ import httpx
 import psutil
 import pytest
 
-from cityops.democity import seed as seeding
-from cityops.democity.accounts import dynsec_available
-from cityops.democity.stack import Story, StoryOptions, milestones, stored_readings
-from cityops.democity.story import Timeline
-from cityops.democity.town import build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.process import free_port
 from cityops.errors import BrokerUnavailable
@@ -33,6 +28,11 @@ from cityops.mqtt import check_broker
 from cityops.serve import http_server
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
+from democity import seed as seeding
+from democity.accounts import dynsec_available
+from democity.stack import Story, StoryOptions, milestones, stored_readings
+from democity.story import Timeline
+from democity.town import build_town
 from ops_api import create_app
 from tests.test_demo import demo_env, wait_for_line
 
@@ -137,7 +137,7 @@ async def _check_the_api(http: httpx.AsyncClient, household_id: str) -> None:
 def test_cityops_demo_brings_the_town_to_life_and_ctrl_c_stops_all_of_it(tmp_path: Path) -> None:
     """The command itself, from an empty data folder: logins printed, readings stored, then Ctrl-C."""
     env = demo_env(tmp_path, free_port())
-    with subprocess.Popen([sys.executable, "-m", "cityops.cli", "demo", "--days", "1"], env=env, text=True,
+    with subprocess.Popen([sys.executable, "-m", "cityops_cli", "demo", "--days", "1"], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         try:
             output = wait_for_line(proc, "first readings stored", timeout_s=60)
@@ -147,7 +147,7 @@ def test_cityops_demo_brings_the_town_to_life_and_ctrl_c_stops_all_of_it(tmp_pat
                 _the_broker_is_the_production_one(tmp_path, int(env["CITYOPS_EMBEDDED__MQTT_PORT"]), output)
             children = psutil.Process(proc.pid).children(recursive=True)
             names = " ".join(" ".join(c.cmdline()) for c in children)
-            assert "cityops.democity.fleet" in names and "cityops.democity.worker" in names and " ingest" in names
+            assert "democity.fleet" in names and "democity.worker" in names and " ingest" in names
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=40) == 0
             _, alive = psutil.wait_procs(children, timeout=10)

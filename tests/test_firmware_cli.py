@@ -1,9 +1,11 @@
 """The agent's commands as processes: power loss (SIGKILL) mid-send, and clear errors.
 
-The agent runs as `python -m firmware agent ...`, the same handlers `cityops agent` uses."""
+A Pi runs the agent as `python -m firmware --config FILE`, which imports no server code;
+the simulated fleet is the platform's `cityops agent simulate`."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import json
@@ -27,12 +29,27 @@ EXAMPLE = Path(__file__).parents[1] / "deploy" / "agent" / "agent.example.toml"
 
 
 def agent_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "firmware", "agent", *args]
+    """The agent as a Pi runs it."""
+    return [sys.executable, "-m", "firmware", *args]
+
+
+def simulate_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cityops_cli", "agent", "simulate", *args]
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "CITYOPS_LOG_LEVEL": "WARNING"})
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(agent_argv(*args), capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CITYOPS_LOG_LEVEL": "WARNING"})
+    return run(agent_argv(*args))
+
+
+# what a Pi must not load to run its agent (issue 19: the agent carries no platform)
+SERVER_PACKAGES = {"fastapi", "starlette", "uvicorn", "asyncpg", "pydantic", "pydantic_settings", "pyvrp", "numpy",
+                   "shapely", "aiomqtt", "amqtt", "ops_api", "ingest", "rules", "devices", "alerts", "dashboards",
+                   "democity", "benchmarks", "cityops_cli"}
 
 
 def spooled_timestamps(spool: Path) -> list[datetime]:
@@ -49,7 +66,7 @@ async def test_an_agent_killed_mid_send_replays_its_spool_and_loses_nothing(
     device = f"{prefix}home-000"
     async with collecting(mosquitto.port, prefix) as collector:
         # 10 samples a second, at most 5 readings a second out: the spool always has a backlog.
-        proc = spawn(agent_argv("simulate", *common, "--speed", "3000", "--duration", "360000",
+        proc = spawn(simulate_argv(*common, "--speed", "3000", "--duration", "360000",
                                 "--batch-max", "5", "--rate", "1"), log_path=tmp_path / "run1.log")
         try:
             await collector.wait_for(lambda: len(collector.batches) >= 3)
@@ -62,8 +79,8 @@ async def test_an_agent_killed_mid_send_replays_its_spool_and_loses_nothing(
         assert len(left) >= 5, "the spool should hold a backlog at the kill"
 
         # Restart with the same spool; --duration 0 samples nothing: it only replays the spool.
-        result = await asyncio.to_thread(agent, "simulate", *common, "--speed", "3000", "--duration", "0",
-                                         "--rate", "50")
+        result = await asyncio.to_thread(run, simulate_argv(*common, "--speed", "3000", "--duration", "0",
+                                         "--rate", "50"))
         assert result.returncode == 0, result.stderr
         await collector.wait_for(lambda: set(left) <= {r.ts for r in collector.readings(device)})
     arrived = sorted({r.ts for r in collector.readings(device)})
@@ -89,6 +106,13 @@ def test_the_example_config_is_valid_and_its_sensors_fail_cleanly_without_hardwa
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "FAIL  frog-0042/climate/sht31: SensorAbsent" in result.stdout
 
+    # the same check, counting what it imported: nothing of the server
+    probe = run([sys.executable, "-c", "import sys; from firmware.cli import main; code = main(sys.argv[1:]); "
+                 "print(sorted({m.split('.')[0] for m in sys.modules}))", "--config", str(local), "--check"])
+    assert "FAIL  frog-0042/climate/sht31" in probe.stdout, probe.stderr
+    loaded = set(ast.literal_eval(probe.stdout.strip().splitlines()[-1]))
+    assert loaded & SERVER_PACKAGES == set()
+
 
 @pytest.mark.parametrize(("content", "message"), [
     (None, "cannot read the agent config"),
@@ -110,7 +134,7 @@ def test_a_bad_config_is_one_clear_error(tmp_path: Path, content: str | None, me
 
 
 def test_simulate_without_devices_says_what_to_give() -> None:
-    result = agent("simulate")
+    result = run(simulate_argv())
     assert result.returncode == 2 and "--homes" in result.stdout
     result = agent()
     assert result.returncode == 1 and "needs --config FILE" in result.stderr

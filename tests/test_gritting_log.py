@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 
-from cityops import cli
 from cityops.errors import StorageError
 from cityops.settings import GrittingSettings, get_settings
 from cityops.storage import Database
+from cityops_cli import main as cli
 from ops_api.accounts.sessions import open_session
 from ops_api.deps import Role
 from rules.errors import DecisionLogError, RouteDecisionNotFound

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cityops.cli import main
+from cityops_cli.main import main
 
 SCENARIOS = sorted((Path(__file__).parent / "data" / "gritting_scenarios").glob("*.json"))
 

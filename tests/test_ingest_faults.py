@@ -191,7 +191,7 @@ async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_fro
 async def _probe(metrics_port: int) -> tuple[int, str]:
     """`cityops ingest --check` as an orchestrator's health check would run it."""
     env = {**os.environ, "CITYOPS_INGEST__METRICS_PORT": str(metrics_port)}
-    probe = await asyncio.create_subprocess_exec(sys.executable, "-m", "cityops.cli", "ingest", "--check", env=env,
+    probe = await asyncio.create_subprocess_exec(sys.executable, "-m", "cityops_cli", "ingest", "--check", env=env,
                                                  stdout=asyncio.subprocess.PIPE)
     out, _ = await probe.communicate()
     return probe.returncode or 0, out.decode()

@@ -26,7 +26,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityops.cli import build_parser
 from cityops.embedded.broker import mosquitto_user
 from cityops.embedded.process import free_port, make_traversable
 from cityops.errors import BrokerUnavailable
@@ -34,6 +33,7 @@ from cityops.mqtt import check_broker
 from cityops.settings import AlertsSettings, ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_topic, telemetry_topic
+from cityops_cli.main import build_parser
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN

@@ -24,13 +24,13 @@ from cryptography import x509
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from cityops.cli import build_parser
 from cityops.embedded.broker import mosquitto_user
 from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
 from cityops.errors import ConfigError, PkiError
 from cityops.pki import Authority, issue, make_ca
 from cityops.settings import Settings, load_settings
 from cityops.urls import MqttTarget
+from cityops_cli.main import build_parser
 from devices.broker_config import Tls, broker_config, render_broker_config
 from devices.secrets import hash_secret
 from tests.conftest import skip_or_fail

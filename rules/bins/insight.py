@@ -5,8 +5,8 @@ in most cycles overflows often (add a bin or collect it more often); a bin that 
 passes 40 % never fills (move it, or collect it less).
 
 `simulate_policies` runs the same simulated street for weeks under two policies, one day
-at a time, on the simulated bins' daily fill (firmware.simulate.bins' weekday profile and
-day-to-day scatter):
+at a time, on a daily fill the caller describes (each bin's mean daily rise, a weekday
+profile, Monday first, and a uniform day-to-day scatter of 0.5-1.5x):
 
     fixed     every bin emptied on a fixed round, sized to its average rate: every
               floor(0.8 / mean daily rise) days, 1..7, from its collection weekday
@@ -21,13 +21,12 @@ for both, no capacity limit: it compares policies, it is not a plan).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from firmware.simulate.bins import WEEKDAY_FACTOR
 from rules.bins.forecast import detect_emptyings
 from rules.routing.plan import haversine_m
 
@@ -79,9 +78,14 @@ class PolicyResult:
 
 
 def simulate_policies(lon: FloatArray, lat: FloatArray, base_per_day: FloatArray, weekday: npt.NDArray[np.int64],
-                      depot: tuple[float, float], weeks: int = 8, threshold: float = 0.8, seed: int = 0,
-                      detour_factor: float = 1.3) -> tuple[PolicyResult, PolicyResult]:
-    """(fixed schedule, dynamic) over `weeks` of the same simulated fill."""
+                      depot: tuple[float, float], *, weekday_factor: Sequence[float], weeks: int = 8,
+                      threshold: float = 0.8, seed: int = 0, detour_factor: float = 1.3
+                      ) -> tuple[PolicyResult, PolicyResult]:
+    """(fixed schedule, dynamic) over `weeks` of the same simulated fill; `weekday_factor`:
+    seven multipliers of the daily rise, Monday first."""
+    if len(weekday_factor) != 7:
+        raise ValueError("weekday_factor needs seven values, Monday first")
+    WEEKDAY_FACTOR = tuple(weekday_factor)
     rng = np.random.default_rng(seed)
     days = weeks * 7
     rises = base_per_day[None, :] * np.array(WEEKDAY_FACTOR)[np.arange(days) % 7][:, None] \

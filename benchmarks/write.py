@@ -21,16 +21,11 @@ from cityops.storage import insert_readings, migrate
 from cityops.storage.database import Connection
 
 
-def register(commands: argparse._SubParsersAction[Any]) -> argparse._SubParsersAction[Any]:
-    """Add `bench` and its `write` benchmark; return the subcommands so other packages add theirs."""
-    bench = commands.add_parser("bench", help="measure the platform's speed on this machine",
-                                description="Benchmarks. Each prints its numbers and the settings used.")
-    which = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+def register_bench(which: argparse._SubParsersAction[Any]) -> None:
     write = which.add_parser("write", help="storage write path: readings per second, new and duplicate")
     write.add_argument("--rows", type=int, default=200_000, help="readings to write (default 200000)")
     write.add_argument("--batch", type=int, default=5_000, help="readings per statement (default 5000)")
     write.set_defaults(handler=run_write)
-    return which
 
 
 def _batches(rows: int, batch: int) -> list[list[tuple[str, datetime, float, float]]]:

@@ -24,13 +24,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cityops.democity.accounts import TownAccounts
-from cityops.democity.fleet import parts_for
-from cityops.democity.seed import PREFIX
-from cityops.democity.story import Timeline
-from cityops.democity.town import build_town
 from cityops.embedded.process import spawn, stop_process
 from cityops.storage import Database
+from democity.accounts import TownAccounts
+from democity.fleet import parts_for
+from democity.seed import PREFIX
+from democity.story import Timeline
+from democity.town import build_town
 
 LIKE = f"{PREFIX}%"
 
@@ -83,7 +83,7 @@ class Story:
         else:
             who = {"CITYOPS_INGEST__CLIENT_ID": f"cityops-demo-ingest-{index}",
                    "CITYOPS_INGEST__SHARE_GROUP": "demo-ingest"}
-        proc = spawn([sys.executable, "-m", "cityops.cli", "ingest"], log_path=self._log(f"ingest-{index}"),
+        proc = spawn([sys.executable, "-m", "cityops_cli", "ingest"], log_path=self._log(f"ingest-{index}"),
                      env=self._env(**who, CITYOPS_INGEST__METRICS_PORT="0", CITYOPS_INGEST__REGISTRY_REFRESH_S="5"))
         self.ingest[index] = proc
         return proc
@@ -95,7 +95,7 @@ class Story:
         """The simulated devices, in as many processes as they need (fleet.parts_for)."""
         for part in range(self.parts):
             self._progress_path(part).unlink(missing_ok=True)
-            argv = [sys.executable, "-m", "cityops.democity.fleet", "--seed", str(self.options.seed),
+            argv = [sys.executable, "-m", "democity.fleet", "--seed", str(self.options.seed),
                     "--start", self.timeline.start.isoformat(), "--live-from", self.timeline.live_from.isoformat(),
                     "--speed", str(self.options.speed), "--rate", str(self.options.rate),
                     "--spool-dir", str(self.work_dir / "spool"), "--progress", str(self._progress_path(part)),
@@ -109,7 +109,7 @@ class Story:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         self.status_path.unlink(missing_ok=True)
-        self.worker = spawn([sys.executable, "-m", "cityops.democity.worker",
+        self.worker = spawn([sys.executable, "-m", "democity.worker",
                              "--live-from", self.timeline.live_from.isoformat(),
                              "--every", str(self.options.rules_every_s),
                              "--plan-seconds", str(self.options.plan_seconds), "--status", str(self.status_path)],

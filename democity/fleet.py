@@ -6,7 +6,7 @@ a home with its heating and moisture, a road site with its thermal offset and br
 bin filling by its area's weekday, the gritter on its loop. Time is a StoryClock, so the
 week catches up fast and then runs live (story.py).
 
-Run as a child process of the demo (`python -m cityops.democity.fleet ...`, the broker URL
+Run as a child process of the demo (`python -m democity.fleet ...`, the broker URL
 in CITYOPS_MQTT_URL): it writes its progress, and at the end the readings each device
 produced, to a JSON file, which is how "sent" is counted against "stored".
 """
@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.democity.accounts import read_device_secrets
-from cityops.democity.story import Pace, StoryClock, StoryWeather, Timeline
-from cityops.democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town
 from cityops.telemetry import Reading
+from democity.accounts import read_device_secrets
+from democity.story import Pace, StoryClock, StoryWeather, Timeline
+from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town
 from firmware.agent import Agent, AgentSpec
 from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
@@ -55,7 +55,7 @@ from firmware.simulate.roads import RoadSim, RoadSite
 from firmware.simulate.seeds import rng_for
 from firmware.spool import READING_TYPES, Spool
 
-log = logging.getLogger("cityops.democity.fleet")
+log = logging.getLogger("democity.fleet")
 
 GRITTER_INTERVAL_S = 60
 PROGRESS_EVERY_S = 1.0
@@ -253,7 +253,7 @@ def _utc(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cityops.democity.fleet",
+    parser = argparse.ArgumentParser(prog="python -m democity.fleet",
                                      description="The demo town's simulated devices (started by `cityops demo`).")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=_utc, required=True)

@@ -1,6 +1,9 @@
 """The `cityops` command: one entry point, a subcommand per part of the platform.
 
-Each subcommand lives in the module that owns it and is registered here. Errors the
+This is the composition root, the one place that knows every package: each subcommand
+lives in the package that owns it and is named in COMMANDS below. Only the command that
+runs is imported (`cityops agent --check` loads the agent, not FastAPI or PyVRP); the full
+list is built for `cityops --help` and for a command it does not know. Errors the
 platform raises on purpose print as `error:` and `hint:` lines (exit 1); wrong usage is
 argparse's message (exit 2); Ctrl-C exits 130 without a traceback.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,6 +21,26 @@ from cityops import __version__
 from cityops.errors import CityOpsError
 from cityops.settings import get_settings
 
+# command -> the module whose register(commands) adds it, in the order `--help` lists them
+COMMANDS: dict[str, str] = {
+    "demo": "democity.command",
+    "db": "cityops_cli.db",
+    "pki": "cityops_cli.pki",
+    "api": "cityops_cli.serve",
+    "bench": "cityops_cli.bench",
+    "ingest": "ingest.cli",
+    "agent": "firmware.cli",
+    "rules": "rules.cli",
+    "route": "rules.routing.cli",
+    "roads": "rules.roads_cli",
+    "bins": "rules.bins_cli",
+    "device": "devices.cli",
+    "user": "ops_api.accounts.cli",
+    "release": "devices.releases.cli",
+    "alerts": "alerts.cli",
+    "dashboards": "dashboards.cli",
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -24,23 +48,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(run `{self.prog} --help` for the commands)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from alerts import cli as alerts_cli
-    from cityops import bench, dbcli, demo, pkicli, servecli
-    from cityops.democity import soak
-    from dashboards import cli as dashboards_cli
-    from devices import cli as devices_cli
-    from devices.releases import cli as releases_cli
-    from firmware import cli as agent_cli
-    from ingest import bench as ingest_bench
-    from ingest import cli as ingest_cli
-    from ops_api import bench as api_bench
-    from ops_api.accounts import cli as accounts_cli
-    from rules import bench as rules_bench
-    from rules import bins_cli, roads_cli
-    from rules import cli as rules_cli
-    from rules.routing import cli as routing_cli
-
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with `only` that one (importing nothing else)."""
     parser = _Parser(
         prog="cityops",
         description="CityOps: damp boxes, road and bin sensors, gritting and waste routes for a council.",
@@ -48,32 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cityops {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    demo.register(commands)
-    dbcli.register(commands)
-    pkicli.register(commands)
-    servecli.register(commands)
-    benchmarks = bench.register(commands)
-    ingest_cli.register(commands)
-    ingest_bench.register_bench(benchmarks)
-    soak.register_bench(benchmarks)
-    agent_cli.register(commands)
-    rules_cli.register(commands)
-    rules_bench.register_bench(benchmarks)
-    api_bench.register_bench(benchmarks)
-    routing_cli.register(commands)
-    roads_cli.register(commands)
-    bins_cli.register(commands)
-    devices_cli.register(commands)
-    accounts_cli.register(commands)
-    releases_cli.register(commands)
-    alerts_cli.register(commands)
-    dashboards_cli.register(commands)
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).register(commands)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named by the first word that is not an option, when it is one we know."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(words))
+    args = parser.parse_args(words)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
@@ -91,7 +90,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,17 +32,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.democity import seed as seeding
-from cityops.democity.accounts import TownAccounts, dynsec_available, issue_accounts
-from cityops.democity.stack import Story, StoryOptions, stored_readings
-from cityops.democity.story import Timeline
-from cityops.democity.town import Town, build_town
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.postgres import EmbeddedPostgres
 from cityops.embedded.process import free_port
 from cityops.errors import CityOpsError
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
+from democity import seed as seeding
+from democity.accounts import TownAccounts, dynsec_available, issue_accounts
+from democity.stack import Story, StoryOptions, stored_readings
+from democity.story import Timeline
+from democity.town import Town, build_town
 
 DRAIN_TIMEOUT_S = 180.0
 PAUSE_S = 8.0

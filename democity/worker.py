@@ -9,7 +9,7 @@ clock at the oldest frontier. Once the week has caught up (as of `live_from` les
 the operator hands work to the demo crews through the jobs code: every route to send gets
 a gritting job, each truck of the first collection plan for a shift a bins job.
 
-Run as a child of the demo (`python -m cityops.democity.worker ...`, database and broker
+Run as a child of the demo (`python -m democity.worker ...`, database and broker
 in CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL); it writes its status (the last successful
 run, per rule) to a JSON file. A failed cycle (the database paused, say) is logged and
 retried at the next one.
@@ -28,17 +28,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.democity.fleet import write_json
-from cityops.democity.seed import PREFIX
 from cityops.errors import CityOpsError
 from cityops.settings import Settings, get_settings
 from cityops.storage import Database
+from democity.fleet import write_json
+from democity.seed import PREFIX
 from rules.bins_runner import BinsRunSettings, run_bins
 from rules.damp_runner import run_damp
 from rules.gritting_runner import latest_run, run_gritting
 from rules.open_data_runner import publish_snapshots
 
-log = logging.getLogger("cityops.democity.worker")
+log = logging.getLogger("democity.worker")
 
 KINDS = {"frog": "frog_readings", "road": "road_readings", "bin": "bin_readings"}
 
@@ -189,7 +189,7 @@ def _utc(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cityops.democity.worker",
+    parser = argparse.ArgumentParser(prog="python -m democity.worker",
                                      description="The demo's rules and alerts in simulated time (started by "
                                                  "`cityops demo`).")
     parser.add_argument("--live-from", type=_utc, required=True)

@@ -24,17 +24,17 @@ from pathlib import Path
 
 import shapely
 
-from cityops.democity.story import Timeline
-from cityops.democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Town
 from cityops.settings import Settings
 from cityops.storage import Database
+from democity.story import Timeline
+from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Town
 from devices.area import CouncilArea
 from devices.registry import insert_devices
 from devices.spec import DeviceSpec, validate
 from rules.gritting.network import parse_network
 from rules.gritting_runner import save_network
 
-log = logging.getLogger("cityops.democity.seed")
+log = logging.getLogger("democity.seed")
 
 LIKE = f"{PREFIX}%"
 

@@ -1,0 +1,27 @@
+"""`cityops bench ...`: the benchmarks, each registered by the module that runs it.
+
+Only `cityops bench` imports them; production code never does (benchmarks/, and the
+bench modules the services still hold until they move there).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(commands: argparse._SubParsersAction[Any]) -> None:
+    from benchmarks import write
+    from democity import soak
+    from ingest import bench as ingest_bench
+    from ops_api import bench as api_bench
+    from rules import bench as rules_bench
+
+    bench = commands.add_parser("bench", help="measure the platform's speed on this machine",
+                                description="Benchmarks. Each prints its numbers and the settings used.")
+    which = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+    write.register_bench(which)
+    ingest_bench.register_bench(which)
+    soak.register_bench(which)
+    rules_bench.register_bench(which)
+    api_bench.register_bench(which)
