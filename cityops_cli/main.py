@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "api": "cityops_cli.serve",
     "bench": "cityops_cli.bench",
     "ingest": "ingest.cli",
-    "agent": "firmware.cli",
+    "agent": "cityops_cli.agent",
     "rules": "rules.cli",
     "route": "rules.routing.cli",
     "roads": "rules.roads_cli",

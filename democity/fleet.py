@@ -1,4 +1,4 @@
-"""The demo town's devices as simulated agents (firmware.simulate physics, real agents).
+"""The demo town's devices as simulated agents (simulation physics, real agents).
 
 Each of the town's 391 devices is a real `firmware.agent.Agent` (sampler, SQLite spool,
 sender, its own MQTT connection) whose drivers read the simulated physics of its place:
@@ -36,8 +36,8 @@ from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource, Sampler
 from firmware.sender import SendPolicy
-from firmware.simulate.bins import BinSim, BinSpec
-from firmware.simulate.drivers import (
+from simulation.bins import BinSim, BinSpec
+from simulation.drivers import (
     SimBattery,
     SimBinTemperature,
     SimBinTilt,
@@ -49,10 +49,10 @@ from firmware.simulate.drivers import (
     SimRoadSurface,
     sim_ultrasonic,
 )
-from firmware.simulate.gritter import GritterSim, Route
-from firmware.simulate.homes import COLD_DAMP, TYPICAL, WARM_DRY, HomeSim
-from firmware.simulate.roads import RoadSim, RoadSite
-from firmware.simulate.seeds import rng_for
+from simulation.gritter import GritterSim, Route
+from simulation.homes import COLD_DAMP, TYPICAL, WARM_DRY, HomeSim
+from simulation.roads import RoadSim, RoadSite
+from simulation.seeds import rng_for
 from firmware.spool import READING_TYPES, Spool
 
 log = logging.getLogger("democity.fleet")

@@ -7,7 +7,7 @@ live at `speed` simulated seconds per real second, but never ahead of the real c
 ingest refuses readings from the future, so simulated time catches up with real time and
 then follows it.
 
-The weather (a scripted version of firmware.simulate.weather.Weather): a mild, wet start
+The weather (a scripted version of simulation.weather.Weather): a mild, wet start
 to the week (the damp homes suffer), a drier cooling middle, rain on the last afternoon,
 then a clear, freezing night (air to about -4 degC, bridges and shaded roads colder), and
 a thaw the next day.
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from firmware.simulate.weather import Weather, hour_of_day
+from simulation.weather import Weather, hour_of_day
 
 EVENING_HOUR = 18
 # (hours from live_from, daily mean air temperature degC): linear in between

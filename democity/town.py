@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.simulate.seeds import rng_for
+from simulation.seeds import rng_for
 
 PREFIX = "demo-"
 CENTRE = (-2.600, 51.455)          # lon, lat: inside the default CITYOPS_DEVICES__AREA_WKT

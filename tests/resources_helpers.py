@@ -18,8 +18,8 @@ import numpy as np
 
 from cityops.settings import GrittingSettings, StorageSettings
 from cityops.storage import Database, insert_readings, migrate
-from firmware.simulate.bins import BinSpec
-from rules.bins.synthetic import simulate_bin
+from simulation.bins import BinSpec
+from simulation.synthetic.bins import simulate_bin
 from rules.bins_runner import BinsRunSettings, run_bins
 from rules.gritting.network import parse_network
 from rules.gritting_runner import run_gritting, save_network

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks import loadgen
+from benchmarks.api import Sample, run_bench, schedule, summarise
 from cityops.settings import Settings
 from cityops.storage import Database
-from ops_api import loadgen
-from ops_api.bench import Sample, run_bench, schedule, summarise
 
 
 @given(st.floats(1, 1000), st.floats(0.1, 5))

@@ -15,8 +15,8 @@ import pytest
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
 from cityops_cli.main import main
-from firmware.simulate.bins import BinSpec
-from rules.bins.synthetic import simulate_bin
+from simulation.bins import BinSpec
+from simulation.synthetic.bins import simulate_bin
 from rules.bins_runner import BinsRunSettings, run_bins
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.simulate.bins import BinSpec
+from simulation.bins import BinSpec
 from rules.bins.fill import (
     BinCalibration,
     compensate_temperature,
@@ -15,7 +15,7 @@ from rules.bins.fill import (
     fill_from_pings,
     rolling_fill,
 )
-from rules.bins.synthetic import simulate_bin
+from simulation.synthetic.bins import simulate_bin
 from rules.errors import InvalidBinSetup
 
 # JSN-SR04T (blind zone 250 mm) 1300 mm above the bottom of a 1000 mm bin: full is 300 mm away

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from firmware.simulate.bins import BinSpec
+from simulation.bins import BinSpec
 from rules.bins.fill import BinCalibration, rolling_fill
 from rules.bins.forecast import (
     DEFAULT_PROFILE,
@@ -14,7 +14,7 @@ from rules.bins.forecast import (
     forecast_bin,
     learn_weekday_profile,
 )
-from rules.bins.synthetic import BinHistory, simulate_bin
+from simulation.synthetic.bins import BinHistory, simulate_bin
 
 START = datetime(2026, 1, 5, tzinfo=UTC)     # a Monday
 QUIET = {"fire_chance_per_day": 0.0, "tilt_chance_per_day": 0.0}

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from firmware.simulate.bins import BinSpec
+from simulation.bins import BinSpec
 from rules.bins.fill import BinCalibration, rolling_fill
 from rules.bins.insight import bin_usage, simulate_policies
-from rules.bins.synthetic import simulate_bin
+from simulation.synthetic.bins import simulate_bin
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 

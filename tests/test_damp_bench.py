@@ -5,8 +5,8 @@ import re
 
 import pytest
 
+from benchmarks import rules as bench
 from cityops.settings import Settings
-from rules import bench
 
 
 async def test_bench_rules_damp_reports_times_memory_and_levels(capsys: pytest.CaptureFixture[str]) -> None:

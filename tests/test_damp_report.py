@@ -7,7 +7,8 @@ from xml.etree import ElementTree
 import numpy as np
 import shapely
 
-from rules.damp import council, mould, report, risk, synthetic
+from rules.damp import council, mould, report, risk
+from simulation.synthetic import damp as synthetic
 from rules.damp.council import HomeRisk
 from rules.damp.risk import HomeInputs
 

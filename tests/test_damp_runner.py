@@ -11,7 +11,8 @@ import pytest
 from cityops.settings import Settings
 from cityops.storage import Database, insert_readings
 from rules import cli
-from rules.damp import report, synthetic
+from rules.damp import report
+from simulation.synthetic import damp as synthetic
 from rules.damp.diary import Activity, DiaryEntry
 from rules.damp_runner import (
     DampRunSettings,

@@ -46,7 +46,7 @@ from firmware.drivers.base import Climate
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import FrogSource
 from firmware.sender import SendPolicy
-from firmware.simulate.fleet import FleetPlan, build_fleet, run_fleet
+from simulation.fleet import FleetPlan, build_fleet, run_fleet
 from firmware.spool import Spool
 from tests.conftest import BrokerInstance, own_mosquitto
 

@@ -17,10 +17,10 @@ from firmware.drivers.base import Climate, Distance, Temperature
 from firmware.drivers.ds18b20 import DS18B20Sensor
 from firmware.errors import SensorAbsent
 from firmware.sampler import BinGeometry, BinSource, FrogSource, RoadSource, Sampler
-from firmware.simulate.drivers import SimGPS, SimGritterSurface
-from firmware.simulate.gritter import GritterSim, Route
-from firmware.simulate.seeds import rng_for
-from firmware.simulate.weather import Weather
+from simulation.drivers import SimGPS, SimGritterSurface
+from simulation.gritter import GritterSim, Route
+from simulation.seeds import rng_for
+from simulation.weather import Weather
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 T = TypeVar("T")

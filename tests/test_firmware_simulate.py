@@ -11,13 +11,13 @@ from statistics import mean
 from firmware.clock import SimClock
 from firmware.link import MqttOptions
 from firmware.sampler import BinSource
-from firmware.simulate.bins import BinSim, BinSpec
-from firmware.simulate.fleet import FleetPlan, build_fleet
-from firmware.simulate.gritter import Route
-from firmware.simulate.homes import COLD_DAMP, WARM_DRY, HomeSim
-from firmware.simulate.roads import RoadSim, RoadSite, surface_state
-from firmware.simulate.seeds import rng_for
-from firmware.simulate.weather import Weather
+from simulation.bins import BinSim, BinSpec
+from simulation.fleet import FleetPlan, build_fleet
+from simulation.gritter import Route
+from simulation.homes import COLD_DAMP, WARM_DRY, HomeSim
+from simulation.roads import RoadSim, RoadSite, surface_state
+from simulation.seeds import rng_for
+from simulation.weather import Weather
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 WEATHER = Weather.seeded(7)

@@ -28,10 +28,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from benchmarks.api import api_server, week_of_readings
 from cityops.storage import Database
 from ops_api.accounts.invitations import create_invitation
 from ops_api.accounts.store import create_user
-from ops_api.bench import api_server, week_of_readings
 from rules.psychro import dew_point
 from tests.api_helpers import ALWAYS
 from tests.conftest import skip_or_fail

@@ -6,5 +6,4 @@
     priority   score, mandatory flag and reasons in words, vectorised
     assess     the runner's core: readings per bin -> forecasts, events, priorities
     insight    bins that overflow often or never fill; dynamic vs fixed collection simulated
-    synthetic  simulated bin histories (firmware.simulate.bins) for tests and benchmarks
 """

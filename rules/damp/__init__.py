@@ -8,5 +8,4 @@
     diary     householders' activities linked to humidity spikes; advice
     report    the landlord evidence page (HTML with inline SVG)
     council   homes ranked for officers, area statistics for open data
-    synthetic generated homes for tests and benchmarks
 """

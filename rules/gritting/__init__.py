@@ -13,5 +13,4 @@
     instructions  the crew's ordered, readable job sheet
     assess        the whole pipeline for one run (what the runner, `roads decide` and the benchmark call)
     scenario      a night from a JSON file (`cityops roads decide`), checked field by field
-    synthetic     a large synthetic network and sensors for the benchmark
 """

@@ -1,6 +1,6 @@
 """Simulated bin histories for tests, the benchmark and the insight simulation.
 
-Wraps firmware.simulate.bins (the same simulated bins the device agent publishes): each
+Wraps simulation.bins (the same simulated bins the device agent publishes): each
 reading is one noisy ping turned into the distance a sensor calibrated for 20 degC
 reports, with the bin's temperature, tilt and the true fill kept alongside.
 """
@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from firmware.simulate.bins import BinSim, BinSpec
-from firmware.simulate.weather import Weather
 from rules.bins.fill import SPEED_AT_20C
+from simulation.bins import BinSim, BinSpec
+from simulation.weather import Weather
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -4,7 +4,7 @@ The API runs as `cityops api` would (uvicorn, one worker, in a child process) on
 configured database, migrated. The bench adds a household with a frog box holding 7 days
 of 5-minute readings and a signed-in householder, plus `--households` others (a day of
 hourly readings each) so that the registry is the size of a real pilot. Then an open-loop
-load generator (ops_api/loadgen.py) sends requests at a fixed rate, alternating
+load generator (benchmarks/loadgen.py) sends requests at a fixed rate, alternating
 GET /households/me and GET /households/me/history?hours=24. Open loop:
 request i is due at start + i/rate whether or not earlier ones have answered, and its
 latency counts from when it was due, so a slow server cannot slow the load down and hide
@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import loadgen
 from cityops.embedded.process import free_port, stop_process, wait_for_port
 from cityops.errors import EmbeddedServiceError
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
-from ops_api import loadgen
 
 CEILING_P99_MS = 50.0
 CEILING_RATE = 200.0

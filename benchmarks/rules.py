@@ -20,7 +20,7 @@
                   default the repository's benchmarks/data/cvrp) at --cvrp-seconds each (default 10)
 
 The database is not involved (see `cityops rules run --damp` for the end-to-end run);
-synthetic homes come from rules.damp.synthetic, a mix of damp, dry and in-between.
+synthetic homes come from simulation.synthetic.damp, a mix of damp, dry and in-between.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from cityops.settings import Settings
-from firmware.simulate.bins import WEEKDAY_FACTOR, BinSpec
+from simulation.bins import WEEKDAY_FACTOR, BinSpec
 from rules.bins import assess, insight, priority
 from rules.bins.fill import BinCalibration
-from rules.bins.synthetic import simulate_bin
-from rules.damp import mould, risk, synthetic
+from simulation.synthetic.bins import simulate_bin
+from rules.damp import mould, risk
+from simulation.synthetic import damp as synthetic
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import HomeInputs
 from rules.damp.rolling import HourInput, RollingDamp
@@ -49,7 +50,7 @@ from rules.routing.plan import Fleet, PlanBin, plan_collection
 
 # The benchmark instances kept in the repository (benchmarks/data/README.md): found from this
 # file, not the working directory, so the defaults work wherever the command is run from.
-BENCH_DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+BENCH_DATA = Path(__file__).resolve().parent / "data"
 
 
 def register_bench(which: argparse._SubParsersAction[Any]) -> None:
@@ -271,7 +272,7 @@ def cvrp_gaps(folder: Path, seconds: float) -> str:
 
 def bench_gritting(args: argparse.Namespace) -> None:
     from cityops.settings import GrittingSettings
-    from rules.gritting import synthetic
+    from simulation.synthetic import gritting as synthetic
     from rules.gritting.assess import assess
 
     began = time.perf_counter()

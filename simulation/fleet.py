@@ -27,8 +27,8 @@ from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource
 from firmware.sender import SendPolicy
-from firmware.simulate.bins import BinSim, BinSpec
-from firmware.simulate.drivers import (
+from simulation.bins import BinSim, BinSpec
+from simulation.drivers import (
     SimBattery,
     SimBinTemperature,
     SimBinTilt,
@@ -40,11 +40,11 @@ from firmware.simulate.drivers import (
     SimRoadSurface,
     sim_ultrasonic,
 )
-from firmware.simulate.gritter import GritterSim, Route
-from firmware.simulate.homes import PROFILES, HomeSim
-from firmware.simulate.roads import RoadSim, RoadSite
-from firmware.simulate.seeds import rng_for
-from firmware.simulate.weather import Weather
+from simulation.gritter import GritterSim, Route
+from simulation.homes import PROFILES, HomeSim
+from simulation.roads import RoadSim, RoadSite
+from simulation.seeds import rng_for
+from simulation.weather import Weather
 
 GRITTER_INTERVAL_S = 60  # a moving sensor samples often: 35 km/h is ~600 m a minute
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from firmware.simulate.weather import Weather, hour_of_day, saturation_vapour_hpa
+from simulation.weather import Weather, hour_of_day, saturation_vapour_hpa
 
 _RV = 461.5  # J/(kg K), water vapour
 

@@ -13,10 +13,10 @@ from firmware.clock import Clock
 from firmware.drivers.base import Battery, Climate, Position, Temperature, Tilt
 from firmware.drivers.ultrasonic import UltrasonicSensor
 from firmware.errors import NoFix
-from firmware.simulate.bins import BinSim
-from firmware.simulate.gritter import GritterSim
-from firmware.simulate.homes import HomeSim
-from firmware.simulate.roads import RoadSim
+from simulation.bins import BinSim
+from simulation.gritter import GritterSim
+from simulation.homes import HomeSim
+from simulation.roads import RoadSim
 
 
 class SimDriver:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmware.simulate.seeds import rng_for
+from simulation.seeds import rng_for
 
 EPOCH = datetime(2000, 1, 1).timestamp()
 

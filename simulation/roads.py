@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from firmware.simulate.weather import Weather, hour_of_day
+from simulation.weather import Weather, hour_of_day
 
 State = Literal["dry", "damp", "wet", "ice"]
 

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from firmware.simulate.weather import Weather, hour_of_day
+from simulation.weather import Weather, hour_of_day
 
 WEEKDAY_FACTOR = (0.8, 0.85, 0.9, 1.0, 1.2, 1.6, 1.4)  # Monday .. Sunday
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmware.simulate.weather import Weather
+from simulation.weather import Weather
 
 # A loop in south Birmingham (lat, lon): depot, the A38, over the canal bridge, back.
 ROUTE = ((52.4510, -1.9300), (52.4580, -1.9210), (52.4662, -1.9141), (52.4700, -1.9020),
