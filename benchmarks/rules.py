@@ -36,17 +36,17 @@ from typing import Any
 import numpy as np
 
 from cityops.settings import Settings
-from simulation.bins import WEEKDAY_FACTOR, BinSpec
 from rules.bins import assess, insight, priority
 from rules.bins.fill import BinCalibration
-from simulation.synthetic.bins import simulate_bin
 from rules.damp import mould, risk
-from simulation.synthetic import damp as synthetic
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import HomeInputs
 from rules.damp.rolling import HourInput, RollingDamp
 from rules.routing import cvrplib
 from rules.routing.plan import Fleet, PlanBin, plan_collection
+from simulation.bins import WEEKDAY_FACTOR, BinSpec
+from simulation.synthetic import damp as synthetic
+from simulation.synthetic.bins import simulate_bin
 
 # The benchmark instances kept in the repository (benchmarks/data/README.md): found from this
 # file, not the working directory, so the defaults work wherever the command is run from.
@@ -272,8 +272,8 @@ def cvrp_gaps(folder: Path, seconds: float) -> str:
 
 def bench_gritting(args: argparse.Namespace) -> None:
     from cityops.settings import GrittingSettings
-    from simulation.synthetic import gritting as synthetic
     from rules.gritting.assess import assess
+    from simulation.synthetic import gritting as synthetic
 
     began = time.perf_counter()
     city = synthetic.city(args.segments, args.sensors)

@@ -36,6 +36,7 @@ from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource, Sampler
 from firmware.sender import SendPolicy
+from firmware.spool import READING_TYPES, Spool
 from simulation.bins import BinSim, BinSpec
 from simulation.drivers import (
     SimBattery,
@@ -53,7 +54,6 @@ from simulation.gritter import GritterSim, Route
 from simulation.homes import COLD_DAMP, TYPICAL, WARM_DRY, HomeSim
 from simulation.roads import RoadSim, RoadSite
 from simulation.seeds import rng_for
-from firmware.spool import READING_TYPES, Spool
 
 log = logging.getLogger("democity.fleet")
 
