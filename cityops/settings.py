@@ -72,6 +72,18 @@ class IngestSettings(BaseModel):
     # (firmware/sender.py); more is refused as a dead letter and counted (docs/devices.md, Limits)
     device_messages_per_s: float = Field(default=20.0, ge=0)
     device_burst: int = Field(default=600, ge=1)
+    # coming back to a backlog (docs/ingest.md): how long to wait for the broker's CONNACK (the
+    # SUBACKs are not waited for: a resumed session's messages come first)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    # read the broker's store counts from $SYS (its backlog; needs read rights on those topics)
+    broker_stats: bool = True
+    # push back on devices (docs/scaling.md): above backlog_high_water messages held by the broker,
+    # unsubscribe telemetry (devices hear "no matching subscribers" and keep readings spooled);
+    # below backlog_low_water, subscribe again. 0: never
+    backlog_high_water: int = Field(default=600_000, ge=0)
+    backlog_low_water: int = Field(default=300_000, ge=0)
+    # --check and the ingest alert: reconnecting, or messages waiting and no commit, this long
+    stall_after_s: float = Field(default=60.0, gt=0)
 
 
 class ApiSettings(BaseModel):

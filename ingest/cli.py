@@ -16,11 +16,9 @@ from cityops.serve import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import status
+from ingest.health import judge
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
-
-# --check calls a consumer unhealthy when it has not committed for this long while connected
-STALE_AFTER_S = 300.0
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -59,7 +57,8 @@ async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def check(settings: Settings) -> int:
-    """Healthy: the consumer runs, is connected, and has committed recently (or had nothing to)."""
+    """Healthy: the consumer runs, is connected, and is not stalled (messages waiting, here or at the
+    broker, and no commit for `stall_after_s`). Prints the state either way, one line."""
     url = f"http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/metrics"
     try:
         text = await asyncio.to_thread(_fetch, url)
@@ -68,20 +67,9 @@ async def check(settings: Settings) -> int:
         return 1
     values = {sample.name: sample.value
               for family in text_string_to_metric_families(text) for sample in family.samples}
-    problems = []
-    if values.get("cityops_ingest_up") != 1:
-        problems.append("not running")
-    if values.get("cityops_ingest_broker_connected") != 1:
-        problems.append("not connected to the broker")
-    last = values.get("cityops_ingest_last_commit_timestamp_seconds", 0.0)
-    in_flight = values.get("cityops_ingest_in_flight_messages", 0.0)
-    if in_flight and last and time.time() - last > STALE_AFTER_S:
-        problems.append(f"{in_flight:.0f} messages waiting and no commit for {time.time() - last:.0f} s")
-    if problems:
-        print("UNHEALTHY: " + "; ".join(problems))
-        return 1
-    print(f"OK: connected; {values.get('cityops_ingest_messages_total', 0):.0f} messages so far")
-    return 0
+    health = judge(values, time.time(), settings.ingest.stall_after_s)
+    print(("UNHEALTHY: " + "; ".join(health.problems) + " | " if health.problems else "OK: ") + health.state)
+    return 1 if health.problems else 0
 
 
 def _fetch(url: str) -> str:

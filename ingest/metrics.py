@@ -38,9 +38,36 @@ class IngestMetrics:
         self.last_commit = Gauge("cityops_ingest_last_commit_timestamp_seconds",
                                  "Unix time of the last successful commit", registry=r)
         self.up = Gauge("cityops_ingest_up", "1 while the service runs", registry=r)
+        # coming back to a backlog (docs/ingest.md): the connection's state, the broker's backlog
+        self.subscribed = Gauge("cityops_ingest_subscribed",
+                                "1 once the broker confirmed the telemetry subscription of this connection",
+                                registry=r)
+        self.reconnecting_since = Gauge("cityops_ingest_reconnecting_since_timestamp_seconds",
+                                        "Unix time the consumer lost (or had not yet made) its broker connection; "
+                                        "0 while connected", registry=r)
+        self.connections = Counter("cityops_ingest_connections", "broker connections made, by session state",
+                                   ["session"], registry=r)
+        self.connect_failures = Counter("cityops_ingest_connect_failures",
+                                        "connection attempts that failed", registry=r)
+        self.broker_backlog = Gauge("cityops_ingest_broker_backlog_messages",
+                                    "messages the broker holds for its subscribers ($SYS store count minus "
+                                    "retained); -1 when the broker does not say", registry=r)
+        self.broker_dropped = Gauge("cityops_ingest_broker_dropped_messages",
+                                    "publishes the broker dropped since it started ($SYS; queue limits); "
+                                    "-1 when the broker does not say", registry=r)
+        self.telemetry_paused = Gauge("cityops_ingest_telemetry_paused",
+                                      "1 while unsubscribed from telemetry because the broker's backlog passed "
+                                      "the high-water mark (devices keep their readings)", registry=r)
+        self.newest_reading = Gauge("cityops_ingest_newest_reading_timestamp_seconds",
+                                    "Unix time of the newest reading this consumer has stored", registry=r)
+        self.waiting = Gauge("cityops_ingest_waiting_messages",
+                             "messages delivered by the broker and not yet taken into a batch", registry=r)
+        self.broker_backlog.set(-1)
+        self.broker_dropped.set(-1)
+        self._newest = 0.0
 
     def committed(self, kind_counts: dict[str, tuple[int, int]], dead: int, readings: int,
-                  seconds: float) -> None:
+                  seconds: float, newest: float | None = None) -> None:
         for kind, (new, offered) in kind_counts.items():
             if new:
                 self.readings_written.labels(kind).inc(new)
@@ -51,3 +78,6 @@ class IngestMetrics:
         self.batch_readings.observe(readings)
         self.batch_seconds.observe(seconds)
         self.last_commit.set(time.time())
+        if newest is not None and newest > self._newest:
+            self._newest = newest
+            self.newest_reading.set(newest)

@@ -39,6 +39,7 @@ log = logging.getLogger("ingest.service")
 
 POLL_S = 0.25  # how often an idle collector looks at the stop flag and the connection
 RECONNECT_MAX_S = 30.0
+WATCH_S = 1.0  # how often the connection metrics are updated and the backlog checked
 
 
 @dataclass
@@ -76,6 +77,7 @@ class IngestService:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, reconnecting with backoff when the broker goes away."""
         self.metrics.up.set(1)
+        self.metrics.reconnecting_since.set(time.time())
         delay = 0.5
         try:
             while not stop.is_set():
@@ -83,14 +85,21 @@ class IngestService:
                 try:
                     async with TelemetrySource(self.mqtt_url, self.settings, self._generation) as source:
                         self.metrics.broker_connected.set(1)
+                        self.metrics.reconnecting_since.set(0)
+                        self.metrics.connections.labels("resumed" if source.session_present else "new").inc()
                         self.connected.set()
                         delay = 0.5
                         await self._pump(source, stop)
                 except BrokerError as exc:
+                    self.metrics.connect_failures.inc()
                     log.warning("%s; retrying in %.1f s", exc, delay)
                 finally:
+                    if self.connected.is_set():  # it was up: reconnecting from now (else: since before)
+                        self.metrics.reconnecting_since.set(time.time())
                     self.connected.clear()
                     self.metrics.broker_connected.set(0)
+                    self.metrics.subscribed.set(0)
+                    self.metrics.telemetry_paused.set(0)
                 if not stop.is_set():
                     await _sleep_unless(stop, delay)
                     delay = min(delay * 2, RECONNECT_MAX_S)
@@ -100,14 +109,46 @@ class IngestService:
     async def _pump(self, source: TelemetrySource, stop: asyncio.Event) -> None:
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
         writer = asyncio.create_task(self._write_loop(source, batches, stop))
+        watcher = asyncio.create_task(self._watch_loop(source))  # on its own: the collector may be held up
         try:
             await self._collect_loop(source, batches, stop)
         finally:
+            watcher.cancel()
             if not writer.done():
                 await batches.put(None)
             await writer
+        if source.failure is not None:
+            raise BrokerError(source.failure)
         if not source.connected and not stop.is_set():
             log.warning("lost the broker connection; reconnecting")
+
+    async def _watch_loop(self, source: TelemetrySource) -> None:
+        while True:
+            self._watch(source)
+            await asyncio.sleep(WATCH_S)
+
+    def _watch(self, source: TelemetrySource) -> None:
+        """Once a second: the connection's state and the broker's backlog into the metrics, and
+        push-back on devices when the backlog passes the high-water mark (docs/scaling.md)."""
+        self.metrics.subscribed.set(1 if source.subscribed.is_set() else 0)
+        self.metrics.waiting.set(source.waiting)
+        stats = source.broker_stats
+        backlog = stats.backlog
+        if backlog is not None:
+            self.metrics.broker_backlog.set(backlog)
+        if stats.dropped is not None:
+            self.metrics.broker_dropped.set(stats.dropped)
+        high, low = self.settings.backlog_high_water, self.settings.backlog_low_water
+        if backlog is None or not high:
+            return
+        if backlog > high and not source.telemetry_paused:
+            log.warning("the broker holds %d messages (high-water mark %d): unsubscribing from telemetry, "
+                        "devices keep their readings until the backlog is below %d", backlog, high, low)
+            source.pause_telemetry()
+        elif backlog < low and source.telemetry_paused:
+            log.warning("the broker's backlog is down to %d: subscribing to telemetry again", backlog)
+            source.resume_telemetry()
+        self.metrics.telemetry_paused.set(1 if source.telemetry_paused else 0)
 
     # --- collector --------------------------------------------------------------------
 
@@ -116,7 +157,7 @@ class IngestService:
         batch = Batch()
         limit, interval = self.settings.batch_readings, self.settings.flush_interval_s
         max_bytes = self.settings.batch_bytes
-        while not stop.is_set() and source.connected:
+        while not stop.is_set() and source.connected and source.failure is None:
             wait = POLL_S if not batch.messages else max(0.0, batch.opened + interval - time.monotonic())
             message = await source.get(min(wait, POLL_S))
             if message is not None:
@@ -199,7 +240,7 @@ class IngestService:
                               duplicates=sum(offered - new for new, offered in counts.values()),
                               dead_letters=len(verdict.dead_letters))
         self.metrics.committed(counts, result.dead_letters, verdict.reading_count,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, _newest(verdict))
         return result
 
     async def _write(self, verdict: Verdict) -> dict[str, tuple[int, int]]:
@@ -234,6 +275,12 @@ class IngestService:
                 self.metrics.dead_letters.inc()
         if batch.statuses:
             await self.commit(Batch(statuses=batch.statuses))
+
+
+def _newest(verdict: Verdict) -> float | None:
+    """Unix time of the newest reading in a committed verdict (rows are (device_id, ts, ...))."""
+    stamps = [max(row[1] for row in rows) for rows in verdict.rows.values() if rows]
+    return max(stamp.timestamp() for stamp in stamps) if stamps else None
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

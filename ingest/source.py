@@ -21,22 +21,41 @@ How "nothing lost" works here:
   as MQTT requires. Acks for messages of an earlier connection are dropped: the broker
   resends those, and the second commit is a no-op.
 
+Coming back to a backlog (issue 28; docs/ingest.md, "Restarting into a backlog"): when the
+session is resumed, Mosquitto sends up to Receive Maximum queued messages straight after
+the CONNACK, and answers our SUBSCRIBE only after them. So the subscriptions are sent
+without waiting for their SUBACK (the session's messages are taken at once), the CONNACK
+gets its own generous timeout, and a connection that fails half-way is closed here, never
+left open: an abandoned client would keep taking the session's messages into a queue no
+one reads, until the next attempt takes the session over and the broker sends them all
+again.
+
+`$SYS/broker/...` store counts (where the broker lets this account read them) come in on
+the same connection and update `broker_stats` as they arrive; they never reach `get`.
+
 This is the one module that touches aiomqtt's internals (`_client`, `_queue`,
-`_disconnected`); the version range in pyproject.toml pins what it was written for.
+`_disconnected`, `_connected`) and paho's (`_sock_close`); the version range in
+pyproject.toml pins what it was written for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
+import paho.mqtt.client as mqtt
+from paho.mqtt.client import ConnectFlags
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cityops.mqtt import MqttTarget
 from cityops.settings import IngestSettings, redact_url
@@ -44,6 +63,42 @@ from cityops.telemetry import STATUS_FILTER, TELEMETRY_FILTER
 from ingest.errors import BrokerError
 
 log = logging.getLogger("ingest.source")
+
+# what Mosquitto publishes every sys_interval: messages in its store (each queued message once,
+# retained ones included), retained messages, and publishes it dropped (queue limits)
+SYS_STORED = "$SYS/broker/store/messages/count"
+SYS_RETAINED = "$SYS/broker/retained messages/count"
+SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
+SYS_TOPICS = (SYS_STORED, SYS_RETAINED, SYS_DROPPED)
+
+
+@dataclass
+class BrokerStats:
+    """The broker's own counts from $SYS (None until it has sent them, or if we may not read them)."""
+    stored: int | None = None
+    retained: int | None = None
+    dropped: int | None = None
+    updated: float = 0.0  # monotonic time of the last update
+
+    @property
+    def backlog(self) -> int | None:
+        """Messages the broker holds for its subscribers: stored minus retained."""
+        if self.stored is None:
+            return None
+        return max(0, self.stored - (self.retained or 0))
+
+    def update(self, topic: str, payload: bytes) -> None:
+        try:
+            value = int(payload)
+        except ValueError:
+            return
+        if topic == SYS_STORED:
+            self.stored = value
+        elif topic == SYS_RETAINED:
+            self.retained = value
+        elif topic == SYS_DROPPED:
+            self.dropped = value
+        self.updated = time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +115,10 @@ class Received:
 
 
 class TelemetrySource:
-    """One connection to the broker; use `async with`, then `get` and `ack`."""
+    """One connection to the broker; use `async with`, then `get` and `ack`.
+
+    Entering returns once the broker accepted the connection (CONNACK); the subscriptions
+    are on their way then, and `subscribed` says when the broker has confirmed them."""
 
     def __init__(self, url: str, settings: IngestSettings, generation: int = 0):
         self.url = url
@@ -72,24 +130,103 @@ class TelemetrySource:
         self._client = aiomqtt.Client(
             **MqttTarget.from_url(url).client_kwargs(), identifier=settings.client_id,
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=properties,
-            keepalive=30, timeout=10)
+            keepalive=30, timeout=settings.connect_timeout_s)
         self._paho = self._client._client
         self._paho.manual_ack_set(True)
         self._paho.disable_logger()  # paho logs every packet at DEBUG: a cost per message
         self._queue: asyncio.Queue[aiomqtt.Message] = self._client._queue
+        self.session_present = False
+        self.broker_stats = BrokerStats()
+        self.subscribed = asyncio.Event()  # the broker confirmed the telemetry subscription
+        self.telemetry_paused = False
+        self._failure: str | None = None  # a subscription the broker refused
+        self._subscriptions: set[asyncio.Task[None]] = set()
+        def on_connect(client: mqtt.Client, userdata: Any, flags: ConnectFlags, reason: ReasonCode,
+                       props: Properties | None = None) -> None:
+            self.session_present = bool(flags.session_present)
+            self._client._on_connect(client, userdata, flags, reason, props)
+
+        def on_message(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            topic = message.topic
+            if topic.startswith("$SYS/"):  # taken in here: a collector held up by the database still sees them
+                self.broker_stats.update(topic, bytes(message.payload))
+            else:
+                self._client._on_message(client, userdata, message)
+
+        self._paho.on_connect = on_connect
+        self._paho.on_message = on_message
+
+    @property
+    def telemetry_filter(self) -> str:
+        group = self._settings.share_group
+        return f"$share/{group}/{TELEMETRY_FILTER}" if group else TELEMETRY_FILTER
 
     async def __aenter__(self) -> Self:
         try:
-            await self._client.__aenter__()
-            group = self._settings.share_group
-            await self._client.subscribe(f"$share/{group}/{TELEMETRY_FILTER}" if group else TELEMETRY_FILTER,
-                                         qos=1)
-            await self._client.subscribe(STATUS_FILTER, qos=1)
+            await self._client.__aenter__()  # the CONNACK, within connect_timeout_s
         except aiomqtt.MqttError as exc:
+            self._close_socket()
             raise BrokerError(f"MQTT broker at {redact_url(self.url)}: {exc}") from None
-        log.info("connected to %s as %s (group %s)", redact_url(self.url), self._settings.client_id,
-                 self._settings.share_group)
+        except BaseException:
+            self._close_socket()
+            raise
+        self._subscribe(self.telemetry_filter, required=True, telemetry=True)
+        self._subscribe(STATUS_FILTER, required=True)
+        if self._settings.broker_stats:
+            for topic in SYS_TOPICS:
+                self._subscribe(topic, required=False, qos=0)
+        log.info("connected to %s as %s (group %s, %s)", redact_url(self.url), self._settings.client_id,
+                 self._settings.share_group, "session resumed" if self.session_present else "new session")
         return self
+
+    def _subscribe(self, topic: str, *, required: bool, telemetry: bool = False, qos: int = 1) -> None:
+        """Send a SUBSCRIBE and go on: its SUBACK comes after whatever the broker sends first
+        (a resumed session's queued messages), so nothing may wait for it."""
+        async def confirm() -> None:
+            try:
+                codes = await self._client.subscribe(topic, qos=qos, timeout=math.inf)
+            except aiomqtt.MqttError as exc:  # the connection ended first: the next one subscribes
+                log.debug("subscribe %s: %s", topic, exc)
+                return
+            refused = [code for code in codes if isinstance(code, ReasonCode) and code.is_failure]
+            if refused:
+                if required:
+                    self._failure = f"the broker refused the subscription {topic}: {refused[0]}"
+                else:
+                    log.info("no %s from this broker (%s): its backlog is not shown", topic, refused[0])
+            elif telemetry:
+                self.subscribed.set()
+
+        self._background(confirm())
+
+    def _background(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(call)
+        self._subscriptions.add(task)
+        task.add_done_callback(self._subscriptions.discard)
+
+    def pause_telemetry(self) -> None:
+        """Unsubscribe from telemetry (the session's queued messages still come): devices' publishes
+        then find no subscriber, are answered 0x10, and stay in their spools."""
+        if self.telemetry_paused or not self.connected:
+            return
+        self.telemetry_paused = True
+        self.subscribed.clear()
+
+        async def unsubscribe() -> None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.unsubscribe(self.telemetry_filter, timeout=math.inf)
+
+        self._background(unsubscribe())
+
+    def resume_telemetry(self) -> None:
+        if self.telemetry_paused and self.connected:
+            self.telemetry_paused = False
+            self._subscribe(self.telemetry_filter, required=True, telemetry=True)
+
+    @property
+    def failure(self) -> str | None:
+        """Why this connection cannot serve (a refused subscription), or None."""
+        return self._failure
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -97,9 +234,26 @@ class TelemetrySource:
             await self._client.__aexit__(exc_type, exc, tb)
         except aiomqtt.MqttError as error:
             log.debug("disconnect: %s", error)
-        lost = self._client._disconnected
-        if lost.done() and not lost.cancelled() and lost.exception() is not None:
-            log.info("connection ended: %s", lost.exception())  # read, so asyncio does not warn
+        finally:
+            self._close_socket()
+            for task in list(self._subscriptions):  # after the socket: a late SUBACK still finds its call
+                task.cancel()
+        self._retrieve(self._client._disconnected)
+
+    def _close_socket(self) -> None:
+        """Close the connection for certain. After a failed connect aiomqtt leaves paho's socket
+        open and read: that client would hold the session's in-flight window."""
+        with contextlib.suppress(Exception):
+            if self._paho.socket() is not None:
+                self._paho._sock_close()
+        for future in (self._client._disconnected, self._client._connected):
+            self._retrieve(future)
+
+    @staticmethod
+    def _retrieve(future: asyncio.Future[None]) -> None:
+        """Read a finished future's exception, so asyncio does not report it as never retrieved."""
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            log.info("connection ended: %s", future.exception())
 
     @property
     def connected(self) -> bool:
