@@ -32,6 +32,7 @@ from cityops.errors import ConfigError
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, insert_readings, migrate
+from ingest import bench_recovery
 from ingest.process import start_consumer
 
 
@@ -59,6 +60,7 @@ def register_bench(which: argparse._SubParsersAction[Any]) -> None:
                        help="CONSUMERSxREADINGS_PER_MESSAGE, comma-separated (default all four)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.set_defaults(handler=run_bench)
+    bench_recovery.register_bench(which)
 
 
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
