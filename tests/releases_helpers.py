@@ -3,14 +3,20 @@ agent's source with a bug in it, registered devices, and the API served on a fre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cityops.embedded.process import spawn, stop_process
 from cityops.settings import ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from devices import registry
@@ -19,9 +25,11 @@ from devices.releases.offers import sign_offer
 from devices.releases.signing import KeyPair, keygen, load_private_key
 from devices.releases.store import Release
 from devices.spec import DeviceSpec
-from firmware.update.manifest import UpdateOffer
+from firmware.update.layout import Layout
+from firmware.update.manifest import Report, UpdateOffer, decode_report
 from ops_api.app import create_app
 from tests import api_helpers
+from tests.agent_helpers import Collector
 
 BRISTOL = (-2.59, 51.45)
 
@@ -72,3 +80,63 @@ async def serving(settings: Settings, db: Database) -> AsyncIterator[str]:
     """The real API on a free port (uvicorn in this process); its base URL."""
     async with api_helpers.serving(create_app(settings, db=db)) as base_url:
         yield base_url
+
+
+@dataclass
+class Device:
+    device_id: str
+    secret: str
+    config: Path
+    layout: Layout
+    spool: Path
+    log: Path
+
+
+def make_device(folder: Path, device_id: str, secret: str, mqtt_port: int, public_key: str, base_url: str,
+                health_timeout_s: float = 30) -> Device:
+    iio = folder / "iio"
+    iio.mkdir(parents=True)
+    (iio / "in_temp_input").write_text("21500\n")
+    (iio / "in_humidityrelative_input").write_text("55000\n")
+    (folder / "secret").write_text(secret + "\n")
+    spool = folder / "spool.sqlite3"
+    config = folder / "agent.toml"
+    config.write_text(
+        f'device_id = "{device_id}"\nkind = "frog"\ninterval_s = 10\n'
+        f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\nusername = "{device_id}"\n'
+        f'password_file = "{folder / "secret"}"\nkeepalive_s = 10\n'
+        f'[spool]\npath = "{spool}"\n'
+        f'[sensors.climate]\ndriver = "dht22"\niio_device = "{iio}"\n'
+        f'[update]\nroot = "{folder / "opt"}"\npublic_key = "{public_key}"\nhealth_timeout_s = {health_timeout_s}\n'
+        f'base_url = "{base_url}"\nallow_http = true\n'
+        'crash_loop_restarts = 2\ncrash_loop_window_s = 60\nrestart_delay_s = 0.2\nreserve_mb = 0\n')
+    return Device(device_id, secret, config, Layout(folder / "opt"), spool, folder / "launcher.log")
+
+
+@contextlib.asynccontextmanager
+async def launched(device: Device) -> AsyncIterator[None]:
+    proc = spawn([sys.executable, "-m", "firmware.update.launcher", "--config", str(device.config)],
+                 log_path=device.log)
+    try:
+        yield
+    finally:
+        await stop_process(proc, sig=signal.SIGTERM)
+        assert proc.returncode == 0, device.log.read_text()[-3000:]
+
+
+def reports(collector: Collector, device_id: str) -> list[Report]:
+    with collector._lock:
+        payloads = [p for d, p, _r in collector.statuses if d == device_id]
+    return [r for r in map(decode_report, payloads) if r is not None]
+
+
+def steps(collector: Collector, device_id: str, version: str) -> list[str]:
+    return [r.step for r in reports(collector, device_id) if r.version == version]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -17,7 +17,7 @@ from ops_api.accounts import invitations, store
 from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as, make_user
-from tests.test_devices_broker import connack, secured_broker, wait_for_reload
+from tests.broker_helpers import connack, secured_broker, wait_for_reload
 
 PASSWORD = "correct horse battery"
 BRISTOL = {"lon": -2.59, "lat": 51.45}

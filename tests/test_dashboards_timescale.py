@@ -11,7 +11,7 @@ import pytest
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
 from dashboards.check import run_boards
-from tests.test_dashboards import BOARDS, NOW, SQL_QUERIES, seed
+from tests.dashboards_helpers import BOARDS, NOW, SQL_QUERIES, seed
 
 pytestmark = pytest.mark.timescale
 

@@ -31,8 +31,8 @@ from devices.broker_auth import sync_broker
 from devices.broker_config import BrokerConfig, Listener, Tls, broker_config, render_broker_config
 from devices.errors import InvalidField
 from devices.registry import add_device
+from tests.broker_helpers import connack, frog
 from tests.conftest import skip_or_fail
-from tests.test_devices_broker import connack, frog
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -139,7 +139,7 @@ def test_env_example_names_every_variable_compose_requires_and_holds_no_secret()
         assert example[name] in ("", "change-me", "change-me-too", "change-me-as-well"), name
 
 
-NOT_PRODUCTION = {"democity", "benchmarks"}  # the demo town and the benchmarks stay out of the image
+NOT_PRODUCTION = {"democity", "benchmarks", "simulation"}  # the demo, benchmarks, simulator: not in the image
 
 
 def test_the_image_contains_every_production_package_and_no_demo_or_benchmark() -> None:

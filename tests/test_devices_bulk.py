@@ -13,7 +13,7 @@ from devices.bulk import import_devices, plan_import
 from devices.errors import ImportRejected
 from devices.registry import add_device
 from firmware.config import load_agent_config
-from tests.test_devices_broker import AREA, frog, parse
+from tests.broker_helpers import AREA, frog, parse
 
 HEADER = "device_id,kind,lon,lat,household_id,bin_depth_mm,calibration\n"
 

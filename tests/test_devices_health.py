@@ -14,7 +14,7 @@ from cityops.storage.devices import DeviceState, update_device_states
 from devices.health import HealthInputs, HealthPolicy, assess, battery_outlook, stuck_for
 from devices.health_query import device_health
 from devices.registry import add_device
-from tests.test_devices_broker import frog
+from tests.broker_helpers import frog
 
 NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 POLICY = HealthPolicy()

@@ -32,7 +32,7 @@ from devices.secrets import verify_secret
 from devices.spec import DeviceSpec, parse_spec
 from firmware.config import load_agent_config
 from rules.bins.fill import BinCalibration, fill_fraction
-from tests.test_devices_broker import AREA, frog, parse
+from tests.broker_helpers import AREA, frog, parse
 
 INSIDE = {"lon": "-2.6", "lat": "51.45"}
 

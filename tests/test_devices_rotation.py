@@ -15,9 +15,9 @@ from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, telemetry_topic
 from devices.registry import rotate_secret
 from firmware.agent import Agent
 from firmware.clock import SimClock
+from tests.agent_helpers import START, collecting, frog_spec
+from tests.broker_helpers import ACCEPTED, Client, secured_broker
 from tests.ingest_helpers import eventually, frog_payload, ingest_settings, running_ingest
-from tests.test_devices_broker import ACCEPTED, Client, secured_broker
-from tests.test_firmware_agent import START, collecting, frog_spec
 
 
 async def test_a_rotated_device_keeps_publishing_and_loses_no_reading(

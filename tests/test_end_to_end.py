@@ -34,7 +34,7 @@ from democity.stack import Story, StoryOptions, milestones, stored_readings
 from democity.story import Timeline
 from democity.town import build_town
 from ops_api import create_app
-from tests.test_demo import demo_env, wait_for_line
+from tests.demo_helpers import demo_env, wait_for_line
 
 DEADLINE_S = 75.0
 

@@ -13,15 +13,11 @@ import itertools
 import logging
 import shutil
 import subprocess
-import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -30,96 +26,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
 from cityops.embedded.process import make_traversable
 from cityops.telemetry import (
-    STATUS_FILTER,
-    TELEMETRY_FILTER,
     DeviceConfig,
     FrogReading,
     Reading,
-    TelemetryBatch,
     config_topic,
-    decode_batch,
     encode_config,
 )
-from firmware.agent import Agent, AgentSpec
-from firmware.clock import SimClock
-from firmware.drivers.base import Climate
-from firmware.link import Backoff, MqttOptions
-from firmware.sampler import FrogSource
+from firmware.agent import Agent
+from firmware.link import MqttOptions
 from firmware.sender import SendPolicy
-from simulation.fleet import FleetPlan, build_fleet, run_fleet
 from firmware.spool import Spool
+from simulation.fleet import FleetPlan, build_fleet, run_fleet
+from tests.agent_helpers import START, collecting, frog_spec
 from tests.conftest import BrokerInstance, own_mosquitto
-
-START = datetime(2026, 1, 5, tzinfo=UTC)
-FAST = Backoff(initial_s=0.1, max_s=0.5, refused_min_s=0.2)
-
 
 # --- helpers -----------------------------------------------------------------------------
 
-@dataclass
-class Collector:
-    """A QoS 1 subscriber (a persistent session, so it misses nothing across broker restarts)."""
-
-    port: int
-    prefix: str
-    username: str | None = None
-    password: str | None = None
-    tls: dict[str, str] | None = None  # ca_certs, certfile, keyfile for paho's tls_set
-    batches: list[TelemetryBatch] = field(default_factory=list)
-    statuses: list[tuple[str, bytes, bool]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _subscribed: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{uuid.uuid4().hex[:8]}",
-                                  clean_session=False)
-        if self.username:
-            self.client.username_pw_set(self.username, self.password)
-        if self.tls:
-            self.client.tls_set(**self.tls)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(
-            [(TELEMETRY_FILTER, 1), (STATUS_FILTER, 1)])
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        self.client.on_message = self._on_message
-
-    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        device = msg.topic.split("/")[3]
-        if not device.startswith(self.prefix):
-            return
-        with self._lock:
-            if msg.topic.endswith("/telemetry"):
-                self.batches.append(decode_batch(msg.payload))
-            else:
-                self.statuses.append((device, msg.payload, bool(msg.retain)))
-
-    def start(self) -> None:
-        self.client.connect("127.0.0.1", self.port)
-        self.client.loop_start()
-        assert self._subscribed.wait(10), "collector could not subscribe"
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-    def readings(self, device_id: str | None = None) -> list[Reading]:
-        with self._lock:
-            return [r for b in self.batches if device_id in (None, b.device_id) for r in b.readings]
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():  # noqa: ASYNC110 (the state changes on paho's thread)
-                await asyncio.sleep(0.05)
 
 
-@asynccontextmanager
-async def collecting(port: int, prefix: str, **auth: Any) -> AsyncIterator[Collector]:
-    collector = Collector(port, prefix, **auth)
-    collector.start()
-    try:
-        yield collector
-    finally:
-        collector.stop()
 
 
 @asynccontextmanager
@@ -147,20 +71,6 @@ def _broker_files(folder: Path, users: dict[str, str] | None, extra: str) -> str
     return extra
 
 
-class Counting:
-    """A climate sensor whose k-th read gives a value we can recognise."""
-
-    name = "test/climate"
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def read(self) -> Climate:
-        self.reads += 1
-        return Climate(round(15.0 + self.reads / 100, 2), 60.0)
-
-    def close(self) -> None:
-        pass
 
 
 def expected_frog(count: int, interval_s: int = 300) -> list[FrogReading]:
@@ -168,10 +78,6 @@ def expected_frog(count: int, interval_s: int = 300) -> list[FrogReading]:
                         rh_pct=60.0) for k in range(count)]
 
 
-def frog_spec(device_id: str, url: str, spool: Path, *, speed: float, **mqtt: str) -> AgentSpec:
-    return AgentSpec(device_id=device_id, source=FrogSource(Counting()), clock=SimClock(START, speed),
-                     mqtt=MqttOptions.from_url(url, **mqtt), spool_path=spool, drivers_block=False,
-                     send=SendPolicy(batch_max=50, messages_per_s=50, replay_jitter_s=0.0), backoff=FAST, seed=1)
 
 
 def distinct_in_first_arrival_order(readings: list[Reading]) -> list[Reading]:

@@ -22,8 +22,8 @@ import pytest
 from cityops.embedded.process import spawn, stop_process
 from firmware.config import build_spec, load_agent_config
 from firmware.errors import AgentConfigError
+from tests.agent_helpers import START, collecting
 from tests.conftest import BrokerInstance
-from tests.test_firmware_agent import START, collecting
 
 EXAMPLE = Path(__file__).parents[1] / "deploy" / "agent" / "agent.example.toml"
 

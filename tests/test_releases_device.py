@@ -14,93 +14,40 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sqlite3
-import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cityops.embedded.process import spawn, stop_process
 from cityops.storage import Database
 from devices.releases import service, store
 from devices.releases.store import Release
 from firmware.update.download import Credentials
 from firmware.update.install import install
 from firmware.update.layout import Layout
-from firmware.update.manifest import Report, UpdateOffer, decode_report
+from firmware.update.manifest import UpdateOffer
 from firmware.update.updater import Updater
+from tests.agent_helpers import collecting
 from tests.conftest import BrokerInstance
 from tests.releases_helpers import (
     agent_source_copy,
     api_settings,
     build,
     fleet_key,
+    launched,
+    make_device,
     register,
+    reports,
     serving,
     signed_offer,
+    steps,
     version,
+    wait_until,
 )
 from tests.tcp_proxy import CuttableProxy
-from tests.test_firmware_agent import Collector, collecting
-
-
-@dataclass
-class Device:
-    device_id: str
-    secret: str
-    config: Path
-    layout: Layout
-    spool: Path
-    log: Path
-
-
-def make_device(folder: Path, device_id: str, secret: str, mqtt_port: int, public_key: str, base_url: str,
-                health_timeout_s: float = 30) -> Device:
-    iio = folder / "iio"
-    iio.mkdir(parents=True)
-    (iio / "in_temp_input").write_text("21500\n")
-    (iio / "in_humidityrelative_input").write_text("55000\n")
-    (folder / "secret").write_text(secret + "\n")
-    spool = folder / "spool.sqlite3"
-    config = folder / "agent.toml"
-    config.write_text(
-        f'device_id = "{device_id}"\nkind = "frog"\ninterval_s = 10\n'
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\nusername = "{device_id}"\n'
-        f'password_file = "{folder / "secret"}"\nkeepalive_s = 10\n'
-        f'[spool]\npath = "{spool}"\n'
-        f'[sensors.climate]\ndriver = "dht22"\niio_device = "{iio}"\n'
-        f'[update]\nroot = "{folder / "opt"}"\npublic_key = "{public_key}"\nhealth_timeout_s = {health_timeout_s}\n'
-        f'base_url = "{base_url}"\nallow_http = true\n'
-        'crash_loop_restarts = 2\ncrash_loop_window_s = 60\nrestart_delay_s = 0.2\nreserve_mb = 0\n')
-    return Device(device_id, secret, config, Layout(folder / "opt"), spool, folder / "launcher.log")
-
-
-@contextlib.asynccontextmanager
-async def launched(device: Device) -> AsyncIterator[None]:
-    proc = spawn([sys.executable, "-m", "firmware.update.launcher", "--config", str(device.config)],
-                 log_path=device.log)
-    try:
-        yield
-    finally:
-        await stop_process(proc, sig=signal.SIGTERM)
-        assert proc.returncode == 0, device.log.read_text()[-3000:]
-
-
-def reports(collector: Collector, device_id: str) -> list[Report]:
-    with collector._lock:
-        payloads = [p for d, p, _r in collector.statuses if d == device_id]
-    return [r for r in map(decode_report, payloads) if r is not None]
-
-
-def steps(collector: Collector, device_id: str, version: str) -> list[str]:
-    return [r.step for r in reports(collector, device_id) if r.version == version]
 
 
 async def offer(mqtt_url: str, device_id: str, release: Release, key: Ed25519PrivateKey, rollout_id: int = 1) -> None:
@@ -116,12 +63,6 @@ def spooled_ever(spool: Path) -> int:
     return int(row[0]) if row else 0
 
 
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_signed_release_installs_reports_healthy_and_no_reading_is_lost(

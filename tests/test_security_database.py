@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -19,27 +18,15 @@ from pydantic import SecretStr
 
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
-from cityops.storage.roles import apply_logins, login_statements, role_url, scram_verifier, service_roles
+from cityops.storage.roles import login_statements, role_url, scram_verifier
 from cityops.telemetry import telemetry_topic
 from tests.conftest import scratch_database
+from tests.db_role_helpers import connect_as
 from tests.ingest_helpers import eventually, frog_payload, ingest_settings, publish, rows_of, running_ingest
 
-TEST_PASSWORD = "test-role-password"  # the server may not trust local connections
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-@asynccontextmanager
-async def connect_as(owner_url: str, service: str) -> AsyncIterator[Database]:
-    """A Database logged in as `service`'s role of this (migrated) database."""
-    owner = await asyncpg.connect(owner_url)
-    try:
-        role = (await service_roles(owner))[service]
-        if not await owner.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", role):
-            await apply_logins(owner, login_statements({service: role}, {service: SecretStr(TEST_PASSWORD)}))
-    finally:
-        await owner.close()
-    async with Database.connect(role_url(owner_url, role, TEST_PASSWORD)) as db:
-        yield db
 
 
 # --- a database holding every kind of secret and personal row ---------------------------------

@@ -35,7 +35,7 @@ from cityops.embedded.process import free_port, make_traversable, spawn, stop_pr
 from cityops.errors import DatabaseUnavailable, EmbeddedServiceError
 from cityops.storage import Database
 from tests.conftest import skip_or_fail
-from tests.test_security_tls import pki
+from tests.pki_helpers import pki
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

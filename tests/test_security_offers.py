@@ -46,20 +46,23 @@ from firmware.update.layout import Layout
 from firmware.update.manifest import UpdateOffer, offer_from_config, version_key
 from firmware.update.source import ReleaseBase
 from firmware.update.updater import Updater
+from tests.agent_helpers import collecting
 from tests.conftest import BrokerInstance
+from tests.pki_helpers import pki
 from tests.releases_helpers import (
     agent_source_copy,
     api_settings,
     build,
     fleet_key,
+    launched,
+    make_device,
     register,
     serving,
     signed_offer,
+    steps,
     version,
+    wait_until,
 )
-from tests.test_firmware_agent import collecting
-from tests.test_releases_device import launched, make_device, steps, wait_until
-from tests.test_security_tls import pki
 
 
 @dataclass

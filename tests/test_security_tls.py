@@ -5,7 +5,6 @@ clients that do not trust it; release downloads must be https outside this machi
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ipaddress
@@ -14,7 +13,6 @@ import ssl
 import stat
 import subprocess
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiomqtt
@@ -28,19 +26,12 @@ from cityops.embedded.broker import mosquitto_user
 from cityops.embedded.process import free_port, make_traversable, spawn, stop_process, wait_for_port
 from cityops.errors import ConfigError, PkiError
 from cityops.pki import Authority, issue, make_ca
-from cityops.settings import Settings, load_settings
+from cityops.settings import load_settings
 from cityops.urls import MqttTarget
-from cityops_cli.main import build_parser
 from devices.broker_config import Tls, broker_config, render_broker_config
 from devices.secrets import hash_secret
 from tests.conftest import skip_or_fail
-
-
-def pki(folder: Path, *argv: str) -> int:
-    """`cityops pki ...` through the real parser (in a thread: a test's event loop may be running)."""
-    args: argparse.Namespace = build_parser().parse_args(["pki", *argv, "--dir", str(folder)])
-    with ThreadPoolExecutor(1) as pool:
-        return int(pool.submit(asyncio.run, args.handler(args, Settings())).result())
+from tests.pki_helpers import pki
 
 
 @pytest.fixture

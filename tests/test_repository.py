@@ -1,0 +1,32 @@
+"""The repository's own house rules, checked on every file it tracks."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def tracked(*patterns: str) -> list[Path]:
+    out = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
+    return [ROOT / line for line in out.stdout.splitlines() if (ROOT / line).exists()]
+
+
+def test_test_modules_share_helpers_and_never_import_each_other() -> None:
+    """Shared fixtures live in conftest.py and tests/*_helpers.py (issue 19, part 6)."""
+    offenders = []
+    for path in tracked("tests/*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+                offenders.append(f"{path.name} imports {node.module}")
+    assert offenders == []
+
+
+def test_the_clone_stands_alone_nothing_points_outside_it() -> None:
+    """A user's clone has no ../shared: code, tests and docs cite the repository's own docs."""
+    outside = "../" + "shared"  # split so that this file does not match itself
+    hits = [str(p.relative_to(ROOT)) for p in tracked("*.py", "*.md", "*.toml", "*.yaml", "*.yml", "Makefile", "*.sh")
+            if outside in p.read_text(errors="replace")]
+    assert hits == []
