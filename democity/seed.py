@@ -31,8 +31,8 @@ from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Town
 from devices.area import CouncilArea
 from devices.registry import insert_devices
 from devices.spec import DeviceSpec, validate
+from pipelines.gritting.pipeline import save_network
 from rules.gritting.network import parse_network
-from rules.gritting_runner import save_network
 
 log = logging.getLogger("democity.seed")
 

@@ -33,10 +33,10 @@ from cityops.settings import Settings, get_settings
 from cityops.storage import Database
 from democity.fleet import write_json
 from democity.seed import PREFIX
-from rules.bins_runner import BinsRunSettings, run_bins
-from rules.damp_runner import run_damp
-from rules.gritting_runner import latest_run, run_gritting
-from rules.open_data_runner import publish_snapshots
+from pipelines.bins.pipeline import BinsRunSettings, run_bins
+from pipelines.damp.pipeline import run_damp
+from pipelines.gritting.pipeline import latest_run, run_gritting
+from pipelines.open_data.pipeline import publish_snapshots
 
 log = logging.getLogger("democity.worker")
 

@@ -18,11 +18,11 @@ import numpy as np
 
 from cityops.settings import GrittingSettings, StorageSettings
 from cityops.storage import Database, insert_readings, migrate
+from pipelines.bins.pipeline import BinsRunSettings, run_bins
+from pipelines.gritting.pipeline import run_gritting, save_network
+from rules.gritting.network import parse_network
 from simulation.bins import BinSpec
 from simulation.synthetic.bins import simulate_bin
-from rules.bins_runner import BinsRunSettings, run_bins
-from rules.gritting.network import parse_network
-from rules.gritting_runner import run_gritting, save_network
 from tests.conftest import scratch_database
 
 ROADS = Path(__file__).parent / "data" / "roads"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from ops_api.deps import Role
-from rules.bins_runner import run_bins
+from pipelines.bins.pipeline import run_bins
 from tests.api_helpers import api_client, login_as, make_user
 from tests.resources_helpers import BIN_NOW, FAST_BINS, World
 

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from cityops.settings import Settings
 from ops_api.app import create_app
 from ops_api.queries.open_data import to_csv
-from rules.open_data_runner import publish_snapshots, week_start
+from pipelines.open_data.pipeline import publish_snapshots, week_start
 from tests.api_helpers import api_client
 from tests.resources_helpers import World, runner_world
 

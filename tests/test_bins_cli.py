@@ -15,9 +15,9 @@ import pytest
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
 from cityops_cli.main import main
+from pipelines.bins.pipeline import BinsRunSettings, run_bins
 from simulation.bins import BinSpec
 from simulation.synthetic.bins import simulate_bin
-from rules.bins_runner import BinsRunSettings, run_bins
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
 NOW = "2026-01-08T06:00Z"

@@ -9,9 +9,9 @@ import pytest
 
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
+from pipelines.bins.pipeline import BinsRunSettings, run_bins
 from simulation.bins import BinSpec
 from simulation.synthetic.bins import simulate_bin
-from rules.bins_runner import BinsRunSettings, run_bins
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 21

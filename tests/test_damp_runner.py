@@ -10,11 +10,8 @@ import pytest
 
 from cityops.settings import Settings
 from cityops.storage import Database, insert_readings
-from rules import cli
-from rules.damp import report
-from simulation.synthetic import damp as synthetic
-from rules.damp.diary import Activity, DiaryEntry
-from rules.damp_runner import (
+from pipelines import cli
+from pipelines.damp.pipeline import (
     DampRunSettings,
     add_diary_entry,
     diary_analysis,
@@ -22,7 +19,10 @@ from rules.damp_runner import (
     load_evidence,
     run_damp,
 )
+from rules.damp import report
+from rules.damp.diary import Activity, DiaryEntry
 from rules.errors import RulesError
+from simulation.synthetic import damp as synthetic
 
 NOW = datetime(2026, 2, 10, 12, 7, tzinfo=UTC)
 DAYS = 37

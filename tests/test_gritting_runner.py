@@ -16,11 +16,11 @@ from cityops.storage import Database, insert_readings, migrate
 from cityops.storage.devices import RegisteredDevice
 from cityops.telemetry import RoadBatch, RoadReading, decode_batch, encode_batch, reading_problem, telemetry_topic
 from ingest.accept import Incoming, decode, judge
+from pipelines.gritting.cli import run_forecast_import, run_import, run_show
+from pipelines.gritting.pipeline import load_network, run_gritting, save_forecast, save_network
 from rules.errors import InvalidForecast, InvalidRoadNetwork
 from rules.gritting.forecast import ForecastRow
 from rules.gritting.network import RoadNetwork, Segment, parse_network
-from rules.gritting_runner import load_network, run_gritting, save_forecast, save_network
-from rules.roads_cli import run_forecast_import, run_import, run_show
 
 DATA = Path(__file__).parent / "data" / "roads"
 NOW = datetime(2026, 1, 6, 20, 0, tzinfo=UTC)

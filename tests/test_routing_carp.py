@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines.routing import cli
 from rules.errors import InvalidArcRouting, InvalidInstance, UnreachableTask
-from rules.routing import cli
 from rules.routing.carp import ArcPlan, Edge, Task, plan_arc_routes, solve_carp_instance
 from rules.routing.carp_bench import carp_gaps, gdb_gaps, summary
 from rules.routing.carp_format import CarpInstance, best_known, read_dat

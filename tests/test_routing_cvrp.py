@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.routing import cli
 from rules.errors import InvalidInstance, RoutingError
-from rules.routing import cli
 from rules.routing.cvrplib import best_known, read_bks, read_vrp, solve_cvrp
 
 DATA = Path(__file__).parent / "data" / "cvrp"

@@ -29,9 +29,9 @@ from cityops.errors import StorageError
 from cityops.settings import Settings, StorageSettings
 from cityops.storage import Database, migrate
 from ops_api.app import create_app
-from rules import cli
+from pipelines import cli
+from pipelines.open_data.pipeline import CATEGORIES, publish_snapshots, release_row
 from rules.disclosure import Member, Policy, Status, protect, release_members, round_to, snapshot
-from rules.open_data_runner import CATEGORIES, publish_snapshots, release_row
 from tests.api_helpers import serving
 from tests.conftest import scratch_database
 

@@ -1,6 +1,6 @@
 """The latest gritting run as the API shows it: decisions per segment, routes to send (with
 when each was last treated by a crew), and each route's plan (GeoJSON and crew steps); and
-the decision log (rules.gritting_log): a period's runs, and the duty officer's entries."""
+the decision log (pipelines.gritting.log): a period's runs, and the duty officer's entries."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import asyncpg
 from cityops.storage import Database
 from ops_api.accounts.roles import User
 from ops_api.errors import InvalidRequest, NotFound
+from pipelines.gritting.log import RunLog, parse_period, read_log, record_entry
+from pipelines.gritting.pipeline import latest_run, route_decisions, segment_decisions
 from rules.errors import DecisionLogError, RouteDecisionNotFound
-from rules.gritting_log import RunLog, parse_period, read_log, record_entry
-from rules.gritting_runner import latest_run, route_decisions, segment_decisions
 
 ACTIONS = ("treat", "monitor", "none")
 MAX_LOG_PERIOD = timedelta(days=31)     # longer: `cityops roads log --csv`

@@ -18,10 +18,10 @@ from cityops.storage import Database
 from ops_api.errors import InvalidRequest, NotFound
 from ops_api.queries.readings import Window, dew_points, series
 from ops_api.queries.scope import HouseholdView
+from pipelines.damp.pipeline import diary_analysis, load_evidence
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp.report import LEVEL_COLOURS, evidence_report
 from rules.damp.risk import LEVELS, UNKNOWN
-from rules.damp_runner import diary_analysis, load_evidence
 from rules.errors import InvalidDiaryEntry, RulesError
 
 HEADLINES = {

@@ -2,7 +2,7 @@
 
 Road surface temperatures per road segment (the latest gritting run's estimates, which
 blend sensors, the gritter and forecasts); bin fill per bin (street furniture, not homes)
-or per depot; damp statistics per area from the weekly snapshots rules.open_data_runner
+or per depot; damp statistics per area from the weekly snapshots pipelines.open_data.pipeline
 publishes through rules.disclosure (never computed live). Never a household id, a home's
 location or its readings. CSV cells that a spreadsheet would run as a formula are neutralised.
 """
@@ -19,7 +19,7 @@ from typing import Any
 from cityops.csv_safe import safe_row
 from cityops.storage import Database
 from ops_api.queries.bins import finite
-from rules.open_data_runner import COLUMNS, Snapshot, load_snapshot, periods
+from pipelines.open_data.pipeline import COLUMNS, Snapshot, load_snapshot, periods
 
 FULL = 0.8
 DAMP_COLUMNS = COLUMNS

@@ -22,13 +22,8 @@ import shapely
 
 from cityops.services import database_for
 from cityops.settings import Settings
-from rules import gritting_log_cli
-from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork, InvalidScenario
-from rules.gritting.assess import assess
-from rules.gritting.forecast import parse_forecast
-from rules.gritting.network import parse_network
-from rules.gritting.scenario import load_scenario, summary
-from rules.gritting_runner import (
+from pipelines.gritting import log_cli
+from pipelines.gritting.pipeline import (
     latest_run,
     rate_matrix,
     route_decisions,
@@ -36,6 +31,11 @@ from rules.gritting_runner import (
     save_network,
     segment_decisions,
 )
+from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork, InvalidScenario
+from rules.gritting.assess import assess
+from rules.gritting.forecast import parse_forecast
+from rules.gritting.network import parse_network
+from rules.gritting.scenario import load_scenario, summary
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -79,7 +79,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     decide_.add_argument("--scenario", type=Path, required=True, metavar="FILE.json")
     decide_.add_argument("--json", action="store_true", help="print the decisions as JSON")
     decide_.set_defaults(handler=run_decide)
-    gritting_log_cli.register(which)
+    log_cli.register(which)
 
 
 def _read(path: Path, what: type[GrittingError]) -> str:

@@ -32,7 +32,7 @@ from rules.bins.assess import (
 from rules.errors import InvalidBinSetup, RoutingError
 from rules.routing.plan import CollectionPlan, Fleet, PlanBin, plan_collection
 
-log = logging.getLogger("rules.bins_runner")
+log = logging.getLogger("pipelines.bins.pipeline")
 
 DEFAULT_VOLUME_L = 240
 OPTIONAL_MIN_SCORE = 20.0      # optional bins below this are not offered to the plan

@@ -35,7 +35,7 @@ from rules.gritting.plan import RoutePlan, Speeds, Treatment, plan_route
 from rules.gritting.rates import MATRICES, RateMatrix, matrix_from_json
 from rules.gritting.sensors import SensorHistory
 
-log = logging.getLogger("rules.gritting_runner")
+log = logging.getLogger("pipelines.gritting.pipeline")
 
 
 # --- the network ---------------------------------------------------------------------------

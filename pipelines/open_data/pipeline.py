@@ -24,7 +24,7 @@ from rules.damp.council import HomeRisk, rank_homes
 from rules.damp.risk import LEVELS, UNKNOWN
 from rules.disclosure import Member, Policy, Release, Status, snapshot
 
-log = logging.getLogger("rules.open_data_runner")
+log = logging.getLogger("pipelines.open_data.pipeline")
 
 WEEK = timedelta(days=7)
 POLICY = Policy()

@@ -26,22 +26,22 @@ from cityops.csv_safe import safe_row
 from cityops.errors import StorageError
 from cityops.services import database_for
 from cityops.settings import Settings
-from rules import psychro
-from rules.bins_runner import BinsRunSettings, run_bins
-from rules.damp import report
-from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
-from rules.damp_runner import (
+from pipelines.bins.pipeline import BinsRunSettings, run_bins
+from pipelines.damp.pipeline import (
     DampRunSettings,
     add_diary_entry,
     diary_analysis,
     load_evidence,
     run_damp,
 )
+from pipelines.gritting.pipeline import run_gritting
+from pipelines.open_data.pipeline import COLUMNS, load_snapshot, publish_snapshots
+from rules import psychro
+from rules.damp import report
+from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.errors import RulesError
-from rules.gritting_runner import run_gritting
-from rules.open_data_runner import COLUMNS, load_snapshot, publish_snapshots
 
-log = logging.getLogger("rules.cli")
+log = logging.getLogger("pipelines.cli")
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from cityops.services import database_for
 from cityops.settings import Settings
-from rules.gritting_log import OVERRIDES, RouteLog, RunLog, parse_period, read_log, record_entry, resolve_run, words
+from pipelines.gritting.log import OVERRIDES, RouteLog, RunLog, parse_period, read_log, record_entry, resolve_run, words
 
 
 def register(which: argparse._SubParsersAction[Any]) -> None:

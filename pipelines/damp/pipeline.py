@@ -31,7 +31,7 @@ from rules.damp.report import EvidenceInput, daily_levels
 from rules.damp.risk import WEEK_H, Assessment, HomeInputs, assess, surface_series
 from rules.errors import RulesError
 
-log = logging.getLogger("rules.damp_runner")
+log = logging.getLogger("pipelines.damp.pipeline")
 
 HOUR = timedelta(hours=1)
 FUTURE_TOLERANCE = timedelta(minutes=10)

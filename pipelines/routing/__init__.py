@@ -1,0 +1,1 @@
+"""`cityops route ...`: routing problems from files (rules.routing solves them)."""
