@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cityops.telemetry import Reading
+from cityops.times import utc_argument
 from democity.accounts import read_device_secrets
 from democity.story import Pace, StoryClock, StoryWeather, Timeline
 from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town
@@ -247,19 +248,14 @@ async def run(town: Town, timeline: Timeline, speed: float, mqtt_url: str, spool
     return fleet
 
 
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m democity.fleet",
                                      description="The demo town's simulated devices (started by `cityops demo`).")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--start", type=_utc, required=True)
-    parser.add_argument("--live-from", type=_utc, required=True)
+    parser.add_argument("--start", type=utc_argument, required=True)
+    parser.add_argument("--live-from", type=utc_argument, required=True)
     parser.add_argument("--speed", type=float, default=60.0)
-    parser.add_argument("--until", type=_utc, default=None)
+    parser.add_argument("--until", type=utc_argument, default=None)
     parser.add_argument("--rate", type=float, default=1.0, help="messages per second per device at most")
     parser.add_argument("--spool-dir", type=Path, required=True)
     parser.add_argument("--progress", type=Path, required=True)

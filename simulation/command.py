@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cityops.settings import Settings
+from cityops.times import utc_argument
 from cityops.urls import redact_url
 from firmware.cli import until_signalled
 
@@ -33,7 +34,7 @@ def add_simulate(actions: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument("--seed", type=int, default=1, help="same seed, same readings (default 1)")
     sim.add_argument("--duration", type=_count, default=None, metavar="S",
                      help="simulated seconds to run, then send what is left and stop (default: until Ctrl-C)")
-    sim.add_argument("--start", type=_utc, default=None, metavar="ISO",
+    sim.add_argument("--start", type=utc_argument, default=None, metavar="ISO",
                      help="simulated start time, e.g. 2026-01-05T00:00:00Z (default: now)")
     sim.add_argument("--prefix", default="sim-", help="device id prefix (default sim-)")
     sim.add_argument("--mqtt-url", default=None,
@@ -60,14 +61,6 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
-
-
-def _utc(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def run_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from rules.geo import haversine_m
 from simulation.weather import Weather
 
 # A loop in south Birmingham (lat, lon): depot, the A38, over the canal bridge, back.
@@ -18,11 +19,8 @@ BRIDGE_SEGMENT = 3  # the segment from ROUTE[3] to ROUTE[4] is the bridge
 
 
 def segment_km(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Equirectangular distance, good to a few metres at city scale."""
-    lat = math.radians((a[0] + b[0]) / 2)
-    dx = math.radians(b[1] - a[1]) * math.cos(lat)
-    dy = math.radians(b[0] - a[0])
-    return 6371.0 * math.hypot(dx, dy)
+    """Great-circle distance between two (lat, lon) points, in km."""
+    return float(haversine_m(a[1], a[0], b[1], b[0])) / 1000.0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules.errors import RoutingError
-from rules.routing.plan import CollectionPlan, Fleet, PlanBin, haversine_m, plan_collection
+from rules.geo import distance_matrix_m
+from rules.routing.plan import CollectionPlan, Fleet, PlanBin, plan_collection
 
 SHIFT = datetime(2026, 1, 6, 6, tzinfo=UTC)
 DEPOT = (-0.76, 52.04)          # Milton Keynes
@@ -129,7 +130,7 @@ def test_a_fleet_that_cannot_work_is_refused() -> None:
 
 
 def test_haversine_one_degree_of_latitude() -> None:
-    assert haversine_m([0.0, 0.0], [0.0, 1.0])[0, 1] == pytest.approx(111_195, rel=1e-4)
+    assert distance_matrix_m([0.0, 0.0], [0.0, 1.0])[0, 1] == pytest.approx(111_195, rel=1e-4)
 
 
 @settings(max_examples=8, deadline=None)

@@ -18,10 +18,10 @@ import io
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
+from cityops.times import parse_utc
 from rules.bins.assess import BinInput
 from rules.bins.fill import BinCalibration
 from rules.bins.priority import PLACE_POINTS
@@ -180,12 +180,9 @@ def _number(row: dict[str, str], name: str, bad: Bad) -> float | None:
 def _timestamp(row: dict[str, str], bad: Bad) -> float:
     text = row["ts"]
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad("ts", f"{text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise bad("ts", f"{text!r} has no UTC offset (write ...Z or +00:00)")
-    return moment.timestamp() / 3600.0
+        return parse_utc(text).timestamp() / 3600.0
+    except ValueError as exc:
+        raise bad("ts", str(exc)) from None
 
 
 def _weekdays(text: str, bad: Bad) -> tuple[int, ...]:

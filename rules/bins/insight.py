@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rules.bins.forecast import detect_emptyings
-from rules.routing.plan import haversine_m
+from rules.geo import distance_matrix_m
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -90,7 +90,7 @@ def simulate_policies(lon: FloatArray, lat: FloatArray, base_per_day: FloatArray
     days = weeks * 7
     rises = base_per_day[None, :] * np.array(WEEKDAY_FACTOR)[np.arange(days) % 7][:, None] \
         * rng.uniform(0.5, 1.5, (days, base_per_day.size))
-    matrix = haversine_m(np.concatenate([[depot[0]], lon]), np.concatenate([[depot[1]], lat])) * detour_factor
+    matrix = distance_matrix_m(np.concatenate([[depot[0]], lon]), np.concatenate([[depot[1]], lat])) * detour_factor
     interval = np.clip(np.floor(threshold / (base_per_day * np.mean(WEEKDAY_FACTOR))), 1, 7).astype(np.int64)
     fixed = _run(rises, matrix, lambda day, fill, history: np.asarray((day - weekday) % interval == 0))
 

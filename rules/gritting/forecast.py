@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from cityops.times import parse_utc
 from rules.errors import InvalidForecast
 
 FloatArray = npt.NDArray[np.float64]
@@ -167,11 +168,9 @@ def _row(entry: Mapping[str, Any]) -> ForecastRow:
     kind, ident = given[0]
     raw_time = entry.get("valid_at", entry.get("time"))
     try:
-        valid_at = datetime.fromisoformat(str(raw_time).replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"valid_at {raw_time!r} is not an ISO 8601 time") from None
-    if valid_at.tzinfo is None:
-        raise ValueError(f"valid_at {raw_time!r} has no UTC offset (write 2026-01-05T03:00Z or +00:00)")
+        valid_at = parse_utc(raw_time)
+    except ValueError as exc:
+        raise ValueError(f"valid_at {exc}") from None
     rst = _float(entry, "rst_c", required=kind != "area")
     air = _float(entry, "air_temp_c")
     dew = _float(entry, "dew_point_c")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rules.gritting.geo import LocalProjection, bearing_deg, turn_deg
+from rules.geo import LocalProjection, bearing_deg, turn_deg
 from rules.gritting.network import Depot, RoadNetwork, Segment
 
 

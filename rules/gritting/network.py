@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rules.errors import InvalidRoadNetwork
-from rules.gritting.geo import LocalProjection, haversine_m, line_length_m
+from rules.geo import LocalProjection, haversine_m, line_length_m
 
 if TYPE_CHECKING:
     from rules.gritting.snap import SegmentLines

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from cityops.settings import GrittingSettings
 from cityops.telemetry import RoadReading
+from cityops.times import parse_utc
 from rules.errors import InvalidForecast, InvalidRoadNetwork, InvalidScenario
 from rules.gritting import decide
 from rules.gritting.assess import Assessment, MobilePoints
@@ -77,12 +78,9 @@ def load_scenario(data: Any, base: GrittingSettings | None = None) -> Scenario:
 
 def _time(value: Any, where: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidScenario(f"{value!r} is not an ISO 8601 time", field=where) from None
-    if moment.tzinfo is None:
-        raise InvalidScenario(f"{value!r} has no UTC offset (write ...Z or +00:00)", field=where)
-    return moment
+        return parse_utc(value)
+    except ValueError as exc:
+        raise InvalidScenario(str(exc), field=where) from None
 
 
 def _settings(values: Any, base: GrittingSettings) -> GrittingSettings:

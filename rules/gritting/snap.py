@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from rules.gritting.geo import LocalProjection, angle_between, bearing_deg
+from rules.geo import LocalProjection, angle_between, bearing_deg
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -25,11 +25,11 @@ import numpy.typing as npt
 import pyvrp
 
 from rules.errors import RoutingError
+from rules.geo import distance_matrix_m
 from rules.routing import solver
 
 log = logging.getLogger("rules.routing.plan")
 
-EARTH_RADIUS_M = 6_371_008.8
 MUST_EMPTY_PRIZE_M = 1_000_000    # a must-empty bin, when they do not all fit: worth any detour
 
 
@@ -130,15 +130,6 @@ class CollectionPlan:
         return [s.device_id for r in self.routes for s in r.stops]
 
 
-def haversine_m(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Great-circle distance matrix (metres) between all points."""
-    lam, phi = np.radians(np.asarray(lon, dtype=np.float64)), np.radians(np.asarray(lat, dtype=np.float64))
-    dphi = phi[:, None] - phi[None, :]
-    dlam = lam[:, None] - lam[None, :]
-    a = np.sin(dphi / 2) ** 2 + np.cos(phi[:, None]) * np.cos(phi[None, :]) * np.sin(dlam / 2) ** 2
-    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
-
-
 def plan_collection(bins: list[PlanBin], fleet: Fleet, *, seed: int = 0, time_limit_s: float = 30.0,
                     max_iterations: int | None = 2_000) -> CollectionPlan:
     _check_bins(bins, fleet)
@@ -146,7 +137,7 @@ def plan_collection(bins: list[PlanBin], fleet: Fleet, *, seed: int = 0, time_li
         return CollectionPlan([], [], [], True, 0, 0.0, ["no bins to plan"])
     lon = np.array([fleet.depot_lon, *(b.lon for b in bins)])
     lat = np.array([fleet.depot_lat, *(b.lat for b in bins)])
-    distance = np.rint(haversine_m(lon, lat) * fleet.detour_factor).astype(np.int64)
+    distance = np.rint(distance_matrix_m(lon, lat) * fleet.detour_factor).astype(np.int64)
     duration = np.rint(distance / (fleet.speed_kmh / 3.6)).astype(np.int64)
     _check_reachable(bins, fleet, duration)
     result = solver.solve(_problem(bins, fleet, distance, duration), seed=seed, time_limit_s=time_limit_s,

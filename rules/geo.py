@@ -1,4 +1,5 @@
-"""Lon/lat to local metres and back, lengths and bearings.
+"""Geodesy for the whole platform: great-circle distances (one Earth radius), lon/lat to local
+metres and back, lengths and bearings.
 
 A council's network spans tens of kilometres, so an equirectangular projection around a
 reference latitude is good to well under 1 % (and every distance here is compared with
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-EARTH_RADIUS_M = 6_371_008.8
+EARTH_RADIUS_M = 6_371_008.8  # the IUGG mean radius (R1), metres
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -79,3 +80,12 @@ def angle_between(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
 def turn_deg(heading_in: float, heading_out: float) -> float:
     """Signed turn from one heading to the next: positive right, negative left, -180..180."""
     return (heading_out - heading_in + 180.0) % 360.0 - 180.0
+
+
+def distance_matrix_m(lon: npt.ArrayLike, lat: npt.ArrayLike) -> FloatArray:
+    """Great-circle distances (metres) between every pair of points: row i, column j."""
+    lam, phi = np.radians(np.asarray(lon, dtype=np.float64)), np.radians(np.asarray(lat, dtype=np.float64))
+    dphi = phi[:, None] - phi[None, :]
+    dlam = lam[:, None] - lam[None, :]
+    a = np.sin(dphi / 2) ** 2 + np.cos(phi[:, None]) * np.cos(phi[None, :]) * np.sin(dlam / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64)
