@@ -33,24 +33,12 @@ from democity.accounts import read_device_secrets
 from democity.story import Pace, StoryClock, StoryWeather, Timeline
 from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town
 from firmware.agent import Agent, AgentSpec
-from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
-from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource, Sampler
+from firmware.sampler import Sampler
 from firmware.sender import SendPolicy
 from firmware.spool import READING_TYPES, Spool
 from simulation.bins import BinSim, BinSpec
-from simulation.drivers import (
-    SimBattery,
-    SimBinTemperature,
-    SimBinTilt,
-    SimGPS,
-    SimGritterSurface,
-    SimHomeClimate,
-    SimRoadAir,
-    SimRoadState,
-    SimRoadSurface,
-    sim_ultrasonic,
-)
+from simulation.fleet import AgentTemplate, bin_agent, gritter_agent, home_agent, road_agent
 from simulation.gritter import GritterSim, Route
 from simulation.homes import COLD_DAMP, TYPICAL, WARM_DRY, HomeSim
 from simulation.roads import RoadSim, RoadSite
@@ -58,25 +46,18 @@ from simulation.seeds import rng_for
 
 log = logging.getLogger("democity.fleet")
 
-GRITTER_INTERVAL_S = 60
 PROGRESS_EVERY_S = 1.0
 MAX_DEVICES_PER_PROCESS = 130
 
 
-def _spec(device_id: str, source: ReadingSource, clock: StoryClock, mqtt: MqttOptions, spool_dir: Path, key: str,
-          rate: float, *, battery: Driver[Battery] | None = None, interval_s: int | None = None) -> AgentSpec:
-    return AgentSpec(device_id=device_id, source=source, clock=clock, mqtt=mqtt,
-                     spool_path=spool_dir / f"{device_id}.sqlite3", spool_durable=False, drivers_block=False,
-                     send=SendPolicy(batch_max=500, messages_per_s=rate, replay_jitter_s=0.0),
-                     backoff=Backoff(initial_s=0.2, max_s=3.0, refused_min_s=3.0),
-                     seed=rng_for(key, "link").randrange(2**32), battery=battery, interval_s=interval_s)
-
-
 def build_agents(town: Town, pace: Pace, mqtt: MqttOptions, spool_dir: Path, *, rate: float = 1.0) -> list[AgentSpec]:
-    """One agent spec per device of the town, deterministic under the town's seed."""
+    """One agent spec per device of the town, deterministic under the town's seed, built by
+    the simulator's own builders (simulation/fleet.py) from the town's places."""
     timeline = pace.timeline
     weather = StoryWeather.for_timeline(timeline)
     start = timeline.start
+    t = AgentTemplate(mqtt, spool_dir, SendPolicy(batch_max=500, messages_per_s=rate, replay_jitter_s=0.0),
+                      Backoff(initial_s=0.2, max_s=3.0, refused_min_s=3.0))
     specs: list[AgentSpec] = []
     for index, home in enumerate(town.homes):
         key = f"{town.seed}/home/{home.device_id}"
@@ -84,39 +65,20 @@ def build_agents(town: Town, pace: Pace, mqtt: MqttOptions, spool_dir: Path, *, 
         profile = COLD_DAMP if home.damp else (TYPICAL, WARM_DRY)[index % 2]
         sim = HomeSim(profile, weather, rng_for(key, "life"), start, temp_c=rng.uniform(14.0, 19.0),
                       ah_g_m3=rng.uniform(6.0, 8.0))
-        clock = StoryClock(pace)
-        specs.append(_spec(home.device_id, FrogSource(SimHomeClimate(f"{home.device_id}/sht31", sim, clock, rng)),
-                           clock, mqtt, spool_dir, key, rate))
+        specs.append(home_agent(t, home.device_id, sim, StoryClock(pace), rng, key))
     for sensor in town.road_sensors:
         key = f"{town.seed}/road/{sensor.device_id}"
-        rng = rng_for(key)
         road = RoadSim(RoadSite(sensor.segment_id, sensor.offset_c, sensor.bridge), weather, start)
-        clock = StoryClock(pace)
-        source: ReadingSource = RoadSource(
-            SimRoadSurface(f"{sensor.device_id}/ds18b20", road, clock, rng),
-            air=SimRoadAir(f"{sensor.device_id}/sht31", road, clock, rng),
-            state=SimRoadState(f"{sensor.device_id}/surface-state", road, clock))
-        specs.append(_spec(sensor.device_id, source, clock, mqtt, spool_dir, key, rate))
+        specs.append(road_agent(t, sensor.device_id, road, StoryClock(pace), rng_for(key), key))
     for b in town.bins:
         key = f"{town.seed}/bin/{b.device_id}"
-        rng = rng_for(key)
         bin_spec = BinSpec(sensor_height_mm=BIN_HEIGHT_MM, depth_mm=BIN_DEPTH_MM, base_fill_per_day=b.fill_per_day,
                            collection_weekday=b.collection_weekday)
-        bin_sim = BinSim(bin_spec, weather, rng_for(key, "life"), start, fill=rng.uniform(0.0, 0.4))
-        clock = StoryClock(pace)
-        source = BinSource(sim_ultrasonic(f"{b.device_id}/jsn-sr04t", bin_sim, clock),
-                           temperature=SimBinTemperature(f"{b.device_id}/ds18b20", bin_sim, clock),
-                           tilt=SimBinTilt(f"{b.device_id}/tilt", bin_sim, clock),
-                           geometry=BinGeometry(BIN_HEIGHT_MM, BIN_DEPTH_MM))
-        specs.append(_spec(b.device_id, source, clock, mqtt, spool_dir, key, rate,
-                           battery=SimBattery(f"{b.device_id}/battery", clock)))
+        bin_sim = BinSim(bin_spec, weather, rng_for(key, "life"), start, fill=rng_for(key).uniform(0.0, 0.4))
+        specs.append(bin_agent(t, b.device_id, bin_sim, StoryClock(pace), key))
     key = f"{town.seed}/gritter/{town.gritter_id}"
-    rng = rng_for(key)
     gritter = GritterSim(Route(points=town.gritter_loop, speed_kmh=30.0), weather, start)
-    clock = StoryClock(pace)
-    source = RoadSource(SimGritterSurface(f"{town.gritter_id}/ir-probe", gritter, clock, rng),
-                        position=SimGPS(f"{town.gritter_id}/gps", gritter, clock))
-    specs.append(_spec(town.gritter_id, source, clock, mqtt, spool_dir, key, rate, interval_s=GRITTER_INTERVAL_S))
+    specs.append(gritter_agent(t, town.gritter_id, gritter, StoryClock(pace), rng_for(key), key))
     return specs
 
 

@@ -17,12 +17,13 @@ only on the seed, the start time and the fleet's shape, never on wall-clock timi
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from firmware.agent import Agent, AgentSpec
-from firmware.clock import SimClock
+from firmware.clock import Clock, SimClock
 from firmware.drivers.base import Battery, Driver
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import BinGeometry, BinSource, FrogSource, ReadingSource, RoadSource
@@ -71,18 +72,59 @@ class FleetPlan:
         return self.homes + self.roads + self.bins + self.gritters
 
 
-def _spec(plan: FleetPlan, device_id: str, source: ReadingSource, clock: SimClock, mqtt: MqttOptions,
-          spool_dir: Path, seed: str, *, battery: Driver[Battery] | None = None,
-          interval_s: int | None = None) -> AgentSpec:
-    return AgentSpec(device_id=device_id, source=source, clock=clock, mqtt=mqtt,
-                     spool_path=spool_dir / f"{device_id}.sqlite3", spool_durable=False, drivers_block=False,
-                     send=plan.send_policy(),
-                     backoff=Backoff(initial_s=0.2, max_s=5.0, refused_min_s=5.0),
-                     seed=rng_for(seed, "link").randrange(2**32), battery=battery, interval_s=interval_s)
+@dataclass(frozen=True)
+class AgentTemplate:
+    """What every simulated agent of one fleet shares: where it connects, spools, how it
+    sends and backs off. The per-device parts are the builders' arguments."""
+
+    mqtt: MqttOptions
+    spool_dir: Path
+    send: SendPolicy
+    backoff: Backoff
+
+    def spec(self, device_id: str, source: ReadingSource, clock: Clock, key: str, *,
+             battery: Driver[Battery] | None = None, interval_s: int | None = None) -> AgentSpec:
+        return AgentSpec(device_id=device_id, source=source, clock=clock, mqtt=self.mqtt,
+                         spool_path=self.spool_dir / f"{device_id}.sqlite3", spool_durable=False,
+                         drivers_block=False, send=self.send, backoff=self.backoff,
+                         seed=rng_for(key, "link").randrange(2**32), battery=battery, interval_s=interval_s)
+
+
+# One builder per kind of device, used by `cityops agent simulate` (build_fleet) and by the
+# demo town (democity/fleet.py): the simulated physics comes in built, the drivers here.
+
+def home_agent(t: AgentTemplate, device_id: str, home: HomeSim, clock: Clock, rng: random.Random,
+               key: str) -> AgentSpec:
+    return t.spec(device_id, FrogSource(SimHomeClimate(f"{device_id}/sht31", home, clock, rng)), clock, key)
+
+
+def road_agent(t: AgentTemplate, device_id: str, road: RoadSim, clock: Clock, rng: random.Random,
+               key: str) -> AgentSpec:
+    source = RoadSource(SimRoadSurface(f"{device_id}/ds18b20", road, clock, rng),
+                        air=SimRoadAir(f"{device_id}/sht31", road, clock, rng),
+                        state=SimRoadState(f"{device_id}/surface-state", road, clock))
+    return t.spec(device_id, source, clock, key)
+
+
+def bin_agent(t: AgentTemplate, device_id: str, bin_sim: BinSim, clock: Clock, key: str) -> AgentSpec:
+    spec = bin_sim.spec
+    source = BinSource(sim_ultrasonic(f"{device_id}/jsn-sr04t", bin_sim, clock),
+                       temperature=SimBinTemperature(f"{device_id}/ds18b20", bin_sim, clock),
+                       tilt=SimBinTilt(f"{device_id}/tilt", bin_sim, clock),
+                       geometry=BinGeometry(spec.sensor_height_mm, spec.depth_mm))
+    return t.spec(device_id, source, clock, key, battery=SimBattery(f"{device_id}/battery", clock))
+
+
+def gritter_agent(t: AgentTemplate, device_id: str, gritter: GritterSim, clock: Clock, rng: random.Random,
+                  key: str) -> AgentSpec:
+    source = RoadSource(SimGritterSurface(f"{device_id}/ir-probe", gritter, clock, rng),
+                        position=SimGPS(f"{device_id}/gps", gritter, clock))
+    return t.spec(device_id, source, clock, key, interval_s=GRITTER_INTERVAL_S)
 
 
 def build_fleet(plan: FleetPlan, mqtt: MqttOptions, spool_dir: Path) -> list[AgentSpec]:
     weather = Weather.seeded(plan.seed)
+    t = AgentTemplate(mqtt, spool_dir, plan.send_policy(), Backoff(initial_s=0.2, max_s=5.0, refused_min_s=5.0))
     specs: list[AgentSpec] = []
 
     def clock() -> SimClock:
@@ -93,41 +135,23 @@ def build_fleet(plan: FleetPlan, mqtt: MqttOptions, spool_dir: Path) -> list[Age
         rng = rng_for(key)
         home = HomeSim(PROFILES[i % len(PROFILES)], weather, rng_for(key, "life"), plan.start,
                        temp_c=rng.uniform(14.0, 19.0), ah_g_m3=rng.uniform(6.0, 8.0))
-        device = f"{plan.prefix}home-{i:03d}"
-        specs.append(_spec(plan, device, FrogSource(SimHomeClimate(f"{device}/sht31", home, c, rng)),
-                           c, mqtt, spool_dir, key))
+        specs.append(home_agent(t, f"{plan.prefix}home-{i:03d}", home, c, rng, key))
     for i in range(plan.roads):
         key, c = f"{plan.seed}/road/{i}", clock()
         rng = rng_for(key)
         site = RoadSite(f"site-{i}", offset_c=round(rng.uniform(-2.5, 2.0), 2), bridge=i % 4 == 3)
-        road = RoadSim(site, weather, plan.start)
-        device = f"{plan.prefix}road-{i:03d}"
-        source: ReadingSource = RoadSource(SimRoadSurface(f"{device}/ds18b20", road, c, rng),
-                                           air=SimRoadAir(f"{device}/sht31", road, c, rng),
-                                           state=SimRoadState(f"{device}/surface-state", road, c))
-        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key))
+        specs.append(road_agent(t, f"{plan.prefix}road-{i:03d}", RoadSim(site, weather, plan.start), c, rng, key))
     for i in range(plan.bins):
         key, c = f"{plan.seed}/bin/{i}", clock()
         rng = rng_for(key)
         bin_spec = BinSpec(collection_weekday=i % 5, base_fill_per_day=rng.uniform(0.12, 0.4))
-        bin_sim = BinSim(bin_spec, weather, rng_for(key, "life"), plan.start,
-                         fill=rng.uniform(0, 0.5))
-        device = f"{plan.prefix}bin-{i:03d}"
-        source = BinSource(sim_ultrasonic(f"{device}/jsn-sr04t", bin_sim, c),
-                           temperature=SimBinTemperature(f"{device}/ds18b20", bin_sim, c),
-                           tilt=SimBinTilt(f"{device}/tilt", bin_sim, c),
-                           geometry=BinGeometry(bin_spec.sensor_height_mm, bin_spec.depth_mm))
-        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key,
-                           battery=SimBattery(f"{device}/battery", c)))
+        bin_sim = BinSim(bin_spec, weather, rng_for(key, "life"), plan.start, fill=rng.uniform(0, 0.5))
+        specs.append(bin_agent(t, f"{plan.prefix}bin-{i:03d}", bin_sim, c, key))
     for i in range(plan.gritters):
         key, c = f"{plan.seed}/gritter/{i}", clock()
         rng = rng_for(key)
-        gritter = GritterSim(Route(speed_kmh=rng.uniform(30, 40)), weather,
-                             plan.start + timedelta(minutes=5 * i))
-        device = f"{plan.prefix}gritter-{i:03d}"
-        source = RoadSource(SimGritterSurface(f"{device}/ir-probe", gritter, c, rng),
-                            position=SimGPS(f"{device}/gps", gritter, c))
-        specs.append(_spec(plan, device, source, c, mqtt, spool_dir, key, interval_s=GRITTER_INTERVAL_S))
+        gritter = GritterSim(Route(speed_kmh=rng.uniform(30, 40)), weather, plan.start + timedelta(minutes=5 * i))
+        specs.append(gritter_agent(t, f"{plan.prefix}gritter-{i:03d}", gritter, c, rng, key))
     return specs
 
 
