@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulation.bins import BinSpec
 from rules.bins.fill import (
     BinCalibration,
     compensate_temperature,
@@ -15,8 +14,9 @@ from rules.bins.fill import (
     fill_from_pings,
     rolling_fill,
 )
-from simulation.synthetic.bins import simulate_bin
 from rules.errors import InvalidBinSetup
+from simulation.bins import BinSpec
+from simulation.synthetic.bins import simulate_bin
 
 # JSN-SR04T (blind zone 250 mm) 1300 mm above the bottom of a 1000 mm bin: full is 300 mm away
 JSN = BinCalibration.for_sensor(1300, 1000, "jsn-sr04t", "bin-1")

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from simulation.bins import BinSpec
 from rules.bins.fill import BinCalibration, rolling_fill
 from rules.bins.forecast import (
     DEFAULT_PROFILE,
@@ -14,6 +13,7 @@ from rules.bins.forecast import (
     forecast_bin,
     learn_weekday_profile,
 )
+from simulation.bins import BinSpec
 from simulation.synthetic.bins import BinHistory, simulate_bin
 
 START = datetime(2026, 1, 5, tzinfo=UTC)     # a Monday

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from simulation.bins import BinSpec
 from rules.bins.fill import BinCalibration, rolling_fill
 from rules.bins.insight import bin_usage, simulate_policies
+from simulation.bins import BinSpec
 from simulation.synthetic.bins import simulate_bin
 
 START = datetime(2026, 1, 5, tzinfo=UTC)

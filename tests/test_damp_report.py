@@ -8,9 +8,9 @@ import numpy as np
 import shapely
 
 from rules.damp import council, mould, report, risk
-from simulation.synthetic import damp as synthetic
 from rules.damp.council import HomeRisk
 from rules.damp.risk import HomeInputs
+from simulation.synthetic import damp as synthetic
 
 
 def damp_home_evidence(reported_on: date | None) -> tuple[report.EvidenceInput, int]:

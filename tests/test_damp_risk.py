@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from rules.damp import mould, risk
-from simulation.synthetic import damp as synthetic
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import HomeInputs
+from simulation.synthetic import damp as synthetic
 from simulation.synthetic.damp import DAMP_COLD_HOME, DRY_WARM_HOME, Climate
 
 DAYS = 37

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from rules.damp import mould, risk
-from simulation.synthetic import damp as synthetic
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import HomeInputs
 from rules.damp.rolling import HourInput, RollingDamp
+from simulation.synthetic import damp as synthetic
 from simulation.synthetic.damp import DAMP_COLD_HOME, DRY_WARM_HOME, Climate
 
 
