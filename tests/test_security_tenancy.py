@@ -132,7 +132,7 @@ async def test_a_new_tenancy_hides_the_previous_one_both_ways(base_url: str, db:
     home = await stored_home(db, unique)
     old = await make_user(db, Role.HOUSEHOLDER, household_id=home.household, member_since=home.readings[0])
     operator = await make_user(db, Role.OPERATOR)
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         old_session = await session_of(db, old)
         staff = await session_of(db, operator)
         now = datetime.now(UTC)
@@ -227,7 +227,7 @@ async def test_the_evidence_report_covers_only_the_tenants_period(base_url: str,
     home = await stored_home(db, unique)
     await make_user(db, Role.HOUSEHOLDER, household_id=home.household, member_since=home.readings[0])
     operator = await make_user(db, Role.OPERATOR)
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         staff = await session_of(db, operator)
         invited = await http.post("/invitations", json={"household_id": home.household}, headers=staff)
         joined = await http.post("/auth/invitations/accept", json={
@@ -259,7 +259,7 @@ async def test_an_unused_link_of_the_old_tenancy_is_withdrawn_by_the_next(base_u
     """The old tenant kept a link they never used: once the next tenancy's link is issued, it is dead."""
     home = await stored_home(db, unique)
     operator = await make_user(db, Role.OPERATOR)
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         staff = await session_of(db, operator)
         kept = (await http.post("/invitations", json={"household_id": home.household}, headers=staff)).json()
         flatmate = (await http.post("/invitations", json={"household_id": home.household, "new_tenancy": False},
@@ -280,7 +280,7 @@ async def test_a_flatmate_joins_without_ending_the_tenancy(base_url: str, db: Da
     home = await stored_home(db, unique)
     tenant = await make_user(db, Role.HOUSEHOLDER, household_id=home.household, member_since=home.readings[0])
     operator = await make_user(db, Role.OPERATOR)
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         staff = await session_of(db, operator)
         link = (await http.post("/invitations", json={"household_id": home.household, "new_tenancy": False},
                                 headers=staff)).json()
@@ -299,7 +299,7 @@ async def test_an_operator_ends_a_membership_with_a_reason(base_url: str, db: Da
     feed: int = await db.fetchval("INSERT INTO alert_subscriptions (user_id, role, channel, household_id) "
                                   "VALUES ($1, 'householder', 'feed', $2) RETURNING subscription_id",
                                   tenant.user_id, home.household)
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         staff, session = await session_of(db, operator), await session_of(db, tenant)
         assert (await visible(http, home, session))["history"] == len(home.readings)
         refused = await http.post(f"/users/{tenant.user_id}/end-tenancy", json={"reason": "  "}, headers=staff)
