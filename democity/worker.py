@@ -33,9 +33,11 @@ from cityops.settings import Settings, get_settings
 from cityops.storage import Database
 from democity.fleet import write_json
 from democity.seed import PREFIX
+from pipelines.bins import store as bins_store
 from pipelines.bins.pipeline import BinsRunSettings, run_bins
 from pipelines.damp.pipeline import run_damp
-from pipelines.gritting.pipeline import latest_run, run_gritting
+from pipelines.gritting import store as gritting_store
+from pipelines.gritting.pipeline import run_gritting
 from pipelines.open_data.pipeline import publish_snapshots
 
 log = logging.getLogger("democity.worker")
@@ -152,6 +154,7 @@ async def assign_jobs(db: Database) -> int:
     """The operator's part: routes to send and the shift's bin plan, to the demo crews."""
     from ops_api.errors import ApiError
     from ops_api.queries import jobs
+    from ops_api.queries.gritting import open_jobs
 
     users = {r["username"]: r["user_id"] for r in await db.fetch(
         "SELECT username, user_id FROM users WHERE username = ANY($1)",
@@ -160,25 +163,23 @@ async def assign_jobs(db: Database) -> int:
     if operator is None or gritting is None or waste is None:
         return 0
     made = 0
-    run = await latest_run(db)
-    routes = [] if run is None else await db.fetch(
-        "SELECT d.route_id FROM gritting_route_decisions d JOIN gritting_plans p USING (run_id, route_id) "
-        "WHERE d.run_id = $1 AND d.send AND d.route_id LIKE $2 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE "
-        "j.route_id = d.route_id AND j.kind = 'gritting' AND j.state <> 'completed') ORDER BY d.route_id",
-        run["run_id"], f"{PREFIX}%")
-    for route in routes:
+    run = await gritting_store.latest_run(db)
+    planned = [] if run is None else await gritting_store.planned_sends(db, run["run_id"], f"{PREFIX}%")
+    busy = await open_jobs(db, planned)
+    for route_id in planned:
+        if route_id in busy:
+            continue
         with contextlib.suppress(ApiError):
-            await jobs.assign_gritting(db, route["route_id"], gritting, operator)
+            await jobs.assign_gritting(db, route_id, gritting, operator)
             made += 1
     plan = await db.fetchrow(
         "SELECT p.plan_id, p.shift_start FROM bin_plans p WHERE p.depot_id LIKE $1 AND NOT EXISTS (SELECT 1 FROM "
         "jobs j JOIN bin_plans q ON q.plan_id = j.plan_id WHERE q.depot_id = p.depot_id AND "
         "q.shift_start = p.shift_start) ORDER BY p.plan_id DESC LIMIT 1", f"{PREFIX}%")
     if plan is not None:
-        for truck in await db.fetch("SELECT DISTINCT truck FROM bin_plan_stops WHERE plan_id = $1 ORDER BY truck",
-                                    plan["plan_id"]):
+        for truck in await bins_store.plan_trucks(db, plan["plan_id"]):
             with contextlib.suppress(ApiError):
-                await jobs.assign_bins(db, plan["plan_id"], truck["truck"], waste, operator)
+                await jobs.assign_bins(db, plan["plan_id"], truck, waste, operator)
                 made += 1
     return made
 

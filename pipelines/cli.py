@@ -1,4 +1,4 @@
-"""`cityops rules ...`: dew point by hand, and the rules runner.
+"""`cityops rules ...`: dew point by hand, and the pipelines run once or every N minutes.
 
     cityops rules dewpoint T RH          dew point and frost point for one reading
     cityops rules run --damp             assess every frog box once (--every N: every N minutes)
@@ -34,12 +34,13 @@ from pipelines.damp.pipeline import (
     load_evidence,
     run_damp,
 )
+from pipelines.errors import InvalidRunRequest, NothingPublished
 from pipelines.gritting.pipeline import run_gritting
-from pipelines.open_data.pipeline import COLUMNS, load_snapshot, publish_snapshots
+from pipelines.open_data.pipeline import COLUMNS, publish_snapshots
+from pipelines.open_data.store import load_snapshot
 from rules import psychro
 from rules.damp import report
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
-from rules.errors import RulesError
 
 log = logging.getLogger("pipelines.cli")
 
@@ -125,7 +126,7 @@ async def run_dewpoint(args: argparse.Namespace, settings: Settings) -> int:
 def last_days(days: int) -> tuple[datetime, datetime]:
     """The period from `days` days ago to now."""
     if days <= 0:
-        raise RulesError("--days must be positive")
+        raise InvalidRunRequest("--days must be positive")
     end = datetime.now(UTC)
     return end - timedelta(days=days), end
 
@@ -162,7 +163,7 @@ async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
         snapshot = await load_snapshot(db)
     if snapshot is None:
-        raise RulesError("no damp statistics published yet", hint="cityops rules run --damp publishes each week")
+        raise NothingPublished("no damp statistics published yet")
     print(f"# week of {snapshot.period_start.date()}, computed {snapshot.computed_at:%Y-%m-%d %H:%M} UTC",
           file=sys.stderr)
     writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS)
@@ -174,9 +175,10 @@ async def run_areas(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.damp or args.bins or args.gritting):
-        raise RulesError("say which rules to run", hint="cityops rules run --damp, --bins, --gritting, or several")
+        raise InvalidRunRequest("say which rules to run",
+                                hint="cityops rules run --damp, --bins, --gritting, or several")
     if args.every is not None and args.every <= 0:
-        raise RulesError("--every must be a positive number of minutes")
+        raise InvalidRunRequest("--every must be a positive number of minutes")
     run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
                                    outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
     bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)

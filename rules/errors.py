@@ -18,7 +18,6 @@
                +-- InvalidRateMatrix   a spread-rate matrix (a council's JSON) that cannot be used
                +-- InvalidScenario     a `roads decide` scenario file that cannot be run (names the field)
                +-- DecisionLogError    an officer's acknowledgement or override, or a log period, refused
-                    +-- RouteDecisionNotFound  no such run, or that run decided nothing for the route
 
 Each carries fields (`quantity`, `value`, `setting`) besides its text, and `hint`.
 """
@@ -135,10 +134,6 @@ class DecisionLogError(GrittingError):
     def __init__(self, message: str, *, field: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.field = field
-
-
-class RouteDecisionNotFound(DecisionLogError):
-    hint = "`cityops roads log --from DATE --to DATE` lists the runs and their routes"
 
 
 class InvalidRateMatrix(GrittingError):

@@ -19,9 +19,9 @@ from pipelines.damp.pipeline import (
     load_evidence,
     run_damp,
 )
+from pipelines.errors import NoFrogBox
 from rules.damp import report
 from rules.damp.diary import Activity, DiaryEntry
-from rules.errors import RulesError
 from simulation.synthetic import damp as synthetic
 
 NOW = datetime(2026, 2, 10, 12, 7, tzinfo=UTC)
@@ -144,7 +144,7 @@ async def test_evidence_report_and_area_statistics_from_the_database(
     assert {level for _, level in evidence.daily_levels} == {"high"}
     page = report.evidence_report(evidence)
     assert ids["damp"] in page and "by Mon 16 Feb 2026" in page   # 10 working days after Mon 2 Feb
-    with pytest.raises(RulesError, match="no active frog box"):
+    with pytest.raises(NoFrogBox, match="no active frog box"):
         await load_evidence(db, f"{unique}-nobody", NOW - timedelta(days=7), NOW)
 
     parser = argparse.ArgumentParser()

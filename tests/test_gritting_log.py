@@ -21,10 +21,11 @@ from cityops.storage import Database
 from cityops_cli import main as cli
 from ops_api.accounts.sessions import open_session
 from ops_api.deps import Role
+from pipelines.errors import RouteDecisionNotFound
 from pipelines.gritting.log import parse_period, read_log, record_entry
 from pipelines.gritting.log_cli import CSV_COLUMNS
 from pipelines.gritting.pipeline import run_gritting
-from rules.errors import DecisionLogError, RouteDecisionNotFound
+from rules.errors import DecisionLogError
 from tests.api_helpers import api_client, login_as, make_user
 from tests.resources_helpers import GRIT_NOW, World
 

@@ -17,7 +17,8 @@ from cityops.storage.devices import RegisteredDevice
 from cityops.telemetry import RoadBatch, RoadReading, decode_batch, encode_batch, reading_problem, telemetry_topic
 from ingest.accept import Incoming, decode, judge
 from pipelines.gritting.cli import run_forecast_import, run_import, run_show
-from pipelines.gritting.pipeline import load_network, run_gritting, save_forecast, save_network
+from pipelines.gritting.pipeline import run_gritting, save_forecast, save_network
+from pipelines.gritting.store import load_network
 from rules.errors import InvalidForecast, InvalidRoadNetwork
 from rules.gritting.forecast import ForecastRow
 from rules.gritting.network import RoadNetwork, Segment, parse_network

@@ -1,5 +1,6 @@
 """Bins as the API shows them: the latest priority per bin (with when a crew last emptied it)
-and collection plans per truck, with each truck's GeoJSON."""
+and collection plans per truck, with each truck's GeoJSON. The SQL is the bins store's
+(pipelines.bins.store); this module shapes it for JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import asyncpg
 from cityops.storage import Database
 from ops_api.errors import NotFound
 from ops_api.queries.gritting import plain
+from pipelines.bins import store
 
 
 def finite(value: float | None) -> float | None:
@@ -22,15 +24,7 @@ def finite(value: float | None) -> float | None:
 
 async def priorities(db: Database, depot_id: str | None = None, mandatory_only: bool = False
                      ) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT p.device_id, p.data_until, p.computed_at, p.status, p.fill, "
-        "p.hours_to_threshold, p.hours_low, p.hours_high, p.overflow_risk, p.score, p.mandatory, p.reasons, "
-        "d.lon, d.lat, coalesce(s.bin_type, 'general') AS bin_type, s.depot_id, "
-        "(SELECT max(c.collected_at) FROM bin_collections c WHERE c.device_id = p.device_id) AS last_collected_at "
-        "FROM bin_priorities p JOIN devices d ON d.device_id = p.device_id AND d.status = 'active' "
-        "LEFT JOIN bin_settings s ON s.device_id = p.device_id "
-        "WHERE p.data_until = (SELECT max(data_until) FROM bin_priorities) "   # each run rates every active bin
-        "AND ($1::text IS NULL OR s.depot_id = $1)", depot_id)
+    rows = await store.latest_priorities(db, depot_id)
     out = []
     for r in rows:
         if mandatory_only and not r["mandatory"]:
@@ -56,39 +50,29 @@ def _trucks(geojson: list[dict[str, Any]], stops: list[asyncpg.Record]) -> list[
             for truck in sorted(set(by_truck) | set(shapes))]
 
 
-async def plan_stops(db: Database, plan_id: int, truck: int | None = None) -> list[asyncpg.Record]:
-    return await db.fetch(
-        "SELECT s.plan_id, s.truck, s.seq, s.device_id, s.arrive, s.depart, s.trip, s.load_after_l, d.lon, d.lat "
-        "FROM bin_plan_stops s LEFT JOIN devices d USING (device_id) WHERE s.plan_id = $1 "
-        "AND ($2::int IS NULL OR s.truck = $2) ORDER BY s.truck, s.seq", plan_id, truck)
-
-
 async def plan(db: Database, plan_id: int) -> dict[str, Any]:
-    row = await db.fetchrow("SELECT * FROM bin_plans WHERE plan_id = $1", plan_id)
+    row = await store.plan(db, plan_id)
     if row is None:
         raise NotFound(f"no bin collection plan {plan_id}")
     body = plain(row, skip=("geojson",))
-    body["trucks"] = _trucks(json.loads(row["geojson"]), await plan_stops(db, plan_id))
+    body["trucks"] = _trucks(json.loads(row["geojson"]), await store.plan_stops(db, plan_id))
     return body
 
 
 async def plans_on(db: Database, day: date, depot_id: str | None = None) -> list[dict[str, Any]]:
     """Each depot's latest plan for a shift starting on `day` (UTC)."""
     start = datetime.combine(day, time(0), tzinfo=UTC)
-    rows = await db.fetch(
-        "SELECT DISTINCT ON (depot_id) plan_id FROM bin_plans WHERE shift_start >= $1 AND shift_start < $2 "
-        "AND ($3::text IS NULL OR depot_id = $3) ORDER BY depot_id, plan_id DESC",
-        start, start + timedelta(days=1), depot_id)
-    return [await plan(db, r["plan_id"]) for r in rows]
+    return [await plan(db, plan_id) for plan_id in await store.plan_ids_on(db, start, start + timedelta(days=1),
+                                                                           depot_id)]
 
 
 async def truck_of(db: Database, plan_id: int, truck: int) -> tuple[asyncpg.Record, dict[str, Any] | None,
                                                                       list[asyncpg.Record]]:
     """A plan's row, one truck's GeoJSON and its stops; NotFound for an unknown plan or truck."""
-    row = await db.fetchrow("SELECT * FROM bin_plans WHERE plan_id = $1", plan_id)
+    row = await store.plan(db, plan_id)
     if row is None:
         raise NotFound(f"no bin collection plan {plan_id}")
-    stops = await plan_stops(db, plan_id, truck)
+    stops = await store.plan_stops(db, plan_id, truck)
     found = [t for t in _trucks(json.loads(row["geojson"]), stops) if t["truck"] == truck]
     if not found:
         raise NotFound(f"plan {plan_id} has no truck {truck}")

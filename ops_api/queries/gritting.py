@@ -1,6 +1,7 @@
 """The latest gritting run as the API shows it: decisions per segment, routes to send (with
 when each was last treated by a crew), and each route's plan (GeoJSON and crew steps); and
-the decision log (pipelines.gritting.log): a period's runs, and the duty officer's entries."""
+the decision log (pipelines.gritting.log): a period's runs, and the duty officer's entries.
+The SQL is the gritting store's (pipelines.gritting.store); this module shapes it for JSON."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import asyncpg
 from cityops.storage import Database
 from ops_api.accounts.roles import User
 from ops_api.errors import InvalidRequest, NotFound
+from pipelines.errors import RouteDecisionNotFound
+from pipelines.gritting import store
 from pipelines.gritting.log import RunLog, parse_period, read_log, record_entry
-from pipelines.gritting.pipeline import latest_run, route_decisions, segment_decisions
-from rules.errors import DecisionLogError, RouteDecisionNotFound
+from rules.errors import DecisionLogError
 
 ACTIONS = ("treat", "monitor", "none")
 MAX_LOG_PERIOD = timedelta(days=31)     # longer: `cityops roads log --csv`
@@ -38,7 +40,7 @@ def plain(row: asyncpg.Record | dict[str, Any], skip: tuple[str, ...] = ()) -> d
 
 
 async def latest(db: Database) -> asyncpg.Record:
-    run = await latest_run(db)
+    run = await store.latest_run(db)
     if run is None:
         raise NotFound("no gritting run yet", hint="the rules service runs it: cityops rules run --gritting")
     return run
@@ -46,15 +48,13 @@ async def latest(db: Database) -> asyncpg.Record:
 
 async def run_summary(db: Database) -> dict[str, Any]:
     run = await latest(db)
-    counts = {r["action"]: r["n"] for r in await db.fetch(
-        "SELECT action, count(*) AS n FROM gritting_segment_decisions WHERE run_id = $1 GROUP BY action",
-        run["run_id"])}
+    counts = await store.segment_action_counts(db, run["run_id"])
     return {**plain(run, skip=("inputs",)), "segments": {a: counts.get(a, 0) for a in ACTIONS}}
 
 
 async def segments(db: Database, route_id: str | None, actions: list[str]) -> dict[str, Any]:
     run = await latest(db)
-    rows = await segment_decisions(db, run["run_id"], route_id, actions)
+    rows = await store.segment_decisions(db, run["run_id"], route_id, actions)
     return {"run_id": run["run_id"], "as_of": run["as_of"].isoformat(), "segments": [plain(r) for r in rows]}
 
 
@@ -73,11 +73,9 @@ async def open_jobs(db: Database, route_ids: list[str]) -> dict[str, asyncpg.Rec
 async def routes(db: Database, send_only: bool = False) -> dict[str, Any]:
     """The latest run's route decisions, with the plan's id, the last treatment and any open job."""
     run = await latest(db)
-    rows = [r for r in await route_decisions(db, run["run_id"]) if r["send"] or not send_only]
+    rows = [r for r in await store.route_decisions(db, run["run_id"]) if r["send"] or not send_only]
     ids = [r["route_id"] for r in rows]
-    plan_ids = {r["route_id"]: r["plan_id"] for r in await db.fetch(
-        "SELECT route_id, max(plan_id) AS plan_id FROM gritting_plans WHERE run_id = $1 GROUP BY route_id",
-        run["run_id"])}
+    plan_ids = await store.plan_ids(db, run["run_id"])
     treated = await last_treatments(db, ids)
     jobs = await open_jobs(db, ids)
     out = []
@@ -95,12 +93,7 @@ async def routes(db: Database, send_only: bool = False) -> dict[str, Any]:
 
 async def route_plan(db: Database, route_id: str, run_id: int | None = None) -> dict[str, Any]:
     """A route's plan from the given run (default: the latest run that planned it)."""
-    row = await db.fetchrow(
-        "SELECT p.*, r.name, d.send, d.reason, d.freeze_at, d.latest_start, d.salt_kg, d.treat_km, d.duration_min "
-        "FROM gritting_plans p LEFT JOIN gritting_routes r USING (route_id) "
-        "LEFT JOIN gritting_route_decisions d ON d.run_id = p.run_id AND d.route_id = p.route_id "
-        "WHERE p.route_id = $1 AND ($2::bigint IS NULL OR p.run_id = $2) ORDER BY p.plan_id DESC LIMIT 1",
-        route_id, run_id)
+    row = await store.route_plan(db, route_id, run_id)
     if row is None:
         raise NotFound(f"no plan for gritting route {route_id!r}",
                        hint="a plan is made when a run decides to send the route (GET /gritting/routes)")

@@ -18,7 +18,9 @@ from cityops.storage import Database
 from ops_api.errors import InvalidRequest, NotFound
 from ops_api.queries.readings import Window, dew_points, series
 from ops_api.queries.scope import HouseholdView
+from pipelines.damp import store as damp_store
 from pipelines.damp.pipeline import diary_analysis, load_evidence
+from pipelines.errors import PipelineError
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp.report import LEVEL_COLOURS, evidence_report
 from rules.damp.risk import LEVELS, UNKNOWN
@@ -70,10 +72,7 @@ async def known_household(db: Database, household_id: str) -> bool:
 
 async def frog_box(db: Database, household_id: str) -> str | None:
     """The household's frog box (the first by id when there are several)."""
-    value: str | None = await db.fetchval(
-        "SELECT device_id FROM devices WHERE household_id = $1 AND kind = 'frog' AND status = 'active' "
-        "ORDER BY device_id LIMIT 1", household_id)
-    return value
+    return await damp_store.household_box(db, household_id)
 
 
 async def current_reading(db: Database, devices: list[str], since: datetime | None = None
@@ -113,11 +112,8 @@ async def latest_risk(db: Database, household_id: str, devices: list[str], since
                       ) -> dict[str, Any] | None:
     """The worst of the household's boxes' latest assessments (one index probe per box); with
     `since`, only assessments whose windows lie wholly after it."""
-    rows = await db.fetch(
-        "SELECT a.* FROM unnest($1::text[]) AS d(id) CROSS JOIN LATERAL (SELECT device_id, data_until, level, "
-        "mould_index, reasons, changes FROM damp_assessments WHERE device_id = d.id AND household_id = $2 "
-        "AND ($3::timestamptz IS NULL OR data_until >= $3) ORDER BY data_until DESC LIMIT 1) a",
-        devices, household_id, since + RISK_HISTORY if since is not None else None)
+    rows = await damp_store.latest_assessments(db, household_id, devices,
+                                               since + RISK_HISTORY if since is not None else None)
     if not rows:
         return None
     return risk_json(max(rows, key=lambda r: (_severity(r["level"]), r["mould_index"])))
@@ -169,15 +165,10 @@ def check_entry(at: datetime, activity: str, minutes: int | None, now: datetime,
     return entry
 
 
-# An entry is a tenant's when it is dated and was written within their tenancy: a previous
-# tenant's last entries (dated up to DIARY_FUTURE ahead) are not.
-_VISIBLE = "household_id = $1 AND ($2::timestamptz IS NULL OR (ts >= $2 AND created_at >= $2))"
-
-
 async def diary(db: Database, view: HouseholdView, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    rows = await db.fetch(f"SELECT id, ts, activity, minutes, note FROM damp_diary WHERE {_VISIBLE} "
-                          "AND ts >= $3 AND ts < $4 ORDER BY ts DESC, id DESC", view.household_id, view.since,
-                          start, end)
+    """The entries of the view's tenancy (an entry is a tenant's when it is dated and was written
+    within their tenancy: a previous tenant's last entries, dated up to DIARY_FUTURE ahead, are not)."""
+    rows = await damp_store.diary_entries(db, view.household_id, start, end, view.since)
     return [diary_json(r) for r in rows]
 
 
@@ -185,17 +176,13 @@ async def add_diary(db: Database, view: HouseholdView, entry: DiaryEntry, note: 
                     membership_id: int | None) -> dict[str, Any]:
     """Keep an entry, as the writer's membership's (None: staff)."""
     at = datetime.fromisoformat(str(entry.at)).replace(tzinfo=UTC)
-    row = await db.fetchrow("INSERT INTO damp_diary (household_id, ts, activity, minutes, note, membership_id) "
-                            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, ts, activity, minutes, note",
-                            view.household_id, at, entry.activity.value, entry.minutes, note, membership_id)
-    assert row is not None
+    row = await damp_store.add_diary_entry(db, view.household_id, at, entry.activity.value, entry.minutes, note,
+                                           membership_id)
     return diary_json(row)
 
 
 async def delete_diary(db: Database, view: HouseholdView, entry_id: int) -> None:
-    status = await db.execute(f"DELETE FROM damp_diary WHERE {_VISIBLE} AND id = $3", view.household_id,
-                              view.since, entry_id)
-    if status.endswith(" 0"):
+    if not await damp_store.delete_diary_entry(db, view.household_id, entry_id, view.since):
         raise NotFound(f"no diary entry {entry_id}")
 
 
@@ -208,7 +195,7 @@ async def diary_advice(db: Database, view: HouseholdView, start: datetime, end: 
                 "spikes": 0, "explained": 0, "advice": []}
     try:
         analysis = await diary_analysis(db, view.household_id, start, end)
-    except RulesError as exc:
+    except (RulesError, PipelineError) as exc:
         raise NotFound(str(exc), hint=exc.hint) from None
     explained = sum(1 for s in analysis.spikes if s.explained_by is not None)
     return {"household_id": view.household_id, "start": start.isoformat(), "end": end.isoformat(),
@@ -222,6 +209,6 @@ async def report_html(db: Database, view: HouseholdView, start: datetime, end: d
     try:
         evidence = await load_evidence(db, view.household_id, view.clip(start), end, reported_on=reported_on,
                                        not_before=view.since)
-    except RulesError as exc:
+    except (RulesError, PipelineError) as exc:
         raise NotFound(str(exc), hint=exc.hint) from None
     return evidence_report(evidence)

@@ -25,6 +25,8 @@ from ops_api.accounts.roles import Role
 from ops_api.errors import Conflict, InvalidRequest, NotFound
 from ops_api.queries import bins as bins_q
 from ops_api.queries import gritting as gritting_q
+from pipelines.bins import store as bins_store
+from pipelines.gritting import store as gritting_store
 
 CREW_ROLE = {"gritting": Role.GRITTING_CREW, "bins": Role.WASTE_CREW}
 _LIST = ("job_id, kind, title, state, route_id, run_id, gritting_plan_id, plan_id, truck, assigned_to, assigned_by, "
@@ -66,12 +68,7 @@ async def _insert(db: Database, values: dict[str, Any], taken: str) -> dict[str,
 async def assign_gritting(db: Database, route_id: str, assigned_to: str, by: str) -> dict[str, Any]:
     await _crew_member(db, assigned_to, "gritting")
     run = await gritting_q.latest(db)
-    decision = await db.fetchrow(
-        "SELECT d.decision, d.reason, r.name, (SELECT l.decision FROM gritting_decision_log l "
-        "WHERE l.run_id = d.run_id AND l.route_id = d.route_id AND l.action = 'override' "
-        "ORDER BY l.entry_id DESC LIMIT 1) AS overridden "
-        "FROM gritting_route_decisions d LEFT JOIN gritting_routes r USING (route_id) "
-        "WHERE d.run_id = $1 AND d.route_id = $2", run["run_id"], route_id)
+    decision = await gritting_store.route_decision_in_force(db, run["run_id"], route_id)
     if decision is None:
         raise InvalidRequest(f"route {route_id!r} is not in the latest gritting run ({run['run_id']})",
                              field="route_id", hint="GET /gritting/routes lists the routes")
@@ -81,8 +78,7 @@ async def assign_gritting(db: Database, route_id: str, assigned_to: str, by: str
                              f"{route_id}: {decision['reason']}", field="route_id",
                              hint=f"a duty officer who decides to send it overrides first: POST /gritting/runs/"
                                   f"{run['run_id']}/routes/{route_id}/acknowledge with override 'send' and a reason")
-    plan_id = await db.fetchval("SELECT max(plan_id) FROM gritting_plans WHERE run_id = $1 AND route_id = $2",
-                                run["run_id"], route_id)
+    plan_id = await gritting_store.plan_id(db, run["run_id"], route_id)
     if plan_id is None and not decision["overridden"]:
         raise InvalidRequest(f"run {run['run_id']} made no plan for route {route_id}", field="route_id",
                              hint="run the gritting rules with planning on (cityops rules run --gritting)")
@@ -139,8 +135,7 @@ async def detail(db: Database, row: asyncpg.Record) -> dict[str, Any]:
     job = job_json(row)
     done = row["state"] == "completed"
     if row["kind"] == "gritting":
-        plan = await db.fetchrow("SELECT geojson, instructions, distance_m, trips, feasible, notes FROM gritting_plans "
-                                 "WHERE plan_id = $1", row["gritting_plan_id"])
+        plan = await gritting_store.plan_by_id(db, row["gritting_plan_id"])
         geojson: dict[str, Any] = json.loads(plan["geojson"]) if plan else {"features": []}
         steps = gritting_q.plan_steps(json.loads(plan["instructions"])) if plan else []
         for step in steps:
@@ -193,9 +188,7 @@ async def complete(db: Database, job_id: int, by: str, note: str, skipped: list[
         if row["state"] == "completed":
             return row, False
         if row["kind"] == "bins":
-            bins = [r["device_id"] for r in await conn.fetch(
-                "SELECT device_id FROM bin_plan_stops WHERE plan_id = $1 AND truck = $2 ORDER BY seq",
-                row["plan_id"], row["truck"])]
+            bins = await bins_store.truck_bins(conn, row["plan_id"], row["truck"])
             unknown = sorted(set(skipped) - set(bins))
             if unknown:
                 raise InvalidRequest(f"not on this job: {', '.join(unknown)}", field="skipped",
@@ -207,7 +200,7 @@ async def complete(db: Database, job_id: int, by: str, note: str, skipped: list[
         else:
             if skipped:
                 raise InvalidRequest("a gritting job has no bins to skip", field="skipped")
-            plan = await conn.fetchrow("SELECT geojson FROM gritting_plans WHERE plan_id = $1", row["gritting_plan_id"])
+            plan = await gritting_store.plan_by_id(conn, row["gritting_plan_id"])
             segments, salt = gritting_q.spread_segments(json.loads(plan["geojson"]) if plan else {})
             await conn.execute(
                 "INSERT INTO gritting_treatments (route_id, treated_at, job_id, run_id, segments, salt_kg, "

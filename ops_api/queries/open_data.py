@@ -19,7 +19,10 @@ from typing import Any
 from cityops.csv_safe import safe_row
 from cityops.storage import Database
 from ops_api.queries.bins import finite
-from pipelines.open_data.pipeline import COLUMNS, Snapshot, load_snapshot, periods
+from pipelines.bins import store as bins_store
+from pipelines.gritting import store as gritting_store
+from pipelines.open_data.pipeline import COLUMNS
+from pipelines.open_data.store import Snapshot, load_snapshot, periods
 
 FULL = 0.8
 DAMP_COLUMNS = COLUMNS
@@ -56,11 +59,7 @@ ROAD_COLUMNS = ("segment_id", "name", "priority", "rst_now_c", "rst_min_c", "rst
 
 
 async def road_temperatures(db: Database) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT d.segment_id, s.name, s.priority, d.rst_now_c, d.rst_min_c, d.rst_min_at, d.frost_point_c, "
-        "d.surface_state, d.action, r.as_of, s.geometry FROM gritting_segment_decisions d "
-        "JOIN gritting_runs r USING (run_id) JOIN road_segments s USING (segment_id) "
-        "WHERE d.run_id = (SELECT max(run_id) FROM gritting_runs) ORDER BY d.segment_id")
+    rows = await gritting_store.latest_segment_temperatures(db)
     return [{"segment_id": r["segment_id"], "name": r["name"], "priority": r["priority"],
              "rst_now_c": finite(r["rst_now_c"]), "rst_min_c": finite(r["rst_min_c"]),
              "rst_min_at": r["rst_min_at"].isoformat() if r["rst_min_at"] else None,
@@ -74,12 +73,7 @@ DEPOT_COLUMNS = ("depot_id", "bins", "bins_known", "mean_fill", f"bins_over_{int
 
 
 async def bin_fill(db: Database) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT p.device_id, coalesce(s.bin_type, 'general') AS bin_type, p.fill, p.status, "
-        "p.data_until, d.lon, d.lat, coalesce(s.depot_id, (SELECT min(depot_id) FROM bin_depots)) AS depot_id "
-        "FROM bin_priorities p JOIN devices d ON d.device_id = p.device_id AND d.status = 'active' "
-        "LEFT JOIN bin_settings s ON s.device_id = p.device_id "
-        "WHERE p.data_until = (SELECT max(data_until) FROM bin_priorities) ORDER BY p.device_id")
+    rows = await bins_store.latest_fill(db)
     return [{"device_id": r["device_id"], "bin_type": r["bin_type"], "fill": finite(r["fill"]), "status": r["status"],
              "data_until": r["data_until"].isoformat(), "lon": r["lon"], "lat": r["lat"], "depot_id": r["depot_id"]}
             for r in rows]
@@ -87,7 +81,7 @@ async def bin_fill(db: Database) -> list[dict[str, Any]]:
 
 async def bin_fill_by_depot(db: Database) -> list[dict[str, Any]]:
     bins = await bin_fill(db)
-    depots = {r["depot_id"]: r for r in await db.fetch("SELECT depot_id, lon, lat FROM bin_depots")}
+    depots = await bins_store.depot_places(db)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for b in bins:
         grouped.setdefault(b["depot_id"] or "no depot", []).append(b)

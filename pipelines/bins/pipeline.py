@@ -1,26 +1,26 @@
-"""The bins runner: bin readings in, priorities, events and collection plans out (the adapter).
+"""The bins pipeline: bin readings in, priorities, events and collection plans out.
 
-One run reads every active bin's readings of the last `lookback` days, its settings and
-complaints; computes forecasts, fire/tilt events and priorities (rules.bins.assess); writes
-one priority row per bin keyed by the time the data runs to (stamped with the time it was
-computed); records new events for alerts; and, for each depot in `bin_depots`, plans the
-next shift (rules.routing.plan) and stores the plan with its stops. Running it twice for
+One run reads through the store (pipelines.bins.store) every active bin's readings of the
+last `lookback` days, its settings and complaints; computes forecasts, fire/tilt events and
+priorities (rules.bins.assess, pure); writes one priority row per bin keyed by the time the
+data runs to (stamped with the time it was computed); records new events for alerts; and,
+for each depot in `bin_depots`, plans the next shift (rules.routing.plan) and stores the
+plan with its stops. Running it twice for
 the same minute rewrites the priorities and adds another plan row (plans keep history).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import numpy as np
 
 from cityops.storage import Database
+from pipelines.bins import store
 from rules.bins.assess import (
     DEFAULT_SHIFT_START,
     BinInput,
@@ -81,43 +81,23 @@ async def run_bins(db: Database, now: datetime | None = None, settings: BinsRunS
     began = time.perf_counter()
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
     report = BinsRunReport(data_until=now)
-    bins = await _bins(db, now, settings)
-    depots = await db.fetch("SELECT * FROM bin_depots ORDER BY depot_id")
+    bins = [_bin(row, readings) for row, readings in await store.active_bins(
+        db, now, now - settings.lookback, now - settings.complaint_window)]
+    depots = await store.depots(db)
     fleet = assess_fleet([b.data for b in bins], now, depots[0]["shift_start"] if depots else DEFAULT_SHIFT_START,
                          settings.threshold)
     report.bins, report.mandatory = len(bins), int(fleet.priorities.mandatory.sum())
     report.unknown = int(fleet.priorities.unknown.sum())
-    report.new_events = await _write_assessments(db, bins, fleet, now)
+    report.new_events = await store.save_assessments(db, [b.data.device_id for b in bins], fleet, now)
     if settings.plan:
         for depot in depots:
             plan, shift_start = _plan_depot(depot, depots[0]["depot_id"], bins, fleet, now, settings)
-            await _write_plan(db, depot, shift_start, plan)
+            await store.save_plan(db, depot, shift_start, plan)
             report.plans.append(f"depot {depot['depot_id']}: {len(plan.visited)} bins on {len(plan.routes)} trucks, "
                                 f"{plan.distance_m / 1000:.1f} km" + ("" if plan.feasible else " (NOT feasible)"))
     report.seconds = time.perf_counter() - began
     log.info("%s", report.summary())
     return report
-
-
-async def _bins(db: Database, now: datetime, settings: BinsRunSettings) -> list[_Bin]:
-    rows = await db.fetch(
-        "SELECT d.device_id, d.lon, d.lat, d.bin_depth_mm, d.sensor_height_mm, d.sensor_type, "
-        "s.bin_type, s.place, s.volume_l, s.collection_weekdays, s.depot_id, "
-        "(SELECT count(*) FROM bin_complaints c WHERE c.device_id = d.device_id AND c.reported_at > $1) AS complaints "
-        "FROM devices d LEFT JOIN bin_settings s ON s.device_id = d.device_id "
-        "WHERE d.kind = 'bin' AND d.status = 'active' ORDER BY d.device_id", now - settings.complaint_window)
-    # a crew's recorded collection (bin_collections, from a completed job) joins the readings as an
-    # empty bin, so the forecast sees the emptying even before the sensor reports again
-    readings = await db.fetch(
-        "SELECT device_id, extract(epoch FROM ts) / 3600.0 AS h, distance_mm, fill_fraction, temp_c, tilt_deg "
-        "FROM bin_readings WHERE ts > $1 AND ts <= $2 UNION ALL "
-        "SELECT device_id, extract(epoch FROM collected_at) / 3600.0, NULL::real, 0::real, NULL::real, NULL::real "
-        "FROM bin_collections WHERE collected_at > $1 AND collected_at <= $2 ORDER BY device_id, h",
-        now - settings.lookback, now)
-    by_device: dict[str, list[asyncpg.Record]] = {}
-    for r in readings:
-        by_device.setdefault(r["device_id"], []).append(r)
-    return [_bin(row, by_device.get(row["device_id"], [])) for row in rows]
 
 
 def _bin(row: asyncpg.Record, readings: list[asyncpg.Record]) -> _Bin:
@@ -161,59 +141,3 @@ def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], asses
         plan = CollectionPlan([], [s.device_id for s in stops if not s.mandatory],
                               [s.device_id for s in stops if s.mandatory], False, 0, 0.0, [f"no plan: {exc}"])
     return plan, shift_start
-
-
-_WRITE_PRIORITIES = """
-INSERT INTO bin_priorities (device_id, data_until, status, fill, hours_to_threshold, hours_low, hours_high,
-                            overflow_risk, score, mandatory, reasons)
-SELECT d, $2, s, f, h, lo, hi, r, sc, m, why
-FROM unnest($1::text[], $3::text[], $4::real[], $5::real[], $6::real[], $7::real[], $8::real[], $9::real[],
-            $10::boolean[], $11::text[]) AS t(d, s, f, h, lo, hi, r, sc, m, why)
-ON CONFLICT (device_id, data_until) DO UPDATE SET computed_at = now(), status = EXCLUDED.status,
-    fill = EXCLUDED.fill, hours_to_threshold = EXCLUDED.hours_to_threshold, hours_low = EXCLUDED.hours_low,
-    hours_high = EXCLUDED.hours_high, overflow_risk = EXCLUDED.overflow_risk, score = EXCLUDED.score,
-    mandatory = EXCLUDED.mandatory, reasons = EXCLUDED.reasons
-"""
-
-_WRITE_EVENTS = """
-INSERT INTO bin_events (device_id, ts, kind, value, message)
-SELECT d, to_timestamp(h * 3600), k, v, m
-FROM unnest($1::text[], $2::float8[], $3::text[], $4::real[], $5::text[]) AS t(d, h, k, v, m)
-ON CONFLICT DO NOTHING
-"""
-
-
-def _nullable(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
-
-
-async def _write_assessments(db: Database, bins: list[_Bin], fleet: FleetAssessment, now: datetime) -> int:
-    forecasts = [a.forecast for a in fleet.assessed]
-    events = [e for a in fleet.assessed for e in a.events]
-    priorities = fleet.priorities
-    async with db.transaction() as conn:
-        await conn.execute(_WRITE_PRIORITIES, [b.data.device_id for b in bins], now, [f.status for f in forecasts],
-                           *([_nullable(getattr(f, name)) for f in forecasts]
-                             for name in ("fill_now", "hours_to_threshold", "hours_low", "hours_high",
-                                          "overflow_risk")),
-                           priorities.score.tolist(), priorities.mandatory.tolist(), fleet.reasons())
-        status = await conn.execute(_WRITE_EVENTS, [e.device_id for e in events], [e.at_h for e in events],
-                                    [e.kind for e in events], [e.value for e in events], [e.message for e in events])
-    return int(status.split()[-1])
-
-
-async def _write_plan(db: Database, depot: asyncpg.Record, shift_start: datetime, plan: CollectionPlan) -> None:
-    geojson: list[dict[str, Any]] = [r.geojson((depot["lon"], depot["lat"])) for r in plan.routes]
-    stops = [(r.truck, seq, s) for r in plan.routes for seq, s in enumerate(r.stops, start=1)]
-    async with db.transaction() as conn:
-        plan_id = await conn.fetchval(
-            "INSERT INTO bin_plans (depot_id, shift_start, feasible, distance_m, solve_s, skipped, missed, notes, "
-            "geojson) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING plan_id",
-            depot["depot_id"], shift_start, plan.feasible, plan.distance_m, plan.seconds, json.dumps(plan.skipped),
-            json.dumps(plan.missed_mandatory), json.dumps(plan.notes), json.dumps(geojson))
-        await conn.execute(
-            "INSERT INTO bin_plan_stops (plan_id, truck, seq, device_id, arrive, depart, trip, load_after_l) "
-            "SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[], "
-            "$7::int[], $8::int[])", plan_id, [t for t, _, _ in stops], [q for _, q, _ in stops],
-            [s.device_id for _, _, s in stops], [s.arrive for _, _, s in stops], [s.leave for _, _, s in stops],
-            [s.trip for _, _, s in stops], [s.load_after_l for _, _, s in stops])

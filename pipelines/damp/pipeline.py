@@ -1,35 +1,34 @@
-"""The damp runner: frog readings in, assessments out (the adapter around rules.damp).
+"""The damp pipeline: frog readings in, assessments out (rules.damp decides, pure).
 
-One run reads, for every active frog box, the hourly statistics of the last `lookback`
-days through the storage layer, the outdoor temperatures of fixed road/air sensors, each
-home's settings and mould state; advances the mould state through the hours it has not
-seen yet; and writes one assessment per box (keyed by the hour the data runs to, stamped
-with the time it was computed) and the new state, in one transaction. Running it twice
+One run reads through the store (pipelines.damp.store), for every active frog box, the
+hourly statistics of the last `lookback` days, the outdoor temperatures of fixed road/air
+sensors, each home's settings and mould state; advances the mould state through the hours
+it has not seen yet; and writes through the store one assessment per box (keyed by the hour
+the data runs to, stamped with the time it was computed) and the new state, in one
+transaction. Running it twice
 for the same hour changes nothing but `computed_at`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-import asyncpg
 import numpy as np
 import numpy.typing as npt
 
-from cityops.storage import Database, hourly_stats
-from cityops.storage.database import translate_query_error
+from cityops.storage import Database
+from pipelines.damp import store
+from pipelines.errors import NoCompleteHour, NoFrogBox
 from rules.damp import diary, mould, surface
 from rules.damp.council import HomeRisk, rank_homes
 from rules.damp.diary import Activity, DiaryAnalysis, DiaryEntry, as_utc_minute
 from rules.damp.quality import HourlySeries, screen
 from rules.damp.report import EvidenceInput, daily_levels
 from rules.damp.risk import WEEK_H, Assessment, HomeInputs, assess, surface_series
-from rules.errors import RulesError
 
 log = logging.getLogger("pipelines.damp.pipeline")
 
@@ -113,10 +112,7 @@ async def run_damp(db: Database, now: datetime | None = None,
 
 
 async def _boxes(db: Database, settings: DampRunSettings) -> list[Box]:
-    rows = await db.fetch(
-        "SELECT d.device_id, d.household_id, d.lon, d.lat, s.f_rsi, s.sensitivity, s.outdoor_fallback_c "
-        "FROM devices d LEFT JOIN damp_home_settings s ON s.household_id = d.household_id "
-        "WHERE d.kind = 'frog' AND d.status = 'active' ORDER BY d.device_id")
+    rows = await store.frog_boxes(db)
     return [Box(device_id=r["device_id"], household_id=r["household_id"],
                 lon=r["lon"] if r["lon"] is not None else np.nan,
                 lat=r["lat"] if r["lat"] is not None else np.nan,
@@ -141,7 +137,7 @@ async def _frog_series(db: Database, ids: list[str], start: datetime, end: datet
     shape = (len(ids), len(hours))
     arrays = {name: np.full(shape, np.nan) for name in ("air_temp_avg", "rh_avg", "rh_min", "rh_max")}
     readings = np.zeros(shape, dtype=np.int64)
-    for stat in await hourly_stats(db, "frog", start, end, ids):
+    for stat in await store.hourly(db, "frog", start, end, ids):
         row, col = row_of[stat.device_id], _column(stat.bucket, hours[0])
         readings[row, col] = stat.readings
         for name, values in arrays.items():
@@ -153,9 +149,7 @@ async def _frog_series(db: Database, ids: list[str], start: datetime, end: datet
 
 async def _home_inputs(db: Database, boxes: list[Box], start: datetime, end: datetime,
                        hours: npt.NDArray[np.datetime64], settings: DampRunSettings) -> HomeInputs:
-    sensors = await db.fetch(
-        "SELECT device_id, lon, lat FROM devices WHERE kind = 'road' AND status = 'active' AND NOT mobile "
-        "AND lon IS NOT NULL AND lat IS NOT NULL ORDER BY device_id")
+    sensors = await store.outdoor_sensors(db)
     sensor_ids = [r["device_id"] for r in sensors]
     nearest = surface.nearest_outdoor_sensors(
         [b.lon for b in boxes], [b.lat for b in boxes],
@@ -164,7 +158,7 @@ async def _home_inputs(db: Database, boxes: list[Box], start: datetime, end: dat
     wanted = sorted({sensor_ids[i] for i in nearest.index if i >= 0})
     if wanted:
         row_of = {device: i for i, device in enumerate(sensor_ids)}
-        for stat in await hourly_stats(db, "road", start, end, wanted):
+        for stat in await store.hourly(db, "road", start, end, wanted):
             value = stat.values["air_temp_avg"]
             if value is not None:
                 series[row_of[stat.device_id], _column(stat.bucket, hours[0])] = float(value)
@@ -178,9 +172,7 @@ async def _home_inputs(db: Database, boxes: list[Box], start: datetime, end: dat
 
 
 async def _future_readings(db: Database, ids: list[str], now: datetime) -> npt.NDArray[np.int64]:
-    rows = await db.fetch("SELECT device_id, count(*) AS n FROM frog_readings WHERE ts > $1 "
-                          "AND device_id = ANY($2) GROUP BY device_id", now + FUTURE_TOLERANCE, ids)
-    counts = {r["device_id"]: r["n"] for r in rows}
+    counts = await store.readings_after(db, ids, now + FUTURE_TOLERANCE)
     return np.array([counts.get(device, 0) for device in ids], dtype=np.int64)
 
 
@@ -191,9 +183,7 @@ async def _mould_state(db: Database, boxes: list[Box], hours: npt.NDArray[np.dat
     first_new = np.zeros(len(boxes), dtype=np.int64)
     if recompute:
         return state, first_new
-    rows = await db.fetch("SELECT device_id, mould_index, dry_hours, through_hour FROM damp_mould_state "
-                          "WHERE device_id = ANY($1)", [b.device_id for b in boxes])
-    stored = {r["device_id"]: r for r in rows}
+    stored = await store.mould_states(db, [b.device_id for b in boxes])
     for i, box in enumerate(boxes):
         row = stored.get(box.device_id)
         if row is None:
@@ -206,65 +196,21 @@ async def _mould_state(db: Database, boxes: list[Box], hours: npt.NDArray[np.dat
 
 async def _stored_index(db: Database, ids: list[str], at: datetime) -> npt.NDArray[np.float64]:
     """Each box's mould index in its last assessment at or before `at` (NaN when there is none)."""
-    rows = await db.fetch("SELECT DISTINCT ON (device_id) device_id, mould_index FROM damp_assessments "
-                          "WHERE device_id = ANY($1) AND data_until <= $2 "
-                          "ORDER BY device_id, data_until DESC", ids, at)
-    found = {r["device_id"]: r["mould_index"] for r in rows}
+    found = await store.mould_index_at(db, ids, at)
     return np.array([found.get(device, np.nan) for device in ids], dtype=np.float64)
-
-
-_WRITE_ASSESSMENTS = """
-INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d,
-                              condensation_hours_7d, surface_rh_30d, surface_t_30d, reasons, changes, faults,
-                              metrics)
-SELECT d, $2, h, l, m, dh, ch, rh, t, r::jsonb, c::jsonb, f::jsonb, x::jsonb
-FROM unnest($1::text[], $3::text[], $4::text[], $5::float8[], $6::int[], $7::int[], $8::real[], $9::real[],
-            $10::text[], $11::text[], $12::text[], $13::text[]) AS u(d, h, l, m, dh, ch, rh, t, r, c, f, x)
-ON CONFLICT (device_id, data_until) DO UPDATE SET
-    computed_at = now(), level = excluded.level, mould_index = excluded.mould_index,
-    damp_hours_7d = excluded.damp_hours_7d, condensation_hours_7d = excluded.condensation_hours_7d,
-    surface_rh_30d = excluded.surface_rh_30d, surface_t_30d = excluded.surface_t_30d,
-    reasons = excluded.reasons, changes = excluded.changes, faults = excluded.faults,
-    metrics = excluded.metrics
-"""
-
-_WRITE_STATE = """
-INSERT INTO damp_mould_state (device_id, mould_index, dry_hours, through_hour, sensitivity)
-SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::timestamptz[], $5::text[])
-ON CONFLICT (device_id) DO UPDATE SET mould_index = excluded.mould_index, dry_hours = excluded.dry_hours,
-    through_hour = excluded.through_hour, sensitivity = excluded.sensitivity, updated_at = now()
-"""
-
-
-def _assessment_columns(assessments: list[Assessment]) -> list[list[object]]:
-    """level, mould index, the metrics columns and the JSON columns, in _WRITE_ASSESSMENTS order."""
-    rows = [(a.level, a.mould_index, int(a.metrics["damp_hours_7d"] or 0),
-             int(a.metrics["condensation_hours_7d"] or 0), a.metrics["surface_rh_30d"],
-             a.metrics["surface_t_30d"], json.dumps(list(a.reasons)), json.dumps(list(a.changes)),
-             json.dumps(list(a.faults)), json.dumps(a.metrics)) for a in assessments]
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def _write(db: Database, boxes: list[Box], assessments: list[Assessment], state: mould.MouldState,
                  end: datetime, last_hour: np.datetime64) -> None:
     through = datetime.fromisoformat(str(last_hour.astype("datetime64[s]"))).replace(tzinfo=UTC)
-    ids = [b.device_id for b in boxes]
-    try:
-        async with db.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_WRITE_ASSESSMENTS, ids, end, [b.household_id for b in boxes],
-                               *_assessment_columns(assessments))
-            await conn.execute(_WRITE_STATE, ids, state.index.tolist(), state.dry_hours.tolist(),
-                               [through] * len(ids), [b.sensitivity.value for b in boxes])
-    except asyncpg.PostgresError as exc:
-        raise translate_query_error(exc) from exc
+    await store.save_assessments(db, [b.device_id for b in boxes], [b.household_id for b in boxes], assessments,
+                                 end, state.index.tolist(), state.dry_hours.tolist(), through,
+                                 [b.sensitivity.value for b in boxes])
 
 
 async def latest_home_risks(db: Database) -> list[HomeRisk]:
     """Each household's latest risk (its worst box), with its area, for the council's views."""
-    rows = await db.fetch(
-        "SELECT DISTINCT ON (a.device_id) a.device_id, a.household_id, a.level, a.mould_index, a.damp_hours_7d, "
-        "s.area FROM damp_assessments a LEFT JOIN damp_home_settings s ON s.household_id = a.household_id "
-        "WHERE a.household_id IS NOT NULL ORDER BY a.device_id, a.data_until DESC")
+    rows = await store.latest_assessments_with_area(db)
     worst: dict[str, HomeRisk] = {}
     for r in rows:
         home = HomeRisk(r["household_id"], r["area"], r["level"], float(r["mould_index"]), int(r["damp_hours_7d"]))
@@ -282,8 +228,7 @@ async def load_evidence(db: Database, household_id: str, start: datetime, end: d
     settings = settings or DampRunSettings()
     boxes = [b for b in await _boxes(db, settings) if b.household_id == household_id]
     if not boxes:
-        raise RulesError(f"no active frog box is registered to household {household_id!r}",
-                         hint="check the household id (devices.household_id)")
+        raise NoFrogBox(household_id)
     box = boxes[0]
     warm_start = hour_floor(start) - timedelta(days=30)
     end = hour_floor(end)
@@ -291,7 +236,7 @@ async def load_evidence(db: Database, household_id: str, start: datetime, end: d
         first = hour_floor(not_before) + (timedelta(0) if not_before == hour_floor(not_before) else HOUR)
         warm_start, start = max(warm_start, first), max(start, first)
         if end <= start:
-            raise RulesError("no complete hour of readings in this period yet", hint="try again in an hour")
+            raise NoCompleteHour("no complete hour of readings in this period yet")
     hours = np.arange(_hour64(warm_start), _hour64(end))
     series = await _frog_series(db, [box.device_id], warm_start, end, hours)
     inputs = await _home_inputs(db, [box], warm_start, end, hours, settings)
@@ -303,8 +248,7 @@ async def load_evidence(db: Database, household_id: str, start: datetime, end: d
     latest = assess(series, inputs, quality, cold, history[:, -1].astype(np.float64))[0]
     period = hours >= _hour64(start)
     days = daily_levels(series, inputs)
-    social = await db.fetchval("SELECT social_landlord FROM damp_home_settings WHERE household_id = $1",
-                               household_id)
+    social = await store.social_landlord(db, household_id)
     return EvidenceInput(
         home_label=f"Household {household_id} (frog box {box.device_id})", hours=hours[period],
         indoor_t=series.air_temp[0, period], indoor_rh=series.rh[0, period],
@@ -316,21 +260,16 @@ async def load_evidence(db: Database, household_id: str, start: datetime, end: d
 async def add_diary_entry(db: Database, household_id: str, entry: DiaryEntry) -> None:
     """Keep one diary entry for a household."""
     at = datetime.fromisoformat(str(entry.at)).replace(tzinfo=UTC)
-    await db.execute("INSERT INTO damp_diary (household_id, ts, activity, minutes) VALUES ($1, $2, $3, $4)",
-                     household_id, at, entry.activity.value, entry.minutes)
+    await store.add_diary_entry(db, household_id, at, entry.activity.value, entry.minutes)
 
 
 async def diary_analysis(db: Database, household_id: str, start: datetime, end: datetime) -> DiaryAnalysis:
     """The household's diary over [start, end) against its box's 5-minute readings."""
-    boxes = await db.fetch("SELECT device_id FROM devices WHERE household_id = $1 AND kind = 'frog' "
-                           "AND status = 'active' ORDER BY device_id LIMIT 1", household_id)
-    if not boxes:
-        raise RulesError(f"no active frog box is registered to household {household_id!r}",
-                         hint="check the household id (devices.household_id)")
-    readings = await db.fetch("SELECT ts, air_temp_c, rh_pct FROM frog_readings WHERE device_id = $1 "
-                              "AND ts >= $2 AND ts < $3 ORDER BY ts", boxes[0]["device_id"], start, end)
-    logged = await db.fetch("SELECT ts, activity, minutes FROM damp_diary WHERE household_id = $1 "
-                            "AND ts >= $2 AND ts < $3 ORDER BY ts", household_id, start - HOUR, end)
+    box = await store.household_box(db, household_id)
+    if box is None:
+        raise NoFrogBox(household_id)
+    readings = await store.frog_readings(db, box, start, end)
+    logged = await store.diary_activities(db, household_id, start - HOUR, end)
     first = np.datetime64(hour_floor(start).replace(tzinfo=None), "m")
     times = first + np.arange(int((end - hour_floor(start)) / diary.SAMPLE.astype(timedelta))) * diary.SAMPLE
     temp = np.full(times.size, np.nan)

@@ -22,15 +22,8 @@ import shapely
 
 from cityops.services import database_for
 from cityops.settings import Settings
-from pipelines.gritting import log_cli
-from pipelines.gritting.pipeline import (
-    latest_run,
-    rate_matrix,
-    route_decisions,
-    save_forecast,
-    save_network,
-    segment_decisions,
-)
+from pipelines.gritting import log_cli, store
+from pipelines.gritting.pipeline import rate_matrix, save_forecast, save_network
 from rules.errors import GrittingError, InvalidForecast, InvalidRoadNetwork, InvalidScenario
 from rules.gritting.assess import assess
 from rules.gritting.forecast import parse_forecast
@@ -130,12 +123,12 @@ async def run_forecast_import(args: argparse.Namespace, settings: Settings) -> i
 
 async def run_show(args: argparse.Namespace, settings: Settings) -> int:
     async with database_for(settings) as db:
-        run = await latest_run(db)
+        run = await store.latest_run(db)
         if run is None:
             print("no gritting run yet: cityops rules run --gritting")
             return 0
-        routes = [r for r in await route_decisions(db, run["run_id"]) if args.route in (None, r["route_id"])]
-        segments = await segment_decisions(db, run["run_id"], args.route) if args.segments else []
+        routes = [r for r in await store.route_decisions(db, run["run_id"]) if args.route in (None, r["route_id"])]
+        segments = await store.segment_decisions(db, run["run_id"], args.route) if args.segments else []
     print(f"gritting run {run['run_id']} as of {run['as_of']:%Y-%m-%d %H:%M} UTC (computed "
           f"{run['computed_at']:%Y-%m-%d %H:%M}), window to {run['window_end']:%H:%M}")
     for warning in json.loads(run["warnings"]):

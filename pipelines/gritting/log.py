@@ -1,17 +1,19 @@
 """The gritting decision log: per run and route, what was decided and why, what the duty
 officer did about it, and when the crews went out (docs/gritting.md, "The decision log").
 
-The adapter for the log. `record_entry` checks an officer's acknowledgement or override and
-appends it to `gritting_decision_log` (append-only: migration 0016); `read_log` reads a
-period back, one `RunLog` per run whose as_of is in [start, end), each with a `RouteLog`
-per route: the run's decision, the officer's entries, and the crews' jobs, where
+What the log holds, and the checks on it (pure), over the store (pipelines.gritting.store).
+`record_entry` checks an officer's acknowledgement or override and appends it to
+`gritting_decision_log` (append-only: migration 0016); `read_log` reads a period back,
+one `RunLog` per run whose as_of is in [start, end), each with a `RouteLog` per route: the
+run's decision, the officer's entries, and the crews' jobs, where
 
     a run's jobs for a route  the jobs whose run_id is that run; if none, the first job for the
                               route created after the run was computed and before the next run
                               was (a job that names another run belongs to that run)
 
 `parse_period` reads the dates the CLI and the API are given. Times are UTC. Errors:
-rules.errors.DecisionLogError, and RouteDecisionNotFound for a run or route that is not there.
+rules.errors.DecisionLogError for what the log refuses, and pipelines.errors.RouteDecisionNotFound
+for a run or route that is not there.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from typing import Any
 import asyncpg
 
 from cityops.storage import Database
-from rules.errors import DecisionLogError, RouteDecisionNotFound
+from pipelines.errors import RouteDecisionNotFound
+from pipelines.gritting import store
+from rules.errors import DecisionLogError
 
 OVERRIDES = ("send", "not_needed")          # what an officer may decide instead
 MAX_REASON = 2000
@@ -202,11 +206,11 @@ def check_entry(decision_before: str, override: str | None, reason: str | None, 
 async def resolve_run(db: Database, run: str | int) -> int:
     """A run id from "latest" or a number."""
     if run == "latest":
-        latest = await db.fetchval("SELECT max(run_id) FROM gritting_runs")
+        latest = await store.latest_run_id(db)
         if latest is None:
             raise RouteDecisionNotFound("no gritting run yet", field="run",
                                         hint="the rules service runs it: cityops rules run --gritting")
-        return int(latest)
+        return latest
     try:
         run_id = int(run)
     except ValueError:
@@ -221,24 +225,9 @@ async def record_entry(db: Database, run_id: int, route_id: str, *, officer: str
     """Append an acknowledgement (override None) or an override of a run's route decision."""
     officer = officer.strip()
     reason = (reason or "").strip() or None
-    async with db.transaction() as conn:
-        # the row lock puts officers acting on the same route decision one after the other
-        computed = await conn.fetchval("SELECT decision FROM gritting_route_decisions WHERE run_id = $1 "
-                                       "AND route_id = $2 FOR UPDATE", run_id, route_id)
-        if computed is None:
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM gritting_runs WHERE run_id = $1)", run_id):
-                raise RouteDecisionNotFound(f"run {run_id} has no decision for route {route_id!r}", field="route")
-            raise RouteDecisionNotFound(f"no gritting run {run_id}", field="run")
-        earlier = await conn.fetchval("SELECT decision FROM gritting_decision_log WHERE run_id = $1 AND route_id = $2 "
-                                      "AND action = 'override' ORDER BY entry_id DESC LIMIT 1", run_id, route_id)
-        before = earlier or computed
-        check_entry(before, override, reason, officer)
-        row = await conn.fetchrow(
-            "INSERT INTO gritting_decision_log (run_id, route_id, action, decision_before, decision, reason, officer, "
-            "user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
-            run_id, route_id, "acknowledge" if override is None else "override", before, override, reason, officer,
-            user_id)
-    assert row is not None
+    row = await store.append_officer_entry(
+        db, run_id, route_id, check=lambda before: check_entry(before, override, reason, officer), override=override,
+        reason=reason, officer=officer, user_id=user_id)
     return _entry(row)
 
 
@@ -249,53 +238,14 @@ def _entry(row: asyncpg.Record) -> OfficerEntry:
 
 # --- reading -------------------------------------------------------------------------------
 
-_RUNS = """
-SELECT r.run_id, r.as_of, r.computed_at, r.window_start, r.window_end,
-       r.inputs -> 'forecast' -> 'sources' AS forecast_sources,
-       CASE jsonb_typeof(r.inputs -> 'sensors_used') WHEN 'array' THEN jsonb_array_length(r.inputs -> 'sensors_used')
-       END AS sensors_used,
-       CASE jsonb_typeof(r.inputs -> 'sensors_dead') WHEN 'array' THEN jsonb_array_length(r.inputs -> 'sensors_dead')
-       END AS sensors_left_out,
-       CASE jsonb_typeof(r.warnings) WHEN 'array' THEN jsonb_array_length(r.warnings) END AS warnings,
-       (SELECT n.computed_at FROM gritting_runs n WHERE n.run_id > r.run_id ORDER BY n.run_id LIMIT 1) AS next_at
-FROM gritting_runs r WHERE r.as_of >= $1 AND r.as_of < $2 ORDER BY r.as_of, r.run_id
-"""
-
-_NAME = "coalesce(nullif({u}.display_name, ''), {u}.username, {col})"
-_JOBS = f"""
-SELECT w.run_id, j.job_id, j.run_id AS job_run_id, j.route_id, j.state, j.created_at, j.started_at, j.completed_at,
-       j.note, {_NAME.format(u='ua', col='j.assigned_to')} AS assigned_to,
-       {_NAME.format(u='ub', col='j.assigned_by')} AS assigned_by,
-       {_NAME.format(u='uc', col='j.completed_by')} AS completed_by,
-       t.salt_kg, cardinality(t.segments) AS segments_treated
-FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS w (run_id, since, until)
-JOIN jobs j ON j.kind = 'gritting' AND ($4::text IS NULL OR j.route_id = $4) AND (
-     j.run_id = w.run_id
-     OR (j.created_at >= w.since AND (w.until IS NULL OR j.created_at < w.until)
-         AND NOT EXISTS (SELECT 1 FROM gritting_runs o WHERE o.run_id = j.run_id AND o.run_id <> w.run_id)))
-LEFT JOIN users ua ON ua.user_id = j.assigned_to
-LEFT JOIN users ub ON ub.user_id = j.assigned_by
-LEFT JOIN users uc ON uc.user_id = j.completed_by
-LEFT JOIN gritting_treatments t ON t.job_id = j.job_id
-ORDER BY j.created_at, j.job_id
-"""
-
-
 async def read_log(db: Database, start: datetime, end: datetime, route_id: str | None = None) -> list[RunLog]:
     """The runs whose as_of is in [start, end), oldest first, each with its routes' logs."""
-    runs = await db.fetch(_RUNS, start, end)
-    ids = [r["run_id"] for r in runs]
-    decisions = await db.fetch(
-        "SELECT d.run_id, d.route_id, coalesce(g.name, '') AS name, d.decision, d.reason, d.treat_segments, "
-        "d.salt_kg, d.freeze_at, d.latest_start FROM gritting_route_decisions d LEFT JOIN gritting_routes g "
-        "USING (route_id) WHERE d.run_id = ANY($1) AND ($2::text IS NULL OR d.route_id = $2) "
-        "ORDER BY d.run_id, d.route_id", ids, route_id)
+    stored = await store.log_rows(db, start, end, route_id)
+    runs, decisions = stored.runs, stored.decisions
     entries: dict[tuple[int, str], list[OfficerEntry]] = defaultdict(list)
-    for row in await db.fetch("SELECT * FROM gritting_decision_log WHERE run_id = ANY($1) AND ($2::text IS NULL "
-                              "OR route_id = $2) ORDER BY entry_id", ids, route_id):
+    for row in stored.entries:
         entries[(row["run_id"], row["route_id"])].append(_entry(row))
-    jobs = _jobs_by_route(await db.fetch(_JOBS, ids, [r["computed_at"] for r in runs], [r["next_at"] for r in runs],
-                                         route_id))
+    jobs = _jobs_by_route(stored.jobs)
     by_run: dict[int, list[RouteLog]] = defaultdict(list)
     computed_at = {r["run_id"]: r["computed_at"] for r in runs}
     for d in decisions:
