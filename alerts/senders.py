@@ -28,7 +28,7 @@ from alerts.sealing import sealer_for
 from alerts.store import OutboxItem
 from cityops.mqtt import MqttTarget
 from cityops.settings import AlertsSettings, redact_url
-from cityops.telemetry import TOPIC_ROOT
+from contract.telemetry import TOPIC_ROOT
 
 log = logging.getLogger("alerts.senders")
 

@@ -1,7 +1,7 @@
-"""The core package's exceptions.
+"""The core package's exceptions, grown from the contract's root (contract/errors.py).
 
-    CityOpsError                  every error the platform raises on purpose
-     +-- ConfigError              settings that cannot work (bad URL, placeholder secret)
+    CityOpsError                  every error the platform raises on purpose (contract)
+     +-- ConfigError              settings that cannot work (bad URL, placeholder secret) (contract)
      +-- StorageError             the database refused or could not be reached
      |    +-- DatabaseUnavailable     cannot connect (wrong host, port, password, name)
      |    +-- ExtensionError          TimescaleDB wanted but missing or not permitted
@@ -16,20 +16,10 @@ Each carries `hint`: one line on what to do. The CLI prints `error: <message>` a
 
 from __future__ import annotations
 
+from contract.errors import CityOpsError, ConfigError
 
-class CityOpsError(Exception):
-    """Base of every deliberate error; `hint` says what to do about it."""
-
-    hint: str = ""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        if hint is not None:
-            self.hint = hint
-
-
-class ConfigError(CityOpsError):
-    hint = "check the CITYOPS_ environment variables or the .env file (see README)"
+__all__ = ["BrokerUnavailable", "CityOpsError", "ConfigError", "DatabaseUnavailable", "EmbeddedServiceError",
+           "ExtensionError", "MigrationError", "PkiError", "StorageError"]
 
 
 class StorageError(CityOpsError):

@@ -1,11 +1,11 @@
-"""Checking the broker; the URL parser MqttTarget lives in cityops.urls (no dependencies, the agent uses it)."""
+"""Checking the broker; the URL parser MqttTarget lives in contract.urls (no dependencies, the agent uses it)."""
 
 from __future__ import annotations
 
 import aiomqtt
 
 from cityops.errors import BrokerUnavailable
-from cityops.urls import MqttTarget, redact_url
+from contract.urls import MqttTarget, redact_url
 
 __all__ = ["MqttTarget", "check_broker"]
 

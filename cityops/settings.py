@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cityops.errors import ConfigError
-from cityops.urls import redact_url as redact_url  # imported from here across the platform
+from contract.urls import redact_url as redact_url  # imported from here across the platform
 
 DB_SCHEMES = ("postgresql", "postgres")
 MQTT_SCHEMES = ("mqtt", "mqtts")

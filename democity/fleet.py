@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.telemetry import Reading
 from cityops.times import utc_argument
+from contract.telemetry import Reading
 from democity.accounts import read_device_secrets
 from democity.story import Pace, StoryClock, StoryWeather, Timeline
 from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, Town, build_town

@@ -37,7 +37,7 @@ from typing import Literal
 
 from cityops.mqtt import MqttTarget
 from cityops.storage import Database
-from cityops.telemetry import TOPIC_ROOT
+from contract.telemetry import TOPIC_ROOT
 from devices import broker_control, dynsec
 from devices.errors import BrokerAuthError
 from devices.secrets import hash_secret

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cityops.telemetry import TOPIC_ROOT
+from contract.telemetry import TOPIC_ROOT
 
 SERVICE_PREFIX = "service."
 ADMIN = SERVICE_PREFIX + "admin"

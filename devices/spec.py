@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
-from cityops.telemetry import DEVICE_ID
+from contract.telemetry import DEVICE_ID
 from devices.area import CouncilArea
 from devices.errors import InvalidField
 from rules.bins.fill import BinCalibration

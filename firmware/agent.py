@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cityops import __version__
-from cityops.telemetry import DeviceConfig, Reading, TelemetryError, decode_config
+from contract.telemetry import DeviceConfig, Reading, TelemetryError, decode_config
+from firmware import __version__
 from firmware.clock import Clock
 from firmware.drivers.base import Battery, Driver
 from firmware.errors import SpoolError

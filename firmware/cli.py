@@ -22,15 +22,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from cityops.errors import CityOpsError
-from cityops.urls import redact_url
+from contract.errors import CityOpsError
+from contract.urls import redact_url
 from firmware.agent import AgentSpec
 from firmware.errors import AgentConfigError, SensorError
-
-if TYPE_CHECKING:
-    from cityops.settings import Settings
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +69,8 @@ async def until_signalled(main: asyncio.Future[Any]) -> None:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def run_device(args: argparse.Namespace, settings: Settings | None) -> int:
+async def run_device(args: argparse.Namespace, settings: object = None) -> int:
+    """`settings`: the platform's, when `cityops agent` runs it; the agent needs none."""
     from firmware.agent import Agent
     from firmware.config import build_spec, load_agent_config
 

@@ -13,7 +13,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
-from cityops.telemetry import DEVICE_ID, Kind
+from contract.telemetry import DEVICE_ID, Kind
 from firmware.agent import AgentSpec
 from firmware.clock import SystemClock
 from firmware.drivers.base import Battery, Climate, Distance, Driver, Position, Temperature

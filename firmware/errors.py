@@ -17,7 +17,7 @@ tries again at the next one. The CLI prints `error:`/`hint:` for the rest and ex
 
 from __future__ import annotations
 
-from cityops.errors import CityOpsError
+from contract.errors import CityOpsError
 
 
 class AgentError(CityOpsError):

@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, OFFLINE, ONLINE, config_topic, status_topic
-from cityops.urls import MqttTarget
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, OFFLINE, ONLINE, config_topic, status_topic
+from contract.urls import MqttTarget
 from firmware.errors import BrokerRefused
 from firmware.faults import FaultLog
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from cityops.telemetry import (
+from contract.telemetry import (
     BinReading,
     DeviceConfig,
     FrogReading,

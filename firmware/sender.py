@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cityops.telemetry import BATCH_TYPES, SCHEMA_VERSION, Kind, encode_batch, telemetry_topic
+from contract.telemetry import BATCH_TYPES, SCHEMA_VERSION, Kind, encode_batch, telemetry_topic
 from firmware.spool import Spool
 
 log = logging.getLogger("firmware.sender")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from cityops.telemetry import BinReading, FrogReading, Kind, Reading, RoadReading
+from contract.telemetry import BinReading, FrogReading, Kind, Reading, RoadReading
 from firmware.errors import SpoolError
 from firmware.faults import FaultLog
 

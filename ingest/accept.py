@@ -19,7 +19,7 @@ import msgspec
 
 from cityops.storage.devices import DeviceState, RegisteredDevice
 from cityops.storage.readings import READING_TABLES, DeadLetter
-from cityops.telemetry import (
+from contract.telemetry import (
     OFFLINE,
     ONLINE,
     DeviceTopic,

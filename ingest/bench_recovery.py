@@ -46,7 +46,7 @@ from cityops.errors import ConfigError
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
-from cityops.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
+from contract.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
 from ingest.process import start_consumer
 
 SAMPLE_S = 0.5

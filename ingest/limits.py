@@ -8,7 +8,7 @@
     DeviceRate              messages per device: a token bucket (rate, burst); a message
                             over it is refused as a dead letter and counted
 
-Readings per message and string lengths are the contract's (cityops.telemetry).
+Readings per message and string lengths are the contract's (contract.telemetry).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cityops.mqtt import MqttTarget
 from cityops.settings import IngestSettings, redact_url
-from cityops.telemetry import STATUS_FILTER, TELEMETRY_FILTER
+from contract.telemetry import STATUS_FILTER, TELEMETRY_FILTER
 from ingest.errors import BrokerError
 
 log = logging.getLogger("ingest.source")

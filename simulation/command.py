@@ -18,7 +18,7 @@ from typing import Any
 
 from cityops.settings import Settings
 from cityops.times import utc_argument
-from cityops.urls import redact_url
+from contract.urls import redact_url
 from firmware.cli import until_signalled
 
 

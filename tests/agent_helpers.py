@@ -16,7 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityops.telemetry import (
+from contract.telemetry import (
     STATUS_FILTER,
     TELEMETRY_FILTER,
     Reading,

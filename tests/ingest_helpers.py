@@ -13,7 +13,7 @@ import aiomqtt
 from cityops.mqtt import MqttTarget
 from cityops.settings import IngestSettings
 from cityops.storage import Database
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 

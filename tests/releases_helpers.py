@@ -19,14 +19,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cityops.embedded.process import spawn, stop_process
 from cityops.settings import ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
+from contract.releases import Report, UpdateOffer, decode_report
 from devices import registry
-from devices.releases.build import BuiltRelease, build_release, default_source
+from devices.releases.build import AGENT_PACKAGES, BuiltRelease, build_release, default_source
 from devices.releases.offers import sign_offer
 from devices.releases.signing import KeyPair, keygen, load_private_key
 from devices.releases.store import Release
 from devices.spec import DeviceSpec
 from firmware.update.layout import Layout
-from firmware.update.manifest import Report, UpdateOffer, decode_report
 from ops_api.app import create_app
 from tests import api_helpers
 from tests.agent_helpers import Collector
@@ -56,7 +56,7 @@ def build(version: str, out: Path, key: Ed25519PrivateKey, source: Path | None =
 def agent_source_copy(folder: Path, patch: dict[str, str] | None = None) -> Path:
     """A copy of the agent's packages to build from, with `patch` (path -> text appended)."""
     source = default_source()
-    for package in ("firmware", "cityops"):
+    for package in AGENT_PACKAGES:
         shutil.copytree(source / package, folder / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name, text in (patch or {}).items():
         path = folder / name

@@ -14,7 +14,7 @@ import pytest
 
 from cityops.settings import load_settings
 from cityops.storage import Database
-from cityops.telemetry import config_topic, status_topic, telemetry_topic
+from contract.telemetry import config_topic, status_topic, telemetry_topic
 from devices.broker_auth import (
     BrokerAccount,
     render_acl,

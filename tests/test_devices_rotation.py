@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cityops.storage import Database
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, telemetry_topic
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, telemetry_topic
 from devices.registry import rotate_secret
 from firmware.agent import Agent
 from firmware.clock import SimClock

@@ -25,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
 from cityops.embedded.process import make_traversable
-from cityops.telemetry import (
+from contract.telemetry import (
     DeviceConfig,
     FrogReading,
     Reading,

@@ -160,3 +160,30 @@ async def test_a_real_device_without_its_sensor_stays_up_says_why_and_stops_clea
     assert log.count("SensorAbsent") == 1  # logged once, whether smbus2 is installed or not
     assert "smbus2 is not installed" in log or "cannot open /dev/i2c-97" in log
     assert collector.readings(device) == [] and spooled_timestamps(tmp_path / "spool.sqlite3") == []
+
+
+@pytest.mark.timeout(300)
+def test_the_agent_distribution_installs_alone_and_checks_its_sensors(tmp_path: Path) -> None:
+    """Issue 19: `pip install ./agent` in a fresh venv, as README says, brings the agent and the
+    contract with paho-mqtt, msgspec and cryptography, nothing of the platform; `cityops-agent
+    --check` then reads (here: fails cleanly to read) every configured sensor."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                          "--disable-pip-version-check", str(Path(__file__).parents[1] / "agent")],
+                         capture_output=True, text=True, timeout=240)
+    assert pip.returncode == 0, pip.stderr
+    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    installed = {p["name"].lower() for p in json.loads(listed)}
+    assert {"cityops-agent", "paho-mqtt", "msgspec", "cryptography"} <= installed
+    assert installed & {"fastapi", "asyncpg", "pydantic", "pyvrp", "numpy", "cityops"} == set()
+    password = tmp_path / "password"
+    password.write_text("s3cret\n")
+    config = tmp_path / "agent.toml"
+    config.write_text(EXAMPLE.read_text().replace("/etc/cityops-agent/mqtt-password", str(password))
+                      .replace("/var/lib/cityops-agent", str(tmp_path)))
+    check = subprocess.run([str(venv / "bin" / "cityops-agent"), "--config", str(config), "--check"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert check.returncode == 1 and "Traceback" not in check.stderr, check.stderr
+    assert "FAIL  frog-0042/climate/sht31: SensorAbsent" in check.stdout

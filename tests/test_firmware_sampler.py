@@ -11,7 +11,7 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from cityops.telemetry import DeviceConfig, FrogReading, Reading, RoadReading
+from contract.telemetry import DeviceConfig, FrogReading, Reading, RoadReading
 from firmware.clock import SimClock
 from firmware.drivers.base import Climate, Distance, Temperature
 from firmware.drivers.ds18b20 import DS18B20Sensor

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cityops.telemetry import FrogReading
+from contract.telemetry import FrogReading
 from firmware.errors import SpoolError
 from firmware.spool import ROW_OVERHEAD_BYTES, Spool
 

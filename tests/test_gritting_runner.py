@@ -14,7 +14,7 @@ from cityops.errors import StorageError
 from cityops.settings import GrittingSettings, StorageSettings, load_settings
 from cityops.storage import Database, insert_readings, migrate
 from cityops.storage.devices import RegisteredDevice
-from cityops.telemetry import RoadBatch, RoadReading, decode_batch, encode_batch, reading_problem, telemetry_topic
+from contract.telemetry import RoadBatch, RoadReading, decode_batch, encode_batch, reading_problem, telemetry_topic
 from ingest.accept import Incoming, decode, judge
 from pipelines.gritting.cli import run_forecast_import, run_import, run_show
 from pipelines.gritting.pipeline import run_gritting, save_forecast, save_network

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityops.storage.devices import RegisteredDevice
-from cityops.telemetry import FrogBatch, FrogReading, RoadBatch, RoadReading, encode_batch, telemetry_topic
+from contract.telemetry import FrogBatch, FrogReading, RoadBatch, RoadReading, encode_batch, telemetry_topic
 from ingest.accept import Incoming, decode, judge, status_news
 
 NOW = datetime(2025, 1, 6, 12, tzinfo=UTC)

@@ -13,7 +13,7 @@ import pytest
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.storage import Database
-from cityops.telemetry import telemetry_topic
+from contract.telemetry import telemetry_topic
 from ingest.process import start_consumer
 from tests.ingest_helpers import (
     devices,

@@ -11,7 +11,7 @@ import pytest
 
 from cityops.storage import Database
 from cityops.storage.devices import RegisteredDevice
-from cityops.telemetry import MAX_READINGS, FrogBatch, FrogReading, encode_batch, telemetry_topic
+from contract.telemetry import MAX_READINGS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 from ingest.accept import Incoming, decode, judge
 from ingest.limits import MAX_PAYLOAD_BYTES, MAX_STORED_PAYLOAD, DeviceRate
 from ingest.process import start_consumer

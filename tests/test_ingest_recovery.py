@@ -18,7 +18,7 @@ import pytest
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.mqtt import MqttTarget
 from cityops.storage import Database
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS
 from ingest.bench_recovery import Scenario, run_scenario
 from ingest.errors import BrokerError
 from ingest.source import SYS_DROPPED, TelemetrySource

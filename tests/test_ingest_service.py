@@ -4,7 +4,7 @@ import pytest
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.storage import Database
-from cityops.telemetry import status_topic, telemetry_topic
+from contract.telemetry import status_topic, telemetry_topic
 from tests.ingest_helpers import (
     devices,
     eventually,

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from contract.releases import sha256_file
 from devices.releases.build import build_release
 from devices.releases.errors import BuildError, ReleaseRejected, SigningKeyError
 from devices.releases.signing import keygen, sign, signature_valid
 from firmware.update.errors import VerificationFailed
-from firmware.update.install import read_manifest
-from firmware.update.verify import load_public_key, sha256_file, verify_archive
+from firmware.update.verify import load_public_key, read_manifest, verify_archive
 from tests.releases_helpers import agent_source_copy, build, fleet_key
 
 FIXED = datetime(2026, 1, 5, tzinfo=UTC)
@@ -50,13 +50,13 @@ def test_a_release_is_slim_signed_versioned_and_reproducible(tmp_path: Path) -> 
 
     with tarfile.open(built.archive) as tar:
         names = tar.getnames()
-        init = tar.extractfile("src/cityops/__init__.py").read().decode()  # type: ignore[union-attr]
+        init = tar.extractfile("src/firmware/__init__.py").read().decode()  # type: ignore[union-attr]
     assert names[0] == "manifest.json" and set(names[1:]) == set(built.manifest.files)
     assert '__version__ = "2.0.0"' in init  # the agent reports the release's version
     tops = {n.split("/")[1] for n in names[1:]}
-    assert tops == {"firmware", "cityops"}
-    assert "src/firmware/cli.py" not in names and "src/cityops/storage/__init__.py" not in names
-    assert "src/firmware/update/run.py" in names and "src/cityops/telemetry.py" in names
+    assert tops == {"firmware", "contract"}  # the agent's distribution (agent/pyproject.toml), whole
+    assert "src/firmware/update/run.py" in names and "src/contract/telemetry.py" in names
+    assert not any(n.startswith(("src/firmware/simulate", "src/simulation")) for n in names)
     assert read_manifest(built.archive) == built.manifest
     # the agent needs these three and nothing of the platform (no aiomqtt, pydantic, asyncpg...)
     assert {r.split("==")[0] for r in built.manifest.requirements} == {"paho-mqtt", "msgspec", "cryptography"}
@@ -71,11 +71,12 @@ def test_the_release_runs_without_the_platform(tmp_path: Path) -> None:
         tar.extractall(tmp_path / "unpacked", filter="data")
     src, site = tmp_path / "unpacked" / "src", sysconfig.get_paths()["purelib"]
     code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
-            "import firmware.update.run, firmware.update.launcher, firmware.config, cityops\n"
-            "assert cityops.__file__.startswith(sys.argv[1]), cityops.__file__\n"
-            "assert cityops.__version__ == '2.0.1'\n"
+            "import firmware.update.run, firmware.update.launcher, firmware.config, firmware.cli, firmware\n"
+            "assert firmware.__file__.startswith(sys.argv[1]), firmware.__file__\n"
+            "assert firmware.__version__ == '2.0.1'\n"
             "import importlib.util\n"
-            "assert all(importlib.util.find_spec(p) is None for p in ('devices', 'ingest', 'rules', 'ops_api'))\n")
+            "assert all(importlib.util.find_spec(p) is None\n"
+            "           for p in ('cityops', 'devices', 'ingest', 'rules', 'ops_api', 'simulation'))\n")
     result = subprocess.run([sys.executable, "-S", "-c", code, str(src), site], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

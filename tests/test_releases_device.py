@@ -23,12 +23,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cityops.storage import Database
+from contract.releases import UpdateOffer
 from devices.releases import service, store
 from devices.releases.store import Release
 from firmware.update.download import Credentials
 from firmware.update.install import install
 from firmware.update.layout import Layout
-from firmware.update.manifest import UpdateOffer
 from firmware.update.updater import Updater
 from tests.agent_helpers import collecting
 from tests.conftest import BrokerInstance

@@ -17,13 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cityops.storage import Database
-from cityops.telemetry import config_topic
+from contract.releases import Report, UpdateOffer, encode_report, load_public_key, offer_signature_valid
+from contract.telemetry import config_topic
 from devices.releases import service, store
 from devices.releases.cohort import Candidate, Cohort, bucket, members, stage_count
 from devices.releases.errors import RolloutError
 from devices.releases.staging import Policy, Tally, decide
-from firmware.update.manifest import Report, UpdateOffer, encode_report
-from firmware.update.verify import load_public_key, offer_signature_valid
 from tests.conftest import BrokerInstance
 from tests.releases_helpers import build, fleet_key, register, version
 

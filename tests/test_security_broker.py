@@ -32,8 +32,9 @@ from cityops.errors import BrokerUnavailable
 from cityops.mqtt import check_broker
 from cityops.settings import AlertsSettings, ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
-from cityops.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_topic, telemetry_topic
 from cityops_cli.main import build_parser
+from contract.releases import Report, encode_report
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_topic, telemetry_topic
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN
@@ -42,7 +43,6 @@ from devices.registry import SERVICE_ACCOUNTS, add_device, rotate_service_accoun
 from devices.releases import service as release_service
 from devices.releases.service import publisher
 from devices.spec import DeviceSpec
-from firmware.update.manifest import Report, encode_report
 from ops_api.accounts.roles import Role
 from ops_api.accounts.sessions import open_session
 from ops_api.app import create_app

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
 from cityops.storage.roles import login_statements, role_url, scram_verifier
-from cityops.telemetry import telemetry_topic
+from contract.telemetry import telemetry_topic
 from tests.conftest import scratch_database
 from tests.db_role_helpers import connect_as
 from tests.ingest_helpers import eventually, frog_payload, ingest_settings, publish, rows_of, running_ingest

@@ -34,6 +34,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cityops.storage import Database
+from contract.releases import UpdateOffer, offer_from_config, version_key
 from devices.releases import service, store
 from devices.releases.errors import RolloutError
 from devices.releases.limiter import DownloadLimits, TokenBucket
@@ -43,7 +44,6 @@ from devices.releases.store import Release
 from firmware.update.download import Credentials
 from firmware.update.errors import UpdatesDisabled
 from firmware.update.layout import Layout
-from firmware.update.manifest import UpdateOffer, offer_from_config, version_key
 from firmware.update.source import ReleaseBase
 from firmware.update.updater import Updater
 from tests.agent_helpers import collecting

@@ -27,7 +27,7 @@ from cityops.embedded.process import free_port, make_traversable, spawn, stop_pr
 from cityops.errors import ConfigError, PkiError
 from cityops.pki import Authority, issue, make_ca
 from cityops.settings import load_settings
-from cityops.urls import MqttTarget
+from contract.urls import MqttTarget
 from devices.broker_config import Tls, broker_config, render_broker_config
 from devices.secrets import hash_secret
 from tests.conftest import skip_or_fail

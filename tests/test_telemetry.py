@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityops.telemetry import (
+from contract.telemetry import (
     BinBatch,
     BinReading,
     DeviceConfig,

@@ -1,15 +1,14 @@
 """Package the device agent as a slim, signed release.
 
-What goes in: the `firmware` package (minus `firmware/cli.py` and `__main__.py`, the shell of
-the platform's `cityops agent` command, which would pull in the whole platform) and the
-`cityops` modules it imports, found by following its import statements (today
-cityops/__init__, errors, telemetry, mqtt and settings). An import of another platform
-package (devices, ingest, rules, ...) fails the build: the release would not run. The
-release's `cityops/__init__.py` carries the release version, which the agent reports as
-its firmware version.
+What goes in: the agent's distribution (agent/pyproject.toml): its packages, `firmware` and
+`contract`, whole. An import of anything else of the platform (cityops, devices, ingest,
+rules, ...) fails the build: the release would not run. The release's
+`firmware/__init__.py` carries the release version, which the agent reports as its
+firmware version.
 
-Dependencies: the agent's third-party imports must all be in AGENT_REQUIREMENTS (checked),
-pinned to the versions installed where the build runs (the versions the tests ran with).
+Dependencies: the distribution's own (agent/pyproject.toml, without the hardware extras),
+pinned to the versions installed where the build runs (the versions the tests ran with);
+a third-party import outside them fails the build.
 With `wheels=WheelOptions(...)` they are fetched with `pip download` (optionally offline
 from a wheel folder, optionally for the Pi's platform) into wheels/ and installed on the
 device into the version's own site/; without (the default for tests, `--no-deps`), the
@@ -37,13 +36,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contract.releases import MANIFEST_NAME, VERSION, Manifest, encode_manifest, now_utc, version_key
 from devices.releases.errors import BuildError
 from devices.releases.signing import sign
-from firmware.update.manifest import MANIFEST_NAME, VERSION, Manifest, encode_manifest, now_utc, version_key
 
-FIRST_PARTY = ("cityops", "firmware", "devices", "ingest", "rules", "ops_api", "alerts", "dashboards")
-EXCLUDED = {"firmware/cli.py", "firmware/__main__.py"}
-# distribution name -> the import names it provides
+AGENT_PACKAGES = ("firmware", "contract")   # agent/pyproject.toml [tool.setuptools.packages.find]
+PLATFORM_PACKAGES = ("cityops", "cityops_cli", "devices", "ingest", "rules", "ops_api", "alerts", "dashboards",
+                     "pipelines", "jobs", "democity", "benchmarks", "simulation")
+# distribution name -> the import names it provides (agent/pyproject.toml's dependencies)
 AGENT_REQUIREMENTS = {
     "paho-mqtt": ("paho",), "msgspec": ("msgspec",), "cryptography": ("cryptography",),
 }
@@ -76,14 +76,6 @@ def default_source() -> Path:
     return Path(firmware.__file__).resolve().parents[1]
 
 
-def _module_file(source: Path, dotted: str) -> Path | None:
-    base = source.joinpath(*dotted.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _imports(path: Path) -> set[str]:
     """Every absolute module name imported anywhere in the file (also inside functions)."""
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -98,35 +90,25 @@ def _imports(path: Path) -> set[str]:
 
 
 def collect_files(source: Path) -> tuple[dict[str, Path], set[str]]:
-    """Archive path (relative to src/) -> file, and the third-party top-level imports."""
-    firmware = source / "firmware"
-    if not (firmware / "__init__.py").is_file():
-        raise BuildError(f"{source} has no firmware/ package to build from")
-    files = {p.relative_to(source).as_posix(): p for p in sorted(firmware.rglob("*.py"))
-             if p.relative_to(source).as_posix() not in EXCLUDED and "__pycache__" not in p.parts}
+    """Archive path (relative to src/) -> file for every module of the agent's packages, and
+    their third-party top-level imports; an import of the platform fails the build."""
+    files: dict[str, Path] = {}
+    for package in AGENT_PACKAGES:
+        folder = source / package
+        if not (folder / "__init__.py").is_file():
+            raise BuildError(f"{source} has no {package}/ package to build from")
+        files.update({p.relative_to(source).as_posix(): p for p in sorted(folder.rglob("*.py"))
+                      if "__pycache__" not in p.parts})
     third_party: set[str] = set()
-    queue = list(files.values())
-    while queue:
-        path = queue.pop()
-        for name in _imports(path):
-            top = name.split(".")[0]
-            if top in sys.stdlib_module_names or top == "__future__":
+    for name, path in files.items():
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in sys.stdlib_module_names or top == "__future__" or top in AGENT_PACKAGES:
                 continue
-            if top not in FIRST_PARTY:
-                third_party.add(top)
-                continue
-            if top not in ("cityops", "firmware"):
-                raise BuildError(f"{path.relative_to(source)} imports {name}: the agent must not depend on "
-                                 "the platform's other packages")
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # the package __init__s on the way, and the module
-                module = _module_file(source, ".".join(parts[:i]))
-                if module is None:
-                    continue
-                key = module.relative_to(source).as_posix()
-                if key not in files and key not in EXCLUDED:
-                    files[key] = module
-                    queue.append(module)
+            if top in PLATFORM_PACKAGES:
+                raise BuildError(f"{name} imports {imported}: the agent must not depend on the platform "
+                                 "(docs/architecture.md)")
+            third_party.add(top)
     return files, third_party
 
 
@@ -136,7 +118,7 @@ def requirements(third_party: set[str]) -> list[str]:
     unknown = sorted(third_party - provided.keys())
     if unknown:
         raise BuildError(f"the agent imports {', '.join(unknown)}, which is not a declared agent requirement",
-                         hint="add it to devices/releases/build.py AGENT_REQUIREMENTS (or make the import lazy)")
+                         hint="add it to agent/pyproject.toml and AGENT_REQUIREMENTS here (or make the import lazy)")
     pinned = []
     for dist in sorted(AGENT_REQUIREMENTS):
         try:
@@ -149,7 +131,7 @@ def requirements(third_party: set[str]) -> list[str]:
 def stamp_version(text: str, version: str) -> str:
     stamped, count = _VERSION_LINE.subn(f'__version__ = "{version}"', text)
     if count != 1:
-        raise BuildError("cityops/__init__.py has no single `__version__ = \"...\"` line to stamp")
+        raise BuildError("firmware/__init__.py has no single `__version__ = \"...\"` line to stamp")
     return stamped
 
 
@@ -190,7 +172,7 @@ def build_release(version: str, out_dir: Path, private_key: Ed25519PrivateKey, *
     contents: dict[str, bytes] = {}
     for name, path in sorted(files.items()):
         data = path.read_bytes()
-        if name == "cityops/__init__.py":
+        if name == "firmware/__init__.py":
             data = stamp_version(data.decode(), version).encode()
         contents[f"src/{name}"] = data
     with tempfile.TemporaryDirectory(prefix="release-wheels") as tmp:

@@ -1,5 +1,5 @@
 """The offer a rollout makes: signed by the operator when the rollout starts, relayed unchanged
-by every tick. The signature (firmware.update.manifest.offer_message) covers the version,
+by every tick. The signature (contract.releases.offer_message) covers the version,
 digest, size, rollout id, expiry and optional minimum version, so the platform, its service
 accounts and the MQTT link can carry an offer but not make or change one. No URL: devices
 download from their own configured base.
@@ -13,8 +13,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contract.releases import UpdateOffer, offer_message, version_key
 from devices.releases.errors import RolloutError
-from firmware.update.manifest import UpdateOffer, offer_message, version_key
 
 
 class Signable(Protocol):

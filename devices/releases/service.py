@@ -30,12 +30,12 @@ from cityops.errors import BrokerUnavailable
 from cityops.mqtt import MqttTarget
 from cityops.settings import redact_url
 from cityops.storage import Database
-from cityops.telemetry import STATUS_FILTER, DeviceTopic, TelemetryError, config_topic
+from contract.releases import UpdateOffer, decode_report
+from contract.telemetry import STATUS_FILTER, DeviceTopic, TelemetryError, config_topic
 from devices.releases import store
 from devices.releases.cohort import members, stage_count
 from devices.releases.staging import Decision, decide
 from devices.releases.store import Rollout
-from firmware.update.manifest import UpdateOffer, decode_report
 
 log = logging.getLogger("devices.releases.service")
 

@@ -13,10 +13,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contract.errors import ReleaseInvalid
+from contract.releases import load_public_key, signed_message
 from devices.releases.errors import SigningKeyError
-from firmware.update.errors import VerificationFailed
-from firmware.update.manifest import signed_message
-from firmware.update.verify import load_public_key
 
 PRIVATE_NAME = "release-signing.key"
 PUBLIC_NAME = "release-signing.pub"
@@ -83,7 +82,7 @@ def read_public_key(path_or_text: str) -> str:
     path = Path(path_or_text)
     if path.exists():
         text = path.read_text().strip()
-    load_public_key(text)  # raises VerificationFailed with a clear message
+    load_public_key(text)  # raises ReleaseInvalid with a clear message
     return text
 
 
@@ -94,6 +93,6 @@ def sign(key: Ed25519PrivateKey, version: str, sha256: str) -> str:
 def signature_valid(public_key: str, version: str, sha256: str, signature: str) -> bool:
     try:
         load_public_key(public_key).verify(base64.b64decode(signature), signed_message(version, sha256))
-    except (InvalidSignature, ValueError, VerificationFailed):
+    except (InvalidSignature, ValueError, ReleaseInvalid):
         return False
     return True

@@ -18,15 +18,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cityops.errors import StorageError
 from cityops.storage import Database
 from cityops.storage.database import Connection
+from contract.errors import ReleaseInvalid
+from contract.releases import Manifest, Report, UpdateOffer, read_manifest, sha256_file
 from devices.releases.cohort import Candidate, Cohort
 from devices.releases.errors import ReleaseRejected, RolloutError, UnknownRelease
 from devices.releases.offers import check_terms, sign_offer
 from devices.releases.signing import signature_valid
 from devices.releases.staging import Policy, State, Tally
-from firmware.update.errors import VerificationFailed
-from firmware.update.install import read_manifest
-from firmware.update.manifest import Manifest, Report, UpdateOffer
-from firmware.update.verify import sha256_file
 
 FAILED_STEPS = ("failed", "rolled_back")
 UNIQUE_VIOLATION = "23505"
@@ -88,8 +86,8 @@ def _rollout(row: asyncpg.Record) -> Rollout:
 def _inspect(archive: Path) -> tuple[Manifest, str]:
     try:
         return read_manifest(archive), sha256_file(archive)
-    except VerificationFailed as exc:
-        raise ReleaseRejected(f"{archive}: {exc.reason}") from None
+    except ReleaseInvalid as exc:
+        raise ReleaseRejected(f"{archive}: {exc}") from None
     except OSError as exc:
         raise ReleaseRejected(f"cannot read {archive}: {exc.strerror}") from None
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import msgspec
 
-from cityops.telemetry import status_topic
+from contract.releases import UpdateOffer, offer_from_config
+from contract.telemetry import status_topic
 from firmware.agent import Agent, AgentSpec
 from firmware.update.download import Credentials
 from firmware.update.install import FreeBytes, disk_free
 from firmware.update.layout import Layout
-from firmware.update.manifest import UpdateOffer, offer_from_config
 from firmware.update.updater import Updater
 
 log = logging.getLogger("firmware.update.agent")

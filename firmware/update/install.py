@@ -17,10 +17,10 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from contract.releases import Manifest
 from firmware.update.errors import InstallFailed, NoSpace, VerificationFailed
 from firmware.update.layout import INSTALLED_MARK, Layout
-from firmware.update.manifest import MANIFEST_NAME, Manifest, decode_manifest
-from firmware.update.verify import verify_tree
+from firmware.update.verify import read_manifest, verify_tree
 
 log = logging.getLogger("firmware.update.install")
 
@@ -36,17 +36,6 @@ def check_space(path: Path, needed: int, free_bytes: FreeBytes, what: str) -> No
     if free < needed:
         raise NoSpace(f"not enough space for {what}: {needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free "
                       f"in {path}")
-
-
-def read_manifest(archive: Path) -> Manifest:
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            member = tar.extractfile(MANIFEST_NAME)
-            if member is None:
-                raise KeyError(MANIFEST_NAME)
-            return decode_manifest(member.read())
-    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
-        raise VerificationFailed(f"the archive has no readable manifest: {exc}") from None
 
 
 def install(archive: Path, layout: Layout, version: str, *, reserve_bytes: int = 20_000_000,

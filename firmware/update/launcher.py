@@ -35,10 +35,10 @@ from types import FrameType
 
 import msgspec
 
-from cityops import __version__
+from contract.releases import ENTRY_POINT, Report, Step, now_utc
+from firmware import __version__
 from firmware.update.config import UpdateConfig
 from firmware.update.layout import SWITCH_EXIT, VERSION_ENV, Layout, Trial
-from firmware.update.manifest import ENTRY_POINT, Report, Step, now_utc
 
 log = logging.getLogger("firmware.update.launcher")
 

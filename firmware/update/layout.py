@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.update.manifest import VERSION, Report, encode_report
+from contract.releases import VERSION, Report, encode_report
 
 log = logging.getLogger("firmware.update.layout")
 

@@ -16,9 +16,8 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from contract.releases import UpdateOffer, offer_signature_valid, version_key
 from firmware.update.errors import OfferRefused
-from firmware.update.manifest import UpdateOffer, version_key
-from firmware.update.verify import offer_signature_valid
 
 
 def check_offer(offer: UpdateOffer, *, public_key: Ed25519PublicKey, running_version: str, now: datetime,

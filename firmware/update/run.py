@@ -16,8 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-from cityops import __version__
-from cityops.errors import CityOpsError
+from contract.errors import CityOpsError
+from firmware import __version__
 from firmware.config import build_spec, load_agent_config
 from firmware.update.agent import UpdatingAgent
 from firmware.update.config import UpdateConfig

@@ -11,8 +11,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.releases import VERSION
 from firmware.update.errors import UpdatesDisabled
-from firmware.update.manifest import VERSION
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORT = {"http": 80, "https": 443}

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from contract.releases import Report, Step, UpdateOffer, now_utc
 from firmware.update.download import Credentials, download
 from firmware.update.errors import DownloadFailed, OfferRefused, UpdateError, UpdatesDisabled, VerificationFailed
 from firmware.update.install import FreeBytes, check_space, disk_free, install
 from firmware.update.layout import Layout
-from firmware.update.manifest import Report, Step, UpdateOffer, now_utc
 from firmware.update.offers import check_offer
 from firmware.update.source import ReleaseBase
 from firmware.update.verify import load_public_key, verify_archive

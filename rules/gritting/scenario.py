@@ -28,8 +28,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from cityops.settings import GrittingSettings
-from cityops.telemetry import RoadReading
 from cityops.times import parse_utc
+from contract.telemetry import RoadReading
 from rules.errors import InvalidForecast, InvalidRoadNetwork, InvalidScenario
 from rules.gritting import decide
 from rules.gritting.assess import Assessment, MobilePoints

@@ -1,7 +1,6 @@
 """Service URLs: MQTT connection details and printing URLs without their passwords.
 
-Standard library only: the device agent imports this, and its release carries no more
-than it needs (devices/releases/build.py).
+Standard library only: part of the contract, which the device agent carries.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from cityops.errors import ConfigError
+from contract.errors import ConfigError
 
 
 def redact_url(url: str) -> str:

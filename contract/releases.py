@@ -1,10 +1,11 @@
 """What a release is, what the platform offers, and what the device reports: the shared
-contract between `devices/releases` (which builds and offers) and this package (which installs).
+contract between `devices/releases` (which builds and offers) and the agent's `firmware/update`
+(which installs), and the checks both run before they trust a release (ReleaseInvalid says why not).
 
 A release is one gzip tarball:
 
     manifest.json      a `Manifest`: version, every other file with its SHA-256, requirements
-    src/               the agent's packages (firmware/, the few cityops modules it imports)
+    src/               the agent's packages (firmware/ and contract/)
     wheels/            optional: the locked dependencies as wheels
 
 and a detached Ed25519 signature over `signed_message(version, sha256 of the tarball)`. The
@@ -21,13 +22,21 @@ expired or superseded offer, or change a field. Versions are ordered by `version
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
+import tarfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cityops.telemetry import UtcTime
+from contract.errors import ReleaseInvalid
+from contract.telemetry import UtcTime
 
 FORMAT = 1
 VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$")
@@ -152,3 +161,75 @@ def decode_manifest(data: bytes) -> Manifest:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# --- the checks: the archive's digest, the Ed25519 signatures, the unpacked files ------------
+
+CHUNK = 1 << 16
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    """The key as `cityops release keygen` prints it: base64 of the raw 32 bytes."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise ReleaseInvalid(f"the configured public key is not a base64 Ed25519 key: {exc}") from None
+
+
+def verify_signature(public_key: Ed25519PublicKey, version: str, sha256: str, signature: str) -> None:
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        public_key.verify(raw, signed_message(version, sha256))
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise ReleaseInvalid(f"bad signature for release {version}: not signed by the fleet's key") from None
+
+
+def offer_signature_valid(public_key: Ed25519PublicKey, message: bytes, signature: str) -> bool:
+    try:
+        public_key.verify(base64.b64decode(signature, validate=True), message)
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+def verify_archive(path: Path, *, version: str, sha256: str, signature: str, public_key: Ed25519PublicKey) -> None:
+    """Digest first (cheap to explain), then the signature over version + digest."""
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise ReleaseInvalid(f"checksum mismatch for release {version}: got {actual[:12]}..., "
+                                 f"expected {sha256[:12]}...")
+    verify_signature(public_key, version, sha256, signature)
+
+
+def verify_tree(folder: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists is there with its digest, and nothing else is."""
+    found = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    found.discard("manifest.json")
+    missing, extra = manifest.files.keys() - found, found - manifest.files.keys()
+    if missing or extra:
+        names = sorted(missing)[:3] + sorted(extra)[:3]
+        raise ReleaseInvalid(f"release {manifest.version} does not match its manifest "
+                                 f"({len(missing)} missing, {len(extra)} unlisted: {', '.join(names)})")
+    for name, expected in manifest.files.items():
+        if sha256_file(folder / name) != expected:
+            raise ReleaseInvalid(f"release {manifest.version}: {name} does not match its manifest digest")
+
+
+def read_manifest(archive: Path) -> Manifest:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            member = tar.extractfile(MANIFEST_NAME)
+            if member is None:
+                raise KeyError(MANIFEST_NAME)
+            return decode_manifest(member.read())
+    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+        raise ReleaseInvalid(f"the archive has no readable manifest: {exc}") from None
