@@ -120,3 +120,10 @@ class Counting:
 
     def close(self) -> None:
         pass
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Wait for a state the agent changes on its own tasks and threads (spool, counters)."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 (the state changes on the agent's tasks and paho's thread)
+            await asyncio.sleep(0.05)

@@ -38,6 +38,8 @@ from cityops.embedded.process import (
 from cityops.settings import Settings, StorageSettings
 from cityops.storage import Database, migrate
 
+pytest_plugins = ["tests.fixtures"]  # shared fixtures beyond the services (a fresh migrated database)
+
 if TYPE_CHECKING:
     from tests.resources_helpers import World
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,8 +16,8 @@ from pydantic import SecretStr
 from alerts.errors import AlertNotFound, InvalidPreference, InvalidTransition
 from alerts.runner import AlertsRunner
 from alerts.sealing import Sealer, new_key
-from cityops.settings import AlertsSettings, StorageSettings, load_settings
-from cityops.storage import Database, migrate
+from cityops.settings import AlertsSettings, load_settings
+from cityops.storage import Database
 from cityops_cli.main import build_parser
 
 NOW = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
@@ -26,18 +25,18 @@ SETTINGS = AlertsSettings(stuck_readings=6, stuck_after=timedelta(hours=2))
 
 
 class Clock:
-    def __init__(self, at: datetime = NOW) -> None:
+    def __init__(self, at: datetime = NOW, *, cycles_seen_after: int = 6) -> None:
         self.at = at
+        self.reads = 0  # every cycle reads it: how a test knows cycles have run
+        self.cycles_seen = asyncio.Event()
+        self._enough = cycles_seen_after
 
     def now(self) -> datetime:
+        self.reads += 1
+        if self.reads >= self._enough:
+            self.cycles_seen.set()
         return self.at
 
-
-@pytest.fixture
-async def adb(fresh_database_url: str) -> AsyncIterator[Database]:
-    async with Database.connect(fresh_database_url) as db:
-        await migrate(db, StorageSettings())
-        yield db
 
 
 async def device(db: Database, device_id: str, kind: str, *, seen: datetime | None = NOW,
@@ -76,43 +75,43 @@ async def open_causes(db: Database) -> dict[str, dict[str, object]]:
     return {r["cause"]: dict(r) for r in rows}
 
 
-async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Database) -> None:
+async def test_every_rule_opens_from_the_tables_the_other_parts_write(fresh_db: Database) -> None:
     # damp: a frog box whose latest assessment is high (an earlier one was low)
-    await device(adb, "frog-a", "frog", household="h-1")
-    await adb.execute("INSERT INTO damp_home_settings (household_id, area) VALUES ('h-1', 'Easton')")
+    await device(fresh_db, "frog-a", "frog", household="h-1")
+    await fresh_db.execute("INSERT INTO damp_home_settings (household_id, area) VALUES ('h-1', 'Easton')")
     for hours, level in ((30, "low"), (2, "high")):
-        await adb.execute(
+        await fresh_db.execute(
             "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d, "
             "condensation_hours_7d, reasons, changes, faults, metrics) "
             "VALUES ('frog-a', $1, 'h-1', $2, 1.2, 40, 3, '[]', '[]', '[]', '{}')", NOW - timedelta(hours=hours), level)
     # bins: one about to overflow with a fire event, one knocked over a day ago (too old)
-    await device(adb, "bin-a", "bin")
-    await device(adb, "bin-b", "bin")
-    await adb.execute("INSERT INTO bin_priorities (device_id, data_until, status, fill, overflow_risk, score, "
+    await device(fresh_db, "bin-a", "bin")
+    await device(fresh_db, "bin-b", "bin")
+    await fresh_db.execute("INSERT INTO bin_priorities (device_id, data_until, status, fill, overflow_risk, score, "
                       "mandatory, reasons) VALUES ('bin-a', $1, 'ok', 0.92, 0.85, 90, true, '')",
                       NOW - timedelta(minutes=30))
-    await adb.execute("INSERT INTO bin_events (device_id, ts, kind, value, message) VALUES "
+    await fresh_db.execute("INSERT INTO bin_events (device_id, ts, kind, value, message) VALUES "
                       "('bin-a', $1, 'fire', 74, 'possible fire: 74 °C'), ('bin-b', $2, 'tilt', 80, 'knocked over')",
                       NOW - timedelta(hours=1), NOW - timedelta(days=1))
     # device health: silent for 2 h, a low battery, a stuck sensor (6 identical readings over 2.5 h)
-    await device(adb, "frog-silent", "frog", seen=NOW - timedelta(hours=2))
-    await device(adb, "frog-flat", "frog", battery_v=3.3)
+    await device(fresh_db, "frog-silent", "frog", seen=NOW - timedelta(hours=2))
+    await device(fresh_db, "frog-flat", "frog", battery_v=3.3)
     every_half_hour = "$1::timestamptz - i * interval '30 minutes'"
-    await adb.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
+    await fresh_db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
                       f"SELECT 'frog-flat', {every_half_hour}, 19.5, 55 FROM generate_series(0, 5) i", NOW)
-    await adb.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
+    await fresh_db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) "
                       f"SELECT 'frog-a', {every_half_hour}, 19 + i * 0.1, 70 FROM generate_series(0, 5) i", NOW)
     # ingest: 120 dead letters in the last 15 minutes
-    await adb.execute("INSERT INTO dead_letters (received_at, topic, reason, payload) "
+    await fresh_db.execute("INSERT INTO dead_letters (received_at, topic, reason, payload) "
                       "SELECT $1::timestamptz - i * interval '5 seconds', 't', 'malformed', '\\x00' "
                       "FROM generate_series(1, 120) i", NOW)
     # gritting: the latest run as of now says the bridge freezes and the route goes out
-    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
-    await gritting_run(adb, NOW + timedelta(hours=1), 5.0, False)   # a run "from the future": not yet
+    await gritting_run(fresh_db, NOW - timedelta(hours=1), -2.5, True)
+    await gritting_run(fresh_db, NOW + timedelta(hours=1), 5.0, False)   # a run "from the future": not yet
 
-    report = await AlertsRunner(adb, SETTINGS, clock=Clock()).evaluate()
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=Clock()).evaluate()
     assert report.notes == ()
-    causes = await open_causes(adb)
+    causes = await open_causes(fresh_db)
     assert set(causes) == {"damp_risk:frog-a", "bin_overflow:no-depot:no-round", "bin_fire:bin-a",
                            "device_offline:frog-silent", "battery_low:frog-flat", "sensor_stuck:frog-flat",
                            "dead_letter_spike:ingest", "route_treatment:P1:wet_road"}
@@ -120,46 +119,46 @@ async def test_every_rule_opens_from_the_tables_the_other_parts_write(adb: Datab
     assert causes["bin_fire:bin-a"]["severity"] == "critical"
     assert causes["battery_low:frog-flat"]["severity"] == "critical"
     assert causes["route_treatment:P1:wet_road"]["route_id"] == "P1"
-    title = await adb.fetchval("SELECT title FROM alerts WHERE cause = 'route_treatment:P1:wet_road'")
+    title = await fresh_db.fetchval("SELECT title FROM alerts WHERE cause = 'route_treatment:P1:wet_road'")
     assert title == "Priority 1 north needs treatment (wet or damp roads freezing): 1 segment, from 22:00 UTC"
     assert report.transitions == {"opened": 8}
 
     # later: the device is retired, the newer gritting run is now current, the dead letters age out
-    await adb.execute("UPDATE devices SET status = 'retired' WHERE device_id = 'frog-silent'")
+    await fresh_db.execute("UPDATE devices SET status = 'retired' WHERE device_id = 'frog-silent'")
     later = Clock(NOW + timedelta(hours=2))
-    await AlertsRunner(adb, SETTINGS, clock=later).evaluate()            # the clear spell starts
+    await AlertsRunner(fresh_db, SETTINGS, clock=later).evaluate()            # the clear spell starts
     later.at += SETTINGS.clear_hold
-    done = await AlertsRunner(adb, SETTINGS, clock=later).evaluate()
-    assert "device_offline:frog-silent" not in await open_causes(adb)
-    assert "route_treatment:P1:wet_road" not in await open_causes(adb)
-    assert "dead_letter_spike:ingest" not in await open_causes(adb)
+    done = await AlertsRunner(fresh_db, SETTINGS, clock=later).evaluate()
+    assert "device_offline:frog-silent" not in await open_causes(fresh_db)
+    assert "route_treatment:P1:wet_road" not in await open_causes(fresh_db)
+    assert "dead_letter_spike:ingest" not in await open_causes(fresh_db)
     assert done.transitions["resolved"] >= 3
 
 
-async def test_a_gritting_run_whose_night_is_over_raises_nothing_and_its_alerts_clear(adb: Database) -> None:
-    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)   # window: to NOW + 11 h
+async def test_a_gritting_run_whose_night_is_over_raises_nothing_and_its_alerts_clear(fresh_db: Database) -> None:
+    await gritting_run(fresh_db, NOW - timedelta(hours=1), -2.5, True)   # window: to NOW + 11 h
     clock = Clock()
-    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert "route_treatment:P1:wet_road" in await open_causes(adb)
+    await AlertsRunner(fresh_db, SETTINGS, clock=clock).evaluate()
+    assert "route_treatment:P1:wet_road" in await open_causes(fresh_db)
     clock.at = NOW + timedelta(hours=12)  # the run's window has ended and no new run came
-    report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=clock).evaluate()
     assert any("no current gritting run" in note for note in report.notes)
     clock.at += SETTINGS.clear_hold
-    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert "route_treatment:P1:wet_road" not in await open_causes(adb)
+    await AlertsRunner(fresh_db, SETTINGS, clock=clock).evaluate()
+    assert "route_treatment:P1:wet_road" not in await open_causes(fresh_db)
 
 
-async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(adb: Database) -> None:
-    await gritting_run(adb, NOW - timedelta(hours=1), -2.5, True)
+async def test_rules_whose_tables_are_missing_keep_their_alerts_and_say_why(fresh_db: Database) -> None:
+    await gritting_run(fresh_db, NOW - timedelta(hours=1), -2.5, True)
     clock = Clock()
-    await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
-    assert "route_treatment:P1:wet_road" in await open_causes(adb)
-    await adb.execute("DROP TABLE gritting_plans, gritting_route_decisions, gritting_segment_decisions, "
+    await AlertsRunner(fresh_db, SETTINGS, clock=clock).evaluate()
+    assert "route_treatment:P1:wet_road" in await open_causes(fresh_db)
+    await fresh_db.execute("DROP TABLE gritting_plans, gritting_route_decisions, gritting_segment_decisions, "
                       "gritting_runs CASCADE")
     clock.at += timedelta(hours=3)
-    report = await AlertsRunner(adb, SETTINGS, clock=clock).evaluate()
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=clock).evaluate()
     assert report.notes and "gritting rules not evaluated" in report.notes[0] and "gritting_runs" in report.notes[0]
-    assert "route_treatment:P1:wet_road" in await open_causes(adb)
+    assert "route_treatment:P1:wet_road" in await open_causes(fresh_db)
     assert report.transitions == {"escalated": 1}  # not resolved, but still escalated: nobody acknowledged
 
 
@@ -174,11 +173,11 @@ async def cli(settings_url: str, *argv: str) -> int:
     return result
 
 
-async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, capsys: pytest.CaptureFixture[str]
+async def test_commands_subscribe_run_list_ack_show_and_retry(fresh_db: Database, capsys: pytest.CaptureFixture[str]
                                                                ) -> None:
-    url = adb.url
+    url = fresh_db.url
     now = datetime.now(UTC)
-    await adb.execute("INSERT INTO devices (device_id, kind, registered_at, last_seen, battery_v) "
+    await fresh_db.execute("INSERT INTO devices (device_id, kind, registered_at, last_seen, battery_v) "
                       "VALUES ('frog-cli', 'frog', $1, $2, 3.4)", now - timedelta(days=1), now)
     assert await cli(url, "subscribe", "--user", "ops", "--role", "operator", "--channel", "feed") == 0
     assert await cli(url, "subscribe", "--user", "hook", "--role", "operator", "--channel", "webhook",
@@ -186,7 +185,7 @@ async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, cap
     out = capsys.readouterr().out
     assert "subscription 1: ops (operator) by feed" in out and "webhook secret (shown once" in out
     secret = out.split("with it): ")[1].strip()
-    stored = await adb.fetchval("SELECT secret FROM alert_subscriptions WHERE subscription_id = 2")
+    stored = await fresh_db.fetchval("SELECT secret FROM alert_subscriptions WHERE subscription_id = 2")
     assert secret not in stored and Sealer([CLI_KEY]).open(stored) == secret     # shown once, stored sealed
     with pytest.raises(InvalidPreference, match="household_id"):
         await cli(url, "subscribe", "--user", "t", "--role", "householder", "--channel", "feed")
@@ -196,7 +195,7 @@ async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, cap
     assert await cli(url, "run") == 0
     out = capsys.readouterr().out
     assert "1 opened" in out and "1 sent" in out and "1 to retry" in out
-    alert_id = await adb.fetchval("SELECT alert_id FROM alerts")
+    alert_id = await fresh_db.fetchval("SELECT alert_id FROM alerts")
     assert await cli(url, "list") == 0
     assert f"{alert_id:>6}  warning  open" in capsys.readouterr().out
     assert await cli(url, "ack", str(alert_id), "--by", "amy") == 0
@@ -210,25 +209,25 @@ async def test_commands_subscribe_run_list_ack_show_and_retry(adb: Database, cap
     for kind in ("opened", "sent", "failed", "acknowledged"):
         assert f"  {kind}" in history, history
 
-    outbox_id = await adb.fetchval("SELECT outbox_id FROM alert_outbox WHERE channel = 'webhook'")
-    await adb.execute("UPDATE alert_outbox SET status = 'dead' WHERE outbox_id = $1", outbox_id)
+    outbox_id = await fresh_db.fetchval("SELECT outbox_id FROM alert_outbox WHERE channel = 'webhook'")
+    await fresh_db.execute("UPDATE alert_outbox SET status = 'dead' WHERE outbox_id = $1", outbox_id)
     assert await cli(url, "outbox", "--dead") == 0
     assert "Connect" in capsys.readouterr().out
     assert await cli(url, "retry", str(outbox_id)) == 0
-    assert await adb.fetchval("SELECT status FROM alert_outbox WHERE outbox_id = $1", outbox_id) == "pending"
+    assert await fresh_db.fetchval("SELECT status FROM alert_outbox WHERE outbox_id = $1", outbox_id) == "pending"
     with pytest.raises(AlertNotFound):
         await cli(url, "retry", str(outbox_id))
 
-    await adb.execute("UPDATE alert_subscriptions SET timezone = 'Nowhere/Town', quiet_start = '22:00', "
+    await fresh_db.execute("UPDATE alert_subscriptions SET timezone = 'Nowhere/Town', quiet_start = '22:00', "
                       "quiet_end = '07:00' WHERE subscription_id = 1")
     assert await cli(url, "run") == 0
     assert "1 subscriptions skipped" in capsys.readouterr().out
     assert await cli(url, "subscriptions") == 0
     assert "PROBLEM: timezone: unknown time zone 'Nowhere/Town'" in capsys.readouterr().out
     assert await cli(url, "unsubscribe", "1") == 0
-    assert await adb.fetchval("SELECT enabled FROM alert_subscriptions WHERE subscription_id = 1") is False
+    assert await fresh_db.fetchval("SELECT enabled FROM alert_subscriptions WHERE subscription_id = 1") is False
 
-    await adb.execute("UPDATE alerts SET state = 'resolved'")
+    await fresh_db.execute("UPDATE alerts SET state = 'resolved'")
     with pytest.raises(InvalidTransition):
         await cli(url, "ack", str(alert_id), "--by", "amy")
 
@@ -241,20 +240,21 @@ def test_errors_print_as_error_and_hint(fresh_database_url: str) -> None:
     assert "error: database error" in done.stderr and "hint: run `cityops db migrate` first" in done.stderr
 
 
-async def test_the_loop_runs_cycles_on_its_clock_until_stopped(adb: Database) -> None:
-    await device(adb, "frog-loop", "frog", battery_v=3.4)
-    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+async def test_the_loop_runs_cycles_on_its_clock_until_stopped(fresh_db: Database) -> None:
+    await device(fresh_db, "frog-loop", "frog", battery_v=3.4)
+    await fresh_db.execute(
+        "INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
     clock = Clock()
-    runner = AlertsRunner(adb, SETTINGS, clock=clock)
+    runner = AlertsRunner(fresh_db, SETTINGS, clock=clock)
     stop = asyncio.Event()
     loop = asyncio.create_task(runner.run_forever(0.05, stop))
-    await asyncio.sleep(0.3)
+    await asyncio.wait_for(clock.cycles_seen.wait(), 10)  # several cycles have run
     stop.set()
     await asyncio.wait_for(loop, 5)
-    assert await adb.fetchval("SELECT count(*) FROM alerts") == 1          # many cycles, one alert
-    assert await adb.fetchval("SELECT count(*) FROM notifications") == 1   # and one notification
+    assert await fresh_db.fetchval("SELECT count(*) FROM alerts") == 1          # many cycles, one alert
+    assert await fresh_db.fetchval("SELECT count(*) FROM notifications") == 1   # and one notification
     # the pure parts saw the injected time, not the wall clock
-    assert await adb.fetchval("SELECT opened_at FROM alerts") == NOW
+    assert await fresh_db.fetchval("SELECT opened_at FROM alerts") == NOW
 
 
 ROUTES = ("one", "two", "three")
@@ -327,13 +327,14 @@ async def open_alerts(db: Database) -> dict[str, dict[str, object]]:
     return {r["cause"]: dict(r) for r in rows}
 
 
-async def test_three_routes_of_twenty_freezing_segments_and_sixty_bins_give_five_alerts(adb: Database) -> None:
-    await network(adb)
-    await freezing(adb, NOW - timedelta(minutes=5), {"one": 20, "two": 20, "three": 20})
-    await bins(adb, {})
-    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
-    report = await AlertsRunner(adb, SETTINGS, clock=Clock()).cycle()
-    alerts = await open_alerts(adb)
+async def test_three_routes_of_twenty_freezing_segments_and_sixty_bins_give_five_alerts(fresh_db: Database) -> None:
+    await network(fresh_db)
+    await freezing(fresh_db, NOW - timedelta(minutes=5), {"one": 20, "two": 20, "three": 20})
+    await bins(fresh_db, {})
+    await fresh_db.execute(
+        "INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=Clock()).cycle()
+    alerts = await open_alerts(fresh_db)
     assert {c: a["n"] for c, a in alerts.items()} == {
         "route_treatment:one:wet_road": 20, "route_treatment:two:wet_road": 20, "route_treatment:three:wet_road": 20,
         "bin_overflow:east:mon": 30, "bin_overflow:east:thu": 30}    # 5 alerts, not 120
@@ -343,60 +344,62 @@ async def test_three_routes_of_twenty_freezing_segments_and_sixty_bins_give_five
     assert alerts["bin_overflow:east:mon"]["title"] == "Bins round Mon, depot east: 30 bins predicted to overflow"
     # the members, as the API reads them, and in the feed's text
     from ops_api.queries.alerts import get_alert
-    monday = await get_alert(adb, int(alerts["bin_overflow:east:mon"]["alert_id"]))  # type: ignore[call-overload]
+    monday = await get_alert(fresh_db, int(alerts["bin_overflow:east:mon"]["alert_id"]))  # type: ignore[call-overload]
     assert monday["members"][0] == {"id": "bin-00", "name": "", "value": 0.800000011920929, "at": None,
                                     "note": "90% full, overflow risk 80%; truck 1 of the Tue 06:00 UTC plan"}
     assert [m["id"] for m in monday["members"]][-1] == "bin-29"
-    body = await adb.fetchval("SELECT body FROM notifications n JOIN alerts a USING (alert_id) "
+    body = await fresh_db.fetchval("SELECT body FROM notifications n JOIN alerts a USING (alert_id) "
                               "WHERE a.cause = 'route_treatment:two:wet_road'")
     assert "Route decision: send: 20 segments" in body and "- Street 1 (seg-two-01): priority 1, lowest -1.5 °C" in body
     assert "- ... and 0 more" not in body and body.count("\n- ") == 20
 
 
-async def test_a_groups_members_change_in_place_and_an_empty_group_clears(adb: Database) -> None:
-    await network(adb, ("one", "two"))
-    await bins(adb, {})
-    await freezing(adb, NOW - timedelta(minutes=5), {"one": 4, "two": 6})
-    await adb.execute("INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
+async def test_a_groups_members_change_in_place_and_an_empty_group_clears(fresh_db: Database) -> None:
+    await network(fresh_db, ("one", "two"))
+    await bins(fresh_db, {})
+    await freezing(fresh_db, NOW - timedelta(minutes=5), {"one": 4, "two": 6})
+    await fresh_db.execute(
+        "INSERT INTO alert_subscriptions (user_id, role, channel) VALUES ('ops', 'operator', 'feed')")
     clock = Clock()
-    await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
-    before = await open_alerts(adb)
+    await AlertsRunner(fresh_db, SETTINGS, clock=clock).cycle()
+    before = await open_alerts(fresh_db)
     assert {c: a["n"] for c, a in before.items()} == {"route_treatment:one:wet_road": 4,
                                                       "route_treatment:two:wet_road": 6,
                                                       "bin_overflow:east:mon": 30, "bin_overflow:east:thu": 30}
     # a new run: route one has 7 segments to treat, route two none; bin-00 is in the hold zone, bin-01 clear;
     # and a new runner (a restart): the same alerts, updated, and nothing notified again
     clock.at += timedelta(minutes=10)
-    await freezing(adb, clock.at - timedelta(minutes=5), {"one": 7, "two": 0})
-    await adb.execute("UPDATE bin_priorities SET overflow_risk = CASE device_id WHEN 'bin-00' THEN 0.4 "
+    await freezing(fresh_db, clock.at - timedelta(minutes=5), {"one": 7, "two": 0})
+    await fresh_db.execute("UPDATE bin_priorities SET overflow_risk = CASE device_id WHEN 'bin-00' THEN 0.4 "
                       "WHEN 'bin-01' THEN 0.2 ELSE overflow_risk END")
-    report = await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
-    after = await open_alerts(adb)
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=clock).cycle()
+    after = await open_alerts(fresh_db)
     assert {c: a["alert_id"] for c, a in after.items()} == {c: a["alert_id"] for c, a in before.items()}
     assert after["route_treatment:one:wet_road"]["n"] == 7 and after["bin_overflow:east:mon"]["n"] == 29
     assert report.transitions == {"updated": 2} and report.queued == 0
-    assert await adb.fetchval("SELECT count(*) FROM notifications") == 4
-    updates = await adb.fetch("SELECT a.cause, e.detail FROM alert_events e JOIN alerts a USING (alert_id) "
+    assert await fresh_db.fetchval("SELECT count(*) FROM notifications") == 4
+    updates = await fresh_db.fetch("SELECT a.cause, e.detail FROM alert_events e JOIN alerts a USING (alert_id) "
                               "WHERE e.kind = 'updated' ORDER BY a.cause")
     assert [(u["cause"], u["detail"]) for u in updates] == [
         ("bin_overflow:east:mon", "30 -> 29 members: left bin-01"),
         ("route_treatment:one:wet_road", "4 -> 7 members: joined seg-one-05, seg-one-06, seg-one-07")]
     # route two's group is empty: it clears after the hold, alone
     clock.at += SETTINGS.clear_hold
-    report = await AlertsRunner(adb, SETTINGS, clock=clock).cycle()
+    report = await AlertsRunner(fresh_db, SETTINGS, clock=clock).cycle()
     assert report.transitions == {"resolved": 1, "escalated": 3}
-    assert "route_treatment:two:wet_road" not in await open_alerts(adb)
+    assert "route_treatment:two:wet_road" not in await open_alerts(fresh_db)
 
 
-async def test_a_route_whose_decision_is_unknown_raises_a_critical_alert_to_patrol(adb: Database) -> None:
-    await network(adb, ("one",), per_route=3)
-    run_id = await freezing(adb, NOW - timedelta(minutes=5), {"one": 0})
-    await adb.execute("UPDATE gritting_segment_decisions SET rst_min_c = NULL, rst_min_at = NULL, action = 'monitor', "
+async def test_a_route_whose_decision_is_unknown_raises_a_critical_alert_to_patrol(fresh_db: Database) -> None:
+    await network(fresh_db, ("one",), per_route=3)
+    run_id = await freezing(fresh_db, NOW - timedelta(minutes=5), {"one": 0})
+    await fresh_db.execute(
+        "UPDATE gritting_segment_decisions SET rst_min_c = NULL, rst_min_at = NULL, action = 'monitor', "
                       "reason = 'no road surface temperature' WHERE segment_id <> 'seg-one-02'")
-    await adb.execute("UPDATE gritting_route_decisions SET decision = 'unknown', reason = 'UNKNOWN: 2 priority-1 "
+    await fresh_db.execute("UPDATE gritting_route_decisions SET decision = 'unknown', reason = 'UNKNOWN: 2 priority-1 "
                       "segment(s) have no usable road temperature' WHERE run_id = $1", run_id)
-    await AlertsRunner(adb, SETTINGS, clock=Clock()).evaluate()
-    row = await adb.fetchrow("SELECT cause, severity, title, members FROM alerts")
+    await AlertsRunner(fresh_db, SETTINGS, clock=Clock()).evaluate()
+    row = await fresh_db.fetchrow("SELECT cause, severity, title, members FROM alerts")
     assert (row["cause"], row["severity"]) == ("route_treatment:one:no_data", "critical")
     assert row["title"] == "Route one north: no usable road temperature, decide by patrol"
     assert [m["id"] for m in json.loads(row["members"])] == ["seg-one-01", "seg-one-03"]

@@ -4,7 +4,6 @@ import asyncio
 import signal
 import subprocess
 import sys
-import time
 
 import asyncpg
 import httpx
@@ -59,8 +58,8 @@ def _run_and_interrupt(proc: subprocess.Popen[str], port: int) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert "stopped" in (proc.stdout.read() if proc.stdout else "")
-    time.sleep(0.5)
-    assert [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert [c.pid for c in alive if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
 
 
 async def test_the_demo_refuses_to_seed_its_logins_into_a_database_it_did_not_start(

@@ -37,7 +37,7 @@ from firmware.link import MqttOptions
 from firmware.sender import SendPolicy
 from firmware.spool import Spool
 from simulation.fleet import FleetPlan, build_fleet, run_fleet
-from tests.agent_helpers import START, collecting, frog_spec
+from tests.agent_helpers import START, collecting, frog_spec, until
 from tests.conftest import BrokerInstance, own_mosquitto
 
 # --- helpers -----------------------------------------------------------------------------
@@ -137,7 +137,7 @@ async def test_a_broker_outage_loses_nothing(unique: str, tmp_path: Path) -> Non
         run = asyncio.create_task(agent.run(until=START + timedelta(minutes=80), drain_timeout_s=30))  # 4 s
         await collector.wait_for(lambda: len(collector.readings()) >= 3)
         await broker.stop()
-        await asyncio.sleep(1.2)  # ~5 samples while the broker is away
+        await until(lambda: agent.spool.pending() >= 3)  # samples taken while the broker is away
         spooled_during_outage = agent.spool.pending()
         await broker.start()
         await run
@@ -157,8 +157,8 @@ async def test_readings_nobody_subscribes_to_stay_spooled_until_someone_does(uni
                                                    undelivered_retry_s=0.3))
         agent = Agent(spec)
         run = asyncio.create_task(agent.run(until=START + timedelta(minutes=60), drain_timeout_s=30))  # 3 s
-        await asyncio.sleep(1.0)
-        assert agent.sender.counters.undelivered > 0 and agent.spool.pending() > 0
+        # answered "no matching subscribers", and kept
+        await until(lambda: agent.sender.counters.undelivered > 0 and agent.spool.pending() > 0)
         async with collecting(broker.port, unique) as collector:
             await run
             await collector.wait_for(lambda: len({r.ts for r in collector.readings(device)}) >= 12)

@@ -55,7 +55,7 @@ async def test_staff_see_the_details(db: Database, mosquitto: BrokerInstance) ->
     app = create_app(load_settings(), db=db, mqtt_url=mosquitto.url)
     body = (await get(app, "/health", await staff_headers(db))).json()
     assert body["status"] == "ok" and body["database"]["pending_migrations"] == 0
-    assert body["database"]["backend"].startswith("plain PostgreSQL") and body["broker"]["ok"] is True
+    assert body["database"]["backend"].startswith(("plain PostgreSQL", "TimescaleDB")) and body["broker"]["ok"] is True
     page = await get(app, "/", await staff_headers(db, Role.ADMIN))
     assert "<th>database</th>" in page.text and "<th>broker</th>" in page.text and "DOWN" not in page.text
     crew = (await get(app, "/health", await staff_headers(db, Role.GRITTING_CREW))).json()
