@@ -299,7 +299,7 @@ def bench_gritting(args: argparse.Namespace) -> None:
 
 def carp_gdb(folder: Path, seconds: float) -> str:
     try:
-        from rules.routing import carp_bench
+        from benchmarks import carp as carp_bench
     except ImportError as exc:
         return f"CARP gdb: the arc-routing benchmark is not available yet ({exc})"
     if not (folder / "gdb").is_dir():

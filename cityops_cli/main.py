@@ -31,7 +31,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest.cli",
     "agent": "cityops_cli.agent",
     "rules": "pipelines.cli",
-    "route": "pipelines.routing.cli",
+    "route": "benchmarks.route",
     "roads": "pipelines.gritting.cli",
     "bins": "pipelines.bins.cli",
     "device": "devices.cli",

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.routing import cli
+from benchmarks import route as cli
+from benchmarks.carp import carp_gaps, gdb_gaps, summary
 from rules.errors import InvalidArcRouting, InvalidInstance, UnreachableTask
 from rules.routing.carp import ArcPlan, Edge, Task, plan_arc_routes, solve_carp_instance
-from rules.routing.carp_bench import carp_gaps, gdb_gaps, summary
 from rules.routing.carp_format import CarpInstance, best_known, read_dat
 
 DATA = Path(__file__).parent / "data" / "carp"

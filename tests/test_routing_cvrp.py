@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.routing import cli
+from benchmarks import route as cli
 from rules.errors import InvalidInstance, RoutingError
 from rules.routing.cvrplib import best_known, read_bks, read_vrp, solve_cvrp
 

@@ -1,5 +1,5 @@
 """Routing with PyVRP: bin collection plans, gritting arc routes, CVRPLIB and CARP benchmarks
-(`cityops route ...` is pipelines/routing/cli.py).
+(`cityops route ...`, the solver against published instances, is benchmarks/route.py).
 
     plan      the collection plan as a prize-collecting VRP: stops, times, GeoJSON per truck
     cvrplib   CVRPLIB .vrp files and best-known values
@@ -7,5 +7,4 @@
     carp      capacitated arc routing (gritting): required edges as directed clients in
               mutually exclusive groups; plans as walks over real edges
     carp_format  CARPLIB .dat files (gdb, val, egl) and carp_bks.csv
-    carp_bench   gaps to the published CARP optima over a folder of instances
 """

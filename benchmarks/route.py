@@ -1,4 +1,4 @@
-"""`cityops route ...`: routing problems from the command line.
+"""`cityops route ...`: the solver against published routing instances, from the command line.
 
     cityops route cvrp FILE.vrp [--time-limit S] [--seed N] [--bks bks.csv]
         solve a CVRPLIB instance; print the cost, and the best-known value and the gap
@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from benchmarks import carp as carp_bench
 from cityops.settings import Settings
-from rules.routing import carp_bench
 from rules.routing.carp import solve_carp_instance
 from rules.routing.carp_format import best_known as carp_best_known
 from rules.routing.carp_format import read_dat
@@ -26,7 +26,7 @@ from rules.routing.cvrplib import best_known, read_vrp, solve_cvrp
 
 # The gdb and val instances kept in the repository (benchmarks/data/README.md), found from this
 # file rather than the working directory.
-CARP_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "carp"
+CARP_FOLDER = Path(__file__).resolve().parent / "data" / "carp"
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

@@ -1,1 +1,0 @@
-"""`cityops route ...`: routing problems from files (rules.routing solves them)."""
