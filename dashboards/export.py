@@ -43,6 +43,8 @@ datasources:
     jsonData:
       database: ${{CITYOPS_GRAFANA_DB_NAME}}
       sslmode: ${{CITYOPS_GRAFANA_DB_SSLMODE}}
+      tlsConfigurationMethod: file-path
+      sslRootCertFile: ${{CITYOPS_GRAFANA_DB_SSLROOTCERT}}   # the CA verify-full checks the server against
       postgresVersion: 1500
       timescaledb: true        # $__timeGroup becomes time_bucket(); set false on plain PostgreSQL
       timeInterval: 1m

@@ -40,12 +40,14 @@ def postgres_datasource(db_url: str, *, timescaledb: bool) -> Json:
         raise GrafanaError("the data source URL must be postgresql://user:password@host:port/database",
                            hint="pass --db-url with a read-only role for Grafana")
     database = parts.path.lstrip("/") or "postgres"
-    sslmode = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("sslmode", "disable")
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    tls: Json = {"tlsConfigurationMethod": "file-path", "sslRootCertFile": unquote(query["sslrootcert"])} \
+        if "sslrootcert" in query else {}
     return {
         "name": POSTGRES.name, "type": POSTGRES.type, "uid": POSTGRES.uid, "access": "proxy", "isDefault": True,
         "url": f"{parts.hostname}:{parts.port or 5432}", "user": unquote(parts.username or ""),
-        "jsonData": {"database": database, "sslmode": sslmode, "postgresVersion": 1500, "timescaledb": timescaledb,
-                     "timeInterval": "1m", "maxOpenConns": 10, "maxIdleConns": 2},
+        "jsonData": {"database": database, "sslmode": query.get("sslmode", "disable"), **tls, "postgresVersion": 1500,
+                     "timescaledb": timescaledb, "timeInterval": "1m", "maxOpenConns": 10, "maxIdleConns": 2},
         "secureJsonData": {"password": unquote(parts.password or "")},
     }
 

@@ -263,6 +263,17 @@ def grafana() -> Iterator[tuple[str, dict[str, Any]]]:
         server.server_close()
 
 
+def test_a_verified_database_url_gives_grafana_the_ca_to_verify_with() -> None:
+    """sslmode=verify-full&sslrootcert=... as the services use it becomes Grafana's file-path TLS
+    (jsonData sslmode, tlsConfigurationMethod, sslRootCertFile: Grafana's PostgreSQL data source docs)."""
+    source = postgres_datasource("postgresql://r:p@timescaledb:5432/cityops?sslmode=verify-full"
+                                 "&sslrootcert=/cityops/pki/ca.pem", timescaledb=True)
+    assert {k: source["jsonData"][k] for k in ("sslmode", "tlsConfigurationMethod", "sslRootCertFile")} == \
+        {"sslmode": "verify-full", "tlsConfigurationMethod": "file-path", "sslRootCertFile": "/cityops/pki/ca.pem"}
+    plain = postgres_datasource("postgresql://r:p@localhost/cityops", timescaledb=False)
+    assert plain["jsonData"]["sslmode"] == "disable" and "sslRootCertFile" not in plain["jsonData"]
+
+
 def test_push_creates_then_updates_data_sources_folder_and_boards(grafana: tuple[str, dict[str, Any]]) -> None:
     url, state = grafana
     sources = [postgres_datasource("postgresql://grafana_reader:p%40ss@db.example:5433/cityops?sslmode=require",

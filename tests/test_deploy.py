@@ -208,7 +208,8 @@ def test_no_service_connects_as_the_superuser_and_every_connection_verifies_tls(
         assert f"CITYOPS_STORAGE__ROLE_PASSWORDS__{service_name.upper()}" in roles, service_name
     grafana = services["grafana"]["environment"]
     assert grafana["CITYOPS_GRAFANA_DB_USER"] == "cityops_grafana"
-    assert grafana["CITYOPS_GRAFANA_DB_SSLMODE"] in ("require", "verify-full")
+    assert grafana["CITYOPS_GRAFANA_DB_SSLMODE"] == "verify-full"  # as every service: the CA checks the server
+    assert grafana["CITYOPS_GRAFANA_DB_SSLROOTCERT"] == "/cityops/pki/ca.pem"
 
 
 def test_postgresql_runs_tls_and_refuses_plain_connections() -> None:
