@@ -28,7 +28,7 @@ from alerts.runner import AlertsRunner
 from alerts.sealing import new_key, sealer_for
 from alerts.store import acknowledge_alert, add_subscription, check_secrets, reseal_secrets, retry_dead
 from cityops.errors import StorageError
-from cityops.serve import stop_event_on_signals
+from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings
 from cityops.storage import Database

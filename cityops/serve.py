@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 
@@ -31,15 +30,6 @@ def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
 def http_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
     claim_port(port, "the web server", "CITYOPS_API__PORT (or --port)", host)
     return _Server(server_config(app, host, port))
-
-
-def stop_event_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (installed on the running loop)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def serve_until_stopped(server: uvicorn.Server, stop: asyncio.Event) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cityops.serve import fast_event_loop, http_server, serve_until_stopped, stop_event_on_signals
+from cityops.periodic import stop_event_on_signals
+from cityops.serve import fast_event_loop, http_server, serve_until_stopped
 from cityops.services import database_for
 from cityops.settings import Settings
 

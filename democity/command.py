@@ -25,7 +25,8 @@ from pydantic import SecretStr
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.errors import CityOpsError
 from cityops.mqtt import check_broker
-from cityops.serve import http_server, stop_event_on_signals
+from cityops.periodic import stop_event_on_signals
+from cityops.serve import http_server
 from cityops.services import embedded_postgres
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from cityops.errors import ConfigError
-from cityops.serve import stop_event_on_signals
+from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import status

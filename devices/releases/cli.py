@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from devices.releases import service, store
@@ -213,6 +214,7 @@ async def run_service(args: argparse.Namespace, settings: Settings) -> int:
     every = args.every or settings.releases.tick_every_s
     url = settings.resolved_mqtt_url()
     print(f"release service: reports from {redact_url(url)}, a rollout tick every {every:g} s")
+    stop = stop_event_on_signals()  # SIGTERM: the tick in hand finishes, then the service ends
     async with database_for(settings) as db:
-        await service.run(db, url, every, settings.releases.mqtt_client_id)
+        await service.run(db, url, every, settings.releases.mqtt_client_id, stop=stop)
     return 0

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 
 from cityops.errors import BrokerUnavailable
 from cityops.mqtt import MqttTarget
+from cityops.periodic import Periodic, Task
 from cityops.settings import redact_url
 from cityops.storage import Database
 from contract.releases import UpdateOffer, decode_report
@@ -189,9 +190,10 @@ async def listen_reports(db: Database, url: str, client_id: str = "cityops-relea
 
 
 async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-releases",
-              ready: asyncio.Event | None = None) -> None:
+              ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """The release service: the report listener and a tick every `every_s` seconds, over one
-    connection (the broker binds service.releases to this one client id)."""
+    connection (the broker binds service.releases to this one client id), until `stop`. A
+    failed tick (the database away) is retried with a backoff (cityops/periodic.py)."""
     try:
         async with _client(url, client_id, persistent=True) as client:
             await client.subscribe(STATUS_FILTER, qos=1)
@@ -202,14 +204,16 @@ async def run(db: Database, url: str, every_s: float, client_id: str = "cityops-
             async def publish(topic: str, payload: bytes) -> None:
                 await client.publish(topic, payload, qos=1, retain=True)
 
+            async def advance() -> None:
+                if listener.done():
+                    listener.result()  # raise what stopped it (BrokerUnavailable: fatal, a restart mends it)
+                result = await tick(db, publish)
+                if result.decision is not None:
+                    log.debug("rollout %s: %s", result.rollout_id, result.decision.reason)
+
             try:
-                while True:
-                    if listener.done():
-                        listener.result()  # raise what stopped it
-                    result = await tick(db, publish)
-                    if result.decision is not None:
-                        log.debug("rollout %s: %s", result.rollout_id, result.decision.reason)
-                    await asyncio.sleep(every_s)
+                await Periodic([Task("rollouts", advance)], every_s, fatal=(BrokerUnavailable,)).run(
+                    stop or asyncio.Event())
             finally:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
