@@ -18,8 +18,8 @@ import sys
 from collections.abc import Sequence
 
 from cityops import __version__
-from cityops.errors import CityOpsError
 from cityops.settings import get_settings
+from contract.errors import run_command
 
 # command -> the module whose register(commands) adds it, in the order `--help` lists them
 COMMANDS: dict[str, str] = {
@@ -76,17 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
-    try:
+
+    def body() -> int:
         settings = get_settings()
         logging.basicConfig(level=settings.log_level,
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         # a command may ask for a faster event loop (the API: uvloop); the rest use asyncio's
         with asyncio.Runner(loop_factory=getattr(args, "loop_factory", None)) as runner:
-            return runner.run(args.handler(args, settings))
-    except CityOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+            code: int = runner.run(args.handler(args, settings))
+            return code
+
+    return run_command(body)

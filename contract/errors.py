@@ -10,6 +10,9 @@ the agent (firmware/errors.py) grow their trees from CityOpsError.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class CityOpsError(Exception):
     """Base of every deliberate error; `hint` says what to do about it."""
@@ -28,3 +31,17 @@ class ConfigError(CityOpsError):
 
 class ReleaseInvalid(CityOpsError):
     hint = "check the release was built and signed with the fleet's key (docs/releases.md)"
+
+
+def run_command(body: Callable[[], int]) -> int:
+    """A command's exit code: `body`'s, or 1 after printing a deliberate error as `error:` and
+    `hint:` lines on stderr, or 130 on Ctrl-C; never a traceback for these (every entry point)."""
+    try:
+        return body()
+    except CityOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

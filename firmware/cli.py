@@ -19,12 +19,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contract.errors import CityOpsError
+from contract.errors import run_command
 from contract.urls import redact_url
 from firmware.agent import AgentSpec
 from firmware.errors import AgentConfigError, SensorError
@@ -45,15 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_device_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    try:
-        return asyncio.run(run_device(args, None))
-    except CityOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(lambda: asyncio.run(run_device(args, None)))
 
 
 async def until_signalled(main: asyncio.Future[Any]) -> None:

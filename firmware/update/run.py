@@ -16,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from contract.errors import CityOpsError
+from contract.errors import run_command
 from firmware import __version__
 from firmware.config import build_spec, load_agent_config
 from firmware.update.agent import UpdatingAgent
@@ -55,15 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CITYOPS_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s %(levelname)-7s [{running_version()}] %(name)s: %(message)s")
-    try:
-        return asyncio.run(run(args.config))
-    except CityOpsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(lambda: asyncio.run(run(args.config)))
 
 
 if __name__ == "__main__":
