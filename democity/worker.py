@@ -6,8 +6,8 @@ carries the mould index forward hour by hour, must never see an hour half-filled
 damp (frog frontier), bins (bin frontier; a collection plan every `plan_every` simulated
 hours), gritting (road frontier, with its route plans), and the alerts runner with its
 clock at the oldest frontier. Once the week has caught up (as of `live_from` less an hour),
-the operator hands work to the demo crews through the jobs code: every route to send gets
-a gritting job, each truck of the first collection plan for a shift a bins job.
+the operator hands work to the demo crews through the jobs lifecycle (jobs/): every route to
+send gets a gritting job, each truck of the first collection plan for a shift a bins job.
 
 Run as a child of the demo (`python -m democity.worker ...`, database and broker
 in CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL); it writes its status (the last successful
@@ -33,9 +33,13 @@ from cityops.settings import Settings, get_settings
 from cityops.storage import Database
 from democity.fleet import write_json
 from democity.seed import PREFIX
+from jobs import lifecycle
+from jobs import store as jobs_store
+from jobs.errors import JobError
 from pipelines.bins import store as bins_store
 from pipelines.bins.pipeline import BinsRunSettings, run_bins
 from pipelines.damp.pipeline import run_damp
+from pipelines.errors import RouteDecisionNotFound
 from pipelines.gritting import store as gritting_store
 from pipelines.gritting.pipeline import run_gritting
 from pipelines.open_data.pipeline import publish_snapshots
@@ -152,10 +156,6 @@ class Worker:
 
 async def assign_jobs(db: Database) -> int:
     """The operator's part: routes to send and the shift's bin plan, to the demo crews."""
-    from ops_api.errors import ApiError
-    from ops_api.queries import jobs
-    from ops_api.queries.gritting import open_jobs
-
     users = {r["username"]: r["user_id"] for r in await db.fetch(
         "SELECT username, user_id FROM users WHERE username = ANY($1)",
         [f"{PREFIX}operator", f"{PREFIX}gritting", f"{PREFIX}waste"])}
@@ -165,21 +165,18 @@ async def assign_jobs(db: Database) -> int:
     made = 0
     run = await gritting_store.latest_run(db)
     planned = [] if run is None else await gritting_store.planned_sends(db, run["run_id"], f"{PREFIX}%")
-    busy = await open_jobs(db, planned)
+    busy = await jobs_store.open_gritting_jobs(db, planned)
     for route_id in planned:
         if route_id in busy:
             continue
-        with contextlib.suppress(ApiError):
-            await jobs.assign_gritting(db, route_id, gritting, operator)
+        with contextlib.suppress(JobError, RouteDecisionNotFound):
+            await lifecycle.assign_gritting(db, route_id, gritting, operator)
             made += 1
-    plan = await db.fetchrow(
-        "SELECT p.plan_id, p.shift_start FROM bin_plans p WHERE p.depot_id LIKE $1 AND NOT EXISTS (SELECT 1 FROM "
-        "jobs j JOIN bin_plans q ON q.plan_id = j.plan_id WHERE q.depot_id = p.depot_id AND "
-        "q.shift_start = p.shift_start) ORDER BY p.plan_id DESC LIMIT 1", f"{PREFIX}%")
+    plan = await jobs_store.unassigned_bin_plan(db, f"{PREFIX}%")
     if plan is not None:
         for truck in await bins_store.plan_trucks(db, plan["plan_id"]):
-            with contextlib.suppress(ApiError):
-                await jobs.assign_bins(db, plan["plan_id"], truck, waste, operator)
+            with contextlib.suppress(JobError, RouteDecisionNotFound):
+                await lifecycle.assign_bins(db, plan["plan_id"], truck, waste, operator)
                 made += 1
     return made
 

@@ -17,7 +17,7 @@ from cityops.settings import Settings
 from cityops.storage import Database
 from ops_api import pages
 from ops_api.clientinfo import ProxyHeaders, TrustedProxies
-from ops_api.errors import ApiError, as_response, invalid_input
+from ops_api.errors import ApiError, as_api_error, as_response, invalid_input
 from ops_api.guards import BodyLimit, CrossSite
 from ops_api.healthcheck import HealthCache, platform_probe
 from ops_api.routes import (
@@ -86,6 +86,7 @@ async def _domain_error(request: Request, exc: CityOpsError) -> JSONResponse:
     """The one place domain errors become HTTP errors."""
     if isinstance(exc, StorageError):
         exc = invalid_input(exc) or exc
+    exc = as_api_error(exc) or exc
     if isinstance(exc, ApiError):
         return as_response(exc)
     status = 503 if isinstance(exc, DatabaseUnavailable | StorageError) else 400

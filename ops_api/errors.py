@@ -13,7 +13,12 @@
 
 app.py's one handler turns them into `{"error": ..., "hint": ...}` with the status and headers
 (`as_response`, which the ASGI guards call too); `invalid_input` tells it which database errors
-are the request's fault (a 422, not a 503).
+are the request's fault (a 422, not a 503); `DOMAIN_ERRORS` how the services' own errors are
+answered (`as_api_error`):
+
+    jobs.errors.JobNotFound                 404    jobs.errors.JobConflict                 409
+    jobs.errors.InvalidJob                  422    rules.errors.DecisionLogError           422
+    pipelines.errors.RouteDecisionNotFound  404
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from cityops.errors import CityOpsError, StorageError
+from jobs.errors import InvalidJob, JobConflict, JobNotFound
+from pipelines.errors import RouteDecisionNotFound
+from rules.errors import DecisionLogError
 
 
 class ApiError(CityOpsError):
@@ -110,3 +118,22 @@ def invalid_input(exc: StorageError) -> InvalidRequest | None:
     if reason is None and exc.sqlstate == "22000" and "out of int" in str(exc):  # asyncpg, before sending
         reason = "a number is out of range"
     return None if reason is None else InvalidRequest(reason, hint="check the values in the URL and the body")
+
+
+# The services' domain errors as the API answers them, the first match winning; the message
+# and the hint go out as they are (the API's class hint when the error has none).
+DOMAIN_ERRORS: tuple[tuple[type[CityOpsError], type[NotFound | Conflict | InvalidRequest]], ...] = (
+    (JobNotFound, NotFound),
+    (JobConflict, Conflict),
+    (InvalidJob, InvalidRequest),
+    (RouteDecisionNotFound, NotFound),
+    (DecisionLogError, InvalidRequest),
+)
+
+
+def as_api_error(exc: CityOpsError) -> ApiError | None:
+    """A service's domain error as the API error it is answered with, or None."""
+    for domain, api in DOMAIN_ERRORS:
+        if isinstance(exc, domain):
+            return api(str(exc), hint=exc.hint or None)
+    return None

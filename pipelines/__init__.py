@@ -11,7 +11,6 @@ the rules (`rules/`, pure) and writes through the store:
                 rules.routing); `cityops bins assess` on files
     gritting/   road network, readings and forecasts -> runs, decisions and route plans
                 (rules.gritting); the decision log; `cityops roads ...`
-    routing/    `cityops route ...` on CVRPLIB and CARP files
     cli         `cityops rules ...`: run the pipelines once or every N minutes
 
 Errors: pipelines.errors (the tree); the rules' own (rules.errors) pass through unchanged.

@@ -5,7 +5,7 @@
     households  current reading, risk with advice, history, diary, evidence report
     gritting    the latest run's decisions, routes to send, plans
     bins        priorities and collection plans per truck
-    jobs        crew jobs: assign, start, complete, and the feedback to the runners
+    jobs        crew jobs as JSON, with their GeoJSON in driving order and steps (the lifecycle: jobs/)
     sheet       the printable job sheet (pure HTML)
     alerts      alerts as each role may see them, and a user's in-app feed
     open_data   aggregated, anonymised data as CSV and GeoJSON

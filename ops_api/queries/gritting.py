@@ -13,12 +13,11 @@ from typing import Any
 import asyncpg
 
 from cityops.storage import Database
+from jobs import store as jobs_store
 from ops_api.accounts.roles import User
 from ops_api.errors import InvalidRequest, NotFound
-from pipelines.errors import RouteDecisionNotFound
 from pipelines.gritting import store
 from pipelines.gritting.log import RunLog, parse_period, read_log, record_entry
-from rules.errors import DecisionLogError
 
 ACTIONS = ("treat", "monitor", "none")
 MAX_LOG_PERIOD = timedelta(days=31)     # longer: `cityops roads log --csv`
@@ -58,26 +57,14 @@ async def segments(db: Database, route_id: str | None, actions: list[str]) -> di
     return {"run_id": run["run_id"], "as_of": run["as_of"].isoformat(), "segments": [plain(r) for r in rows]}
 
 
-async def last_treatments(db: Database, route_ids: list[str]) -> dict[str, asyncpg.Record]:
-    rows = await db.fetch("SELECT DISTINCT ON (route_id) route_id, treated_at, job_id, salt_kg FROM "
-                          "gritting_treatments WHERE route_id = ANY($1) ORDER BY route_id, treated_at DESC", route_ids)
-    return {r["route_id"]: r for r in rows}
-
-
-async def open_jobs(db: Database, route_ids: list[str]) -> dict[str, asyncpg.Record]:
-    rows = await db.fetch("SELECT route_id, job_id, state, assigned_to FROM jobs WHERE kind = 'gritting' "
-                          "AND state <> 'completed' AND route_id = ANY($1)", route_ids)
-    return {r["route_id"]: r for r in rows}
-
-
 async def routes(db: Database, send_only: bool = False) -> dict[str, Any]:
     """The latest run's route decisions, with the plan's id, the last treatment and any open job."""
     run = await latest(db)
     rows = [r for r in await store.route_decisions(db, run["run_id"]) if r["send"] or not send_only]
     ids = [r["route_id"] for r in rows]
     plan_ids = await store.plan_ids(db, run["run_id"])
-    treated = await last_treatments(db, ids)
-    jobs = await open_jobs(db, ids)
+    treated = await jobs_store.last_treatments(db, ids)
+    jobs = await jobs_store.open_gritting_jobs(db, ids)
     out = []
     for r in rows:
         item = plain(r, skip=("instructions",))
@@ -106,19 +93,6 @@ def plan_steps(instructions: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for seq, i in enumerate(instructions, start=1)]
 
 
-def spread_segments(geojson: dict[str, Any]) -> tuple[list[str], float]:
-    """The segments a plan spreads salt on, and the salt in kg."""
-    seen: list[str] = []
-    salt = 0.0
-    for f in geojson.get("features", []):
-        p = f.get("properties") or {}
-        if p.get("service") and p.get("segment_id"):
-            if p["segment_id"] not in seen:
-                seen.append(p["segment_id"])
-            salt += float(p.get("salt_kg") or 0.0)
-    return seen, round(salt, 1)
-
-
 # --- the decision log ------------------------------------------------------------------------
 
 def _jsonable(value: Any) -> Any:
@@ -141,10 +115,7 @@ def run_log_json(run: RunLog) -> dict[str, Any]:
 
 async def decision_log(db: Database, start: str, end: str, route_id: str | None) -> dict[str, Any]:
     """The runs whose as_of is in [start, end), each route's chain from decision to completed job."""
-    try:
-        since, until = parse_period(start, end)
-    except DecisionLogError as exc:
-        raise InvalidRequest(str(exc), hint=exc.hint) from None
+    since, until = parse_period(start, end)   # DecisionLogError: a 422 (ops_api/errors.py)
     if until - since > MAX_LOG_PERIOD:
         raise InvalidRequest(f"the period is {(until - since).days} days; at most {MAX_LOG_PERIOD.days} per request",
                              hint="ask for a shorter period, or for the records: cityops roads log --csv")
@@ -155,11 +126,7 @@ async def decision_log(db: Database, start: str, end: str, route_id: str | None)
 async def officer_entry(db: Database, run_id: int, route_id: str, user: User, override: str | None,
                         reason: str | None) -> dict[str, Any]:
     """Append the signed-in officer's acknowledgement (or override) of a run's route decision."""
-    try:
-        entry = await record_entry(db, run_id, route_id, officer=user.display_name or user.username, reason=reason,
-                                   override=override, user_id=user.user_id)
-    except RouteDecisionNotFound as exc:
-        raise NotFound(str(exc), hint=exc.hint) from None
-    except DecisionLogError as exc:
-        raise InvalidRequest(str(exc), hint=exc.hint) from None
+    # RouteDecisionNotFound: a 404, DecisionLogError: a 422 (ops_api/errors.py)
+    entry = await record_entry(db, run_id, route_id, officer=user.display_name or user.username, reason=reason,
+                               override=override, user_id=user.user_id)
     return {**_jsonable(asdict(entry)), "decision_after": entry.decision_after}

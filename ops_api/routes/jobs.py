@@ -9,7 +9,9 @@
                                       returns the completed job unchanged (already_completed: true)
     GET  /jobs/{job_id}/sheet         the printable job sheet (HTML)
 
-A crew member asking for someone else's job gets 404; householders 403.
+A crew member asking for someone else's job gets 404; householders 403. The lifecycle is
+jobs.lifecycle; its errors (jobs.errors) become 404, 409 and 422 in the API's one error
+handler (ops_api/errors.py, DOMAIN_ERRORS).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from cityops.storage import Database
+from jobs import lifecycle
 from ops_api.accounts.roles import Role
 from ops_api.deps import DB, Staff, User, allow
 from ops_api.errors import InvalidRequest, NotFound
@@ -49,7 +52,7 @@ class Completion(BaseModel):
 
 async def _own_job(db: Database, user: User, job_id: int) -> asyncpg.Record:
     """The job when the user may see it: staff any, a crew member their own; 404 otherwise."""
-    row = await q.get_job(db, job_id)
+    row = await lifecycle.get_job(db, job_id)
     if not user.is_staff and row["assigned_to"] != user.user_id:
         raise NotFound(f"no job {job_id}")
     return row
@@ -60,7 +63,7 @@ async def list_jobs(db: DB, user: JobUser, state: Literal["assigned", "started",
                     kind: Literal["gritting", "bins"] | None = None, assigned_to: str | None = None
                     ) -> list[dict[str, Any]]:
     mine = assigned_to if user.is_staff else user.user_id
-    return await q.list_jobs(db, assigned_to=mine, state=state, kind=kind)
+    return [q.job_json(r) for r in await lifecycle.list_jobs(db, assigned_to=mine, state=state, kind=kind)]
 
 
 @router.post("", status_code=201, summary="Assign a gritting route or a bin truck's round to a crew member")
@@ -68,11 +71,11 @@ async def assign(job: NewJob, db: DB, user: Staff) -> dict[str, Any]:
     if job.kind == "gritting":
         if job.route_id is None:
             raise InvalidRequest("a gritting job needs the route to send", field="route_id")
-        return await q.assign_gritting(db, job.route_id, job.assigned_to, user.user_id)
+        return q.job_json(await lifecycle.assign_gritting(db, job.route_id, job.assigned_to, user.user_id))
     if job.plan_id is None or job.truck is None:
         raise InvalidRequest("a bins job needs a plan and one of its trucks", field="plan_id" if job.plan_id is None
                              else "truck", hint="GET /bins/plans lists today's plans and their trucks")
-    return await q.assign_bins(db, job.plan_id, job.truck, job.assigned_to, user.user_id)
+    return q.job_json(await lifecycle.assign_bins(db, job.plan_id, job.truck, job.assigned_to, user.user_id))
 
 
 @router.get("/{job_id}", summary="A job with its GeoJSON in driving order and readable steps")
@@ -83,13 +86,14 @@ async def show_job(job_id: int, db: DB, user: JobUser) -> dict[str, Any]:
 @router.post("/{job_id}/start", summary="Start a job")
 async def start_job(job_id: int, db: DB, user: JobUser) -> dict[str, Any]:
     await _own_job(db, user, job_id)
-    return q.job_json(await q.start(db, job_id, datetime.now(UTC)))
+    return q.job_json(await lifecycle.start(db, job_id, datetime.now(UTC)))
 
 
 @router.post("/{job_id}/complete", summary="Complete a job with a note (idempotent); feeds back to the runners")
 async def complete_job(job_id: int, completion: Completion, db: DB, user: JobUser) -> dict[str, Any]:
     await _own_job(db, user, job_id)
-    row, first = await q.complete(db, job_id, user.user_id, completion.note, completion.skipped, datetime.now(UTC))
+    row, first = await lifecycle.complete(db, job_id, user.user_id, completion.note, completion.skipped,
+                                          datetime.now(UTC))
     return {**q.job_json(row), "already_completed": not first}
 
 
