@@ -12,7 +12,8 @@ What each account may do (default: deny send, receive and subscribe):
     device <id>          clientid <id>; send .../<id>/telemetry and .../<id>/status;
                          subscribe and receive .../<id>/config and .../<id>/alert
     service.ingest-<n>   clientid cityops-ingest-<n>; subscribe $share/<group>/.../+/telemetry
-                         (and the plain filter) and .../+/status; receive them
+                         (and the plain filter) and .../+/status; receive them; subscribe and
+                         receive the three $SYS counts its backlog metric reads (INGEST_SYS_TOPICS)
     service.alerts       clientid cityops-alerts; send every .../alert (the devices' LEDs)
     service.releases     clientid cityops-releases (the service), and service.releases-rollout
                          with clientid cityops-releases-rollout (`cityops release rollout`, one
@@ -81,6 +82,12 @@ class Client:
         return out
 
 
+# the broker's counts ingest reads for its backlog metric and push-back (ingest/source.py's SYS_TOPICS,
+# docs/ingest.md): these three literal topics, no $SYS wildcard (a test holds the two lists together)
+INGEST_SYS_TOPICS = ("$SYS/broker/store/messages/count", "$SYS/broker/retained messages/count",
+                     "$SYS/broker/publish/messages/dropped")
+
+
 def _receive(*topics: str) -> list[Acl]:
     return [Acl("publishClientReceive", t) for t in topics]
 
@@ -97,8 +104,8 @@ def service_roles(share_group: str) -> list[Role]:
     telemetry, status = f"{TOPIC_ROOT}/+/telemetry", f"{TOPIC_ROOT}/+/status"
     ingest_filters = [telemetry, status] + ([f"$share/{share_group}/{telemetry}"] if share_group else [])
     return [
-        Role("service.ingest", (*(Acl("subscribeLiteral", f) for f in ingest_filters),
-                                *_receive(telemetry, status))),
+        Role("service.ingest", (*(Acl("subscribeLiteral", f) for f in (*ingest_filters, *INGEST_SYS_TOPICS)),
+                                *_receive(telemetry, status, *INGEST_SYS_TOPICS))),
         Role("service.alerts", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/alert"),)),
         Role("service.releases", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/config"),
                                   Acl("subscribeLiteral", status), *_receive(status))),

@@ -38,11 +38,13 @@ from contract.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_top
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN
-from devices.dynsec import ADMIN, service_clients
+from devices.dynsec import ADMIN, INGEST_SYS_TOPICS, service_clients
 from devices.registry import SERVICE_ACCOUNTS, add_device, rotate_service_account
 from devices.releases import service as release_service
 from devices.releases.service import publisher
 from devices.spec import DeviceSpec
+from ingest.service import IngestService
+from ingest.source import SYS_TOPICS
 from ops_api.accounts.roles import Role
 from ops_api.accounts.sessions import open_session
 from ops_api.app import create_app
@@ -466,3 +468,40 @@ async def test_the_release_service_runs_under_its_own_id_and_a_rollout_does_not_
 
 async def _reports_are(db: Database, device_id: str, expected: int) -> bool:
     return await db.fetchval("SELECT count(*) FROM release_reports WHERE device_id = $1", device_id) == expected
+
+
+# --- ingest reads the broker's backlog from $SYS: its three counts only, and nobody else any --------
+
+def sys_rights(port: int, username: str, secret: str, client_id: str) -> dict[str, int]:
+    """SUBACK codes for $SYS filters: ingest's three literal counts, the wildcard, and two it does not need."""
+    box = Device(port, username, secret, client_id)
+    assert box.connect() == 0
+    try:
+        return {topic: box.subscribe(topic) for topic in (*INGEST_SYS_TOPICS, "$SYS/#", "$SYS/broker/store/#",
+                                                          "$SYS/broker/clients/connected")}
+    finally:
+        box.close()
+
+
+async def test_ingest_reads_its_three_sys_counts_on_the_dynsec_broker_and_devices_read_no_sys(
+        db: Database, unique: str, tmp_path: Path) -> None:
+    device = f"{unique}-s"
+    assert INGEST_SYS_TOPICS == SYS_TOPICS  # the role grants what ingest/source.py subscribes to
+    async with dynsec_broker(db, tmp_path / "broker", device) as broker:
+        accounts = {"service.ingest-1": "cityops-ingest-1", device: device, "service.alerts": "cityops-alerts",
+                    "service.releases": "cityops-releases", "service.api": "cityops-api"}
+        for username, client_id in accounts.items():
+            seen = await asyncio.to_thread(sys_rights, broker.port, username, broker.secrets[username], client_id)
+            granted = {topic for topic, code in seen.items() if code in (0, 1)}
+            assert granted == (set(INGEST_SYS_TOPICS) if username == "service.ingest-1" else set()), (username, seen)
+            assert all(seen[topic] == REFUSED_SUBSCRIBE for topic in set(seen) - granted), (username, seen)
+        # the real consumer as service.ingest-1 receives them: its backlog metric is the broker's count, not -1
+        settings = ingest_settings(unique, client_id="cityops-ingest-1", share_group="ingest")
+        async with running_ingest(db, broker.url("service.ingest-1"), settings) as service:
+            await eventually(lambda: _backlog_reported(service), what="the broker's backlog from $SYS")
+            assert service.metrics.registry.get_sample_value("cityops_ingest_broker_dropped_messages") == 0
+
+
+async def _backlog_reported(service: IngestService) -> bool:
+    value = service.metrics.registry.get_sample_value("cityops_ingest_broker_backlog_messages")
+    return value is not None and value >= 0
