@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
+from alerts.ingest_stall import load_beats
 from alerts.rules import (
     BinEventFact,
     BinPriorityFact,
@@ -146,4 +147,7 @@ async def load_facts(db: Database, now: datetime, settings: AlertsSettings) -> F
     devices = [DeviceFact(**dict(r), recent=recent.get(r["device_id"], ())) for r in await db.fetch(_DEVICES)]
     dead = await db.fetchval("SELECT count(*) FROM dead_letters WHERE received_at > $1 AND received_at <= $2",
                              now - settings.dead_letter_window, now)
-    return Facts(now, damp, segments, routes, priorities, events, devices, int(dead), tuple(notes))
+    beats, active, note = await load_beats(db, now)
+    if note:
+        notes.append(note)
+    return Facts(now, damp, segments, routes, priorities, events, devices, int(dead), tuple(notes), beats, active)

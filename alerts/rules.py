@@ -15,6 +15,8 @@ tables yet) is not evaluated at all, so its open alerts stay as they are.
     battery_low        devices.battery_v below the raise voltage; clear above the clear voltage
     sensor_stuck       the last K readings identical, spanning at least `stuck_after`
     dead_letter_spike  ingest dead letters in the last window against a threshold
+    ingest_stalled     per ingest consumer: reconnecting or stalled for more than a minute, or its
+                       heartbeat that old while devices are active (alerts/ingest_stall.py)
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.groups import BinPriorityFact, RouteFact, SegmentFact, bin_round_signals, road_signals
+from alerts.ingest_stall import IngestBeat, ingest_signals
 from alerts.model import RULES, Severity, Signal, Status, band
 from cityops.settings import AlertsSettings
 
-__all__ = ["BinEventFact", "BinPriorityFact", "DampFact", "DeviceFact", "Evaluation", "Facts", "RouteFact",
-           "SegmentFact", "band", "evaluate", "stuck_status"]
+__all__ = ["BinEventFact", "BinPriorityFact", "DampFact", "DeviceFact", "Evaluation", "Facts", "IngestBeat",
+           "RouteFact", "SegmentFact", "band", "evaluate", "stuck_status"]
 
 DAMP_LEVELS = ("none", "low", "medium", "high", "severe")
 Values = tuple[float | None, ...]
@@ -76,6 +79,8 @@ class Facts:
     devices: Sequence[DeviceFact] | None = None
     dead_letters: int | None = None
     notes: tuple[str, ...] = ()      # why some facts are missing
+    ingest: Sequence[IngestBeat] | None = None   # the consumers' heartbeats (migration 0025)
+    active_devices: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,5 +203,8 @@ def evaluate(facts: Facts, settings: AlertsSettings, previous: Mapping[str, froz
     if facts.dead_letters is not None:
         signals.append(dead_letter_signal(facts.dead_letters, settings))
         evaluated.add("dead_letter_spike")
+    if facts.ingest is not None:
+        signals += ingest_signals(facts.ingest, facts.now, facts.active_devices)
+        evaluated.add("ingest_stalled")
     assert evaluated <= set(RULES)
     return Evaluation(signals, frozenset(evaluated), facts.notes)

@@ -16,7 +16,7 @@ from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import status
-from ingest.health import judge
+from ingest.health import judge, metric_values
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 
@@ -65,8 +65,8 @@ async def check(settings: Settings) -> int:
     except OSError as exc:
         print(f"UNHEALTHY: no ingest metrics at {url} ({exc})")
         return 1
-    values = {sample.name: sample.value
-              for family in text_string_to_metric_families(text) for sample in family.samples}
+    values = metric_values((sample.name, sample.value)
+                           for family in text_string_to_metric_families(text) for sample in family.samples)
     health = judge(values, time.time(), settings.ingest.stall_after_s)
     print(("UNHEALTHY: " + "; ".join(health.problems) + " | " if health.problems else "OK: ") + health.state)
     return 1 if health.problems else 0

@@ -30,6 +30,7 @@ from cityops.storage.devices import update_device_states
 from cityops.storage.readings import DeadLetter, insert_dead_letters
 from ingest.accept import Decoded, Incoming, Verdict, decode, device_ids, judge, status_news
 from ingest.errors import BrokerError
+from ingest.heartbeat import HEARTBEAT_S, Heartbeat, health_of, interval_s
 from ingest.limits import DeviceRate, device_of, stored_payload
 from ingest.metrics import IngestMetrics
 from ingest.registry import RegistryCache
@@ -78,6 +79,9 @@ class IngestService:
         """Consume until `stop` is set, reconnecting with backoff when the broker goes away."""
         self.metrics.up.set(1)
         self.metrics.reconnecting_since.set(time.time())
+        heartbeat = Heartbeat(self.db, self.settings.client_id, self.settings.share_group,
+                              self.settings.stall_after_s)
+        beating = asyncio.create_task(self._heartbeat_loop(heartbeat))
         delay = 0.5
         try:
             while not stop.is_set():
@@ -104,7 +108,23 @@ class IngestService:
                     await _sleep_unless(stop, delay)
                     delay = min(delay * 2, RECONNECT_MAX_S)
         finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
             self.metrics.up.set(0)
+            if stop.is_set():  # a clean stop says so: the alert is for consumers that died or hang
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(heartbeat.beat(health_of(self.metrics, self.settings.stall_after_s),
+                                                          "stopped"), HEARTBEAT_S)
+
+    async def _heartbeat_loop(self, heartbeat: Heartbeat) -> None:
+        """This consumer's health into ingest_heartbeats, connected or not (alerts/ingest_stall.py)."""
+        every = interval_s(self.settings.stall_after_s)
+        while True:
+            with contextlib.suppress(TimeoutError):  # a database that hangs: the row ages, the alert sees it
+                await asyncio.wait_for(heartbeat.beat(health_of(self.metrics, self.settings.stall_after_s)),
+                                       every * 2)
+            await asyncio.sleep(every)
 
     async def _pump(self, source: TelemetrySource, stop: asyncio.Event) -> None:
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
