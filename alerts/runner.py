@@ -17,7 +17,6 @@ so tests and replays run at any `now`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -41,7 +40,7 @@ from alerts.store import (
     subscriptions,
     write_step,
 )
-from cityops.errors import StorageError
+from cityops.periodic import Periodic, Task
 from cityops.settings import AlertsSettings
 from cityops.storage import Database
 
@@ -177,15 +176,10 @@ class AlertsRunner:
         return report
 
     async def run_forever(self, every_s: float, stop: asyncio.Event | None = None) -> None:
-        """A cycle every `every_s` seconds until `stop` is set; a failed cycle is logged and retried."""
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            try:
-                await self.cycle()
-            except StorageError as exc:
-                log.error("alerts cycle failed, retrying in %g s: %s", every_s, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+        """A cycle every `every_s` seconds until `stop` is set; a failed cycle is logged and
+        retried with a backoff (cityops/periodic.py)."""
+        await Periodic([Task("alerts", self.cycle)], every_s, max_backoff_s=max(every_s, 60.0)).run(
+            stop or asyncio.Event())
 
 
 def hold(alert: Alert) -> Signal:

@@ -30,11 +30,12 @@ class TaskHealth:
     last_success: datetime | None = None
     last_error: str | None = None
     failures: int = 0                   # in a row; 0 after a success
+    total_failures: int = 0             # since the start
     skipped_until: float = 0.0          # monotonic: backing off until then
 
     def as_json(self) -> dict[str, object]:
         return {"last_success": self.last_success.isoformat() if self.last_success else None,
-                "last_error": self.last_error, "failures": self.failures}
+                "last_error": self.last_error, "failures": self.failures, "total_failures": self.total_failures}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Periodic:
                 raise
             except Exception as exc:  # one task's failure must not stop the others
                 state.failures += 1
+                state.total_failures += 1
                 state.last_error = f"{type(exc).__name__}: {exc}"
                 backoff = min(self.max_backoff_s, self.every_s * 2 ** (state.failures - 1))
                 state.skipped_until = self.clock() + backoff

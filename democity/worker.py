@@ -22,15 +22,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cityops.errors import CityOpsError
+from cityops.periodic import Periodic, Task, stop_event_on_signals
 from cityops.settings import Settings, get_settings
 from cityops.storage import Database
+from cityops.times import utc_argument
 from democity.fleet import write_json
 from democity.seed import PREFIX
 from jobs import lifecycle
@@ -97,42 +97,56 @@ class Worker:
         self.status = WorkerStatus()
         self._done: dict[str, datetime] = {}
         self._planned_at: datetime | None = None
+        self._edges: dict[str, datetime | None] | None = None
 
     def _ok(self, rule: str, as_of: datetime) -> None:
         self.status.last_success[rule] = datetime.now(UTC).isoformat()
         self.status.as_of[rule] = as_of.isoformat()
         self._done[rule] = as_of
 
-    async def cycle(self) -> bool:
-        """One pass over the rules; False when there was nothing new to run on."""
+    async def _frontiers(self) -> None:
+        """Where each kind's data is complete up to; None until every kind has some."""
         edges = await frontiers(self.db)
-        known = [t for t in edges.values() if t is not None]
-        if len(known) < len(edges) or (self._done and all(self._done.get(k) == t for k, t in
-                                                          (("damp", edges["frog"]), ("bins", edges["bin"]),
-                                                           ("gritting", edges["road"])))):
-            return False
-        frog, bins, road = edges["frog"], edges["bin"], edges["road"]
-        assert frog is not None and bins is not None and road is not None
-        if self._done.get("damp") != frog:
+        self._edges = edges if all(t is not None for t in edges.values()) else None
+
+    async def _damp(self) -> None:
+        if self._edges is not None and self._done.get("damp") != (frog := self._edges["frog"]):
+            assert frog is not None
             await run_damp(self.db, now=frog)
             await publish_snapshots(self.db, now=frog)
             self._ok("damp", frog)
-        if self._done.get("bins") != bins:
+
+    async def _bins(self) -> None:
+        if self._edges is not None and self._done.get("bins") != (bins := self._edges["bin"]):
+            assert bins is not None
             plan = self._planned_at is None or bins - self._planned_at >= self.plan_every or (
                 self._planned_at < self.live_from - timedelta(hours=1) <= bins)
             await run_bins(self.db, now=bins, settings=BinsRunSettings(plan=plan, time_limit_s=self.plan_seconds))
             if plan:
                 self._planned_at = bins
             self._ok("bins", bins)
-        if self._done.get("gritting") != road:
+
+    async def _gritting(self) -> None:
+        if self._edges is not None and self._done.get("gritting") != (road := self._edges["road"]):
+            assert road is not None
             await run_gritting(self.db, now=road, settings=self.settings.gritting)
             self._ok("gritting", road)
-        alerts_at = min(known)
-        await self._alerts(alerts_at)
-        self._ok("alerts", alerts_at)
+
+    async def _alerts_and_jobs(self) -> None:
+        if self._edges is None:
+            return
+        alerts_at = min(t for t in self._edges.values() if t is not None)
+        if self._done.get("alerts") != alerts_at:
+            await self._alerts(alerts_at)
+            self._ok("alerts", alerts_at)
         if self.assign_jobs and alerts_at >= self.live_from - timedelta(hours=1):
             self.status.jobs += await assign_jobs(self.db)
-        return True
+
+    def tasks(self) -> list[Task]:
+        """A cycle: the frontiers, then each rule on its own (one rule's failure does not skip
+        another's; cityops/periodic.py retries it), then the status file."""
+        return [Task("frontiers", self._frontiers), Task("damp", self._damp), Task("bins", self._bins),
+                Task("gritting", self._gritting), Task("alerts", self._alerts_and_jobs)]
 
     async def _alerts(self, now: datetime) -> None:
         from alerts.runner import AlertsRunner
@@ -140,18 +154,19 @@ class Worker:
         await AlertsRunner(self.db, self.settings.alerts, clock=FixedClock(now)).cycle()
 
     async def run(self, stop: asyncio.Event, every_s: float) -> None:
-        while not stop.is_set():
-            try:
-                await self.cycle()
-                self.status.cycles += 1
-            except (CityOpsError, OSError) as exc:
-                self.status.failures += 1
-                self.status.last_error = f"{datetime.now(UTC):%H:%M:%S}: {exc}"
-                log.warning("rules cycle failed (retried in %g s): %s", every_s, exc)
+        async def report() -> None:  # after the rules: what the demo and the soak read
+            health = periodic.health()
+            self.status.cycles = periodic.cycles
+            self.status.failures = sum(h.total_failures for h in health.values())
+            failing = [(name, h) for name, h in health.items() if h.failures]
+            if failing:
+                name, worst = failing[0]
+                self.status.last_error = f"{datetime.now(UTC):%H:%M:%S}: {name}: {worst.last_error}"
             if self.status_path is not None:
                 write_json(self.status_path, self.status.as_json())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+
+        periodic = Periodic([*self.tasks(), Task("status", report)], every_s, max_backoff_s=4 * every_s)
+        await periodic.run(stop)
 
 
 async def assign_jobs(db: Database) -> int:
@@ -181,16 +196,11 @@ async def assign_jobs(db: Database) -> int:
     return made
 
 
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m democity.worker",
                                      description="The demo's rules and alerts in simulated time (started by "
                                                  "`cityops demo`).")
-    parser.add_argument("--live-from", type=_utc, required=True)
+    parser.add_argument("--live-from", type=utc_argument, required=True)
     parser.add_argument("--every", type=float, default=10.0, help="real seconds between cycles")
     parser.add_argument("--plan-every-h", type=float, default=3.0, help="simulated hours between bin plans")
     parser.add_argument("--plan-seconds", type=float, default=10.0)
@@ -201,10 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_event_on_signals()
         async with Database.connect(settings.resolved_database_url(), settings.storage) as db:
             worker = Worker(db, settings, live_from=args.live_from, plan_every=timedelta(hours=args.plan_every_h),
                             status_path=args.status, plan_seconds=args.plan_seconds, assign_jobs=not args.no_jobs)

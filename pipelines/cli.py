@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import logging
 import sys
@@ -24,8 +25,10 @@ import numpy as np
 
 from cityops.csv_safe import safe_row
 from cityops.errors import StorageError
+from cityops.periodic import Periodic, Task, stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings
+from cityops.times import utc_argument
 from pipelines.bins.pipeline import BinsRunSettings, run_bins
 from pipelines.damp.pipeline import (
     DampRunSettings,
@@ -67,7 +70,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--gritting", action="store_true",
                      help="road surface temperature per segment, treat/monitor decisions, routes to send and their "
                           "plans (docs/gritting.md; settings CITYOPS_GRITTING__*)")
-    run.add_argument("--at", type=_utc, metavar="ISO",
+    run.add_argument("--at", type=utc_argument, metavar="ISO",
                      help="run as of this time (ISO 8601, UTC if no offset), e.g. a simulated night; with --every "
                           "it advances with the clock")
     run.add_argument("--every", type=float, metavar="MINUTES", help="repeat every MINUTES until Ctrl-C")
@@ -94,7 +97,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     add = diary_action.add_parser("add", help="log an activity")
     add.add_argument("--household", required=True)
     add.add_argument("--activity", required=True, choices=[a.value for a in Activity])
-    add.add_argument("--at", type=datetime.fromisoformat, help="when (ISO 8601, UTC if no offset; default now)")
+    add.add_argument("--at", type=utc_argument, help="when (ISO 8601, UTC if no offset; default now)")
     add.add_argument("--minutes", type=int, help="how long it lasted")
     add.set_defaults(handler=run_diary_add)
     advice = diary_action.add_parser("advice", help="spikes, what explains them, and advice")
@@ -179,34 +182,45 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
                                 hint="cityops rules run --damp, --bins, --gritting, or several")
     if args.every is not None and args.every <= 0:
         raise InvalidRunRequest("--every must be a positive number of minutes")
-    run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
-                                   outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
+    damp_settings = [DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
+                                     outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)]
     bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)
     started = datetime.now(UTC)
+
+    def as_of() -> datetime | None:
+        return None if args.at is None else args.at + (datetime.now(UTC) - started)
+
     async with database_for(settings) as db:
-        while True:
-            as_of = None if args.at is None else args.at + (datetime.now(UTC) - started)
-            try:
-                if args.damp:
-                    print((await run_damp(db, now=as_of, settings=run_settings)).summary())
-                    for week in await publish_snapshots(db, now=as_of):
-                        print(f"open damp statistics published for the week of {week.period_start.date()}")
-                if args.bins:
-                    print((await run_bins(db, now=as_of, settings=bins_settings)).summary())
-                if args.gritting:
-                    print((await run_gritting(db, now=as_of, settings=settings.gritting)).summary())
-            except StorageError as exc:
-                if exc.sqlstate == "42P01":  # undefined table: not migrated yet
-                    raise StorageError(str(exc), hint="run `cityops db migrate` first",
-                                       sqlstate=exc.sqlstate) from None
-                raise
-            if args.every is None:
-                return 0
-            run_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
-                                           outdoor_fallback_c=args.outdoor_fallback_c)
-            await asyncio.sleep(timedelta(minutes=args.every).total_seconds())
+        async def damp() -> None:
+            print((await run_damp(db, now=as_of(), settings=damp_settings[0])).summary())
+            for week in await publish_snapshots(db, now=as_of()):
+                print(f"open damp statistics published for the week of {week.period_start.date()}")
+            # --recompute applies to the first run only
+            damp_settings[0] = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
+                                               outdoor_fallback_c=args.outdoor_fallback_c)
 
+        async def bins() -> None:
+            print((await run_bins(db, now=as_of(), settings=bins_settings)).summary())
 
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        async def gritting() -> None:
+            print((await run_gritting(db, now=as_of(), settings=settings.gritting)).summary())
+
+        tasks = [Task(name, run) for name, run, wanted in
+                 (("damp", damp, args.damp), ("bins", bins, args.bins), ("gritting", gritting, args.gritting))
+                 if wanted]
+        try:  # the first run as a one-off: a database that cannot work stops the command with a hint
+            for task in tasks:
+                await task.run()
+        except StorageError as exc:
+            if exc.sqlstate == "42P01":  # undefined table: not migrated yet
+                raise StorageError(str(exc), hint="run `cityops db migrate` first", sqlstate=exc.sqlstate) from None
+            raise
+        if args.every is None:
+            return 0
+        # then every N minutes: one rule's failure does not skip another's, each retried with a backoff
+        periodic = Periodic(tasks, every_s=timedelta(minutes=args.every).total_seconds())
+        stop = stop_event_on_signals()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), periodic.every_s)
+        await periodic.run(stop)
+    return 0

@@ -14,11 +14,12 @@ import argparse
 import json
 import math
 import sys
-from datetime import UTC, datetime, time
+from datetime import UTC, time
 from pathlib import Path
 from typing import Any
 
 from cityops.settings import Settings
+from cityops.times import utc_argument
 from rules.bins.assess import DEFAULT_SHIFT_START, BinVerdict, assess_fleet
 from rules.bins.files import parse_bins, parse_readings
 from rules.errors import InvalidBinsFile
@@ -40,7 +41,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     assess.add_argument("--bins", type=Path, metavar="FILE.csv",
                         help="device_id and optional bin_depth_mm, sensor_height_mm (above the empty bin's bottom), "
                              "sensor_type, bin_type, place, complaints, collection_weekdays")
-    assess.add_argument("--now", type=_moment, required=True, metavar="ISO",
+    assess.add_argument("--now", type=utc_argument, required=True, metavar="ISO",
                         help="assess as of this time (ISO 8601, UTC if no offset)")
     assess.add_argument("--shift-start", type=_clock, default=DEFAULT_SHIFT_START, metavar="HH:MM",
                         help="the collection shift's start, UTC (default 06:00); the pass to beat is the one after "
@@ -96,14 +97,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidBinsFile(f"cannot read it: {exc}", source=str(path)) from None
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-06T18:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _clock(text: str) -> time:
