@@ -19,7 +19,10 @@ What is counted, and where it comes from:
   the key is broken; a replay shows in ingest's duplicates counter, not here);
 - drain_s: from the first publisher's start to the sample that saw every accepted
   reading stored; longest_stall_s: the longest stretch between two samples (every
-  `SAMPLE_S`) in which the stored count did not move, from the start until drained.
+  `SAMPLE_S`) in which the stored count did not move, from the start until drained;
+- restarts: for each kill, how long until the new process served its metrics (Python start-up,
+  the database), until it was connected to the broker, and until the stored count rose above
+  what it was at the kill (the resumed session's first commit): where a stall's time goes.
 """
 
 from __future__ import annotations
@@ -68,10 +71,24 @@ class RunResult:
     drain_s: float | None = None  # None: not drained before the time limit
     longest_stall_s: float = 0.0
     consumer_errors: list[str] = field(default_factory=list)
+    restarts: list[Restart] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
         return max(0, self.accepted - self.stored)
+
+
+@dataclass
+class Restart:
+    """Where a restart's time went, in seconds after the kill (sampled every SAMPLE_S; None: not seen
+    before the next kill or the end): the new process serving metrics (imports, database), connected
+    to the broker (CONNACK), and the run's stored count moving again."""
+    killed_at_s: float  # after the start
+    stored_at_kill: int  # the run's rows just after the kill: progress is a count above it
+    metrics_s: float | None = None
+    connected_s: float | None = None
+    progress_s: float | None = None
+    duplicates: int | None = None  # readings the new process found already stored, when rows moved again
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,11 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
                     pair["kill" if kill_every else "baseline"] = result
                     if not args.json:
                         print(_line(result) + f" | load: {_load()}", flush=True)
+                        for restart in result.restarts:
+                            print("    " + _restart_line(restart), flush=True)
+                        for line in result.consumer_errors:
+                            if not line.split(" x ", 1)[-1].startswith("ingest: "):  # the start-up banner
+                                print("    consumers' log: " + line, flush=True)
                 rows.append(_verdict(pair["baseline"], pair["kill"]))
                 if not args.json:
                     print(_verdict_line(rows[-1]), flush=True)
@@ -158,6 +180,12 @@ def _line(r: RunResult) -> str:
             f"(refused {r.refused:,}), stored {r.stored:,}, lost {r.lost:,}, duplicated {r.duplicated}, "
             f"dead letters {r.dead_letters}; published in {r.publish_s:.0f} s, drained in {_secs(r.drain_s)}, "
             f"longest stall {r.longest_stall_s:.1f} s")
+
+
+def _restart_line(r: Restart) -> str:
+    return (f"killed at {r.killed_at_s:.1f} s: metrics up after {_secs(r.metrics_s)}, connected after "
+            f"{_secs(r.connected_s)}, rows moving again after {_secs(r.progress_s)}"
+            + (f" ({r.duplicates:,} readings found already stored by then)" if r.duplicates is not None else ""))
 
 
 def _secs(value: float | None) -> str:
@@ -259,24 +287,36 @@ async def _run(db: Database, broker: EmbeddedBroker, folder: Path, run: str, ids
     result = RunResult(scenario.consumers, 0, scenario.messages)
     consumers = _Consumers(db, broker, folder, run, scenario.consumers, scenario.consumer_settings)
     publishers: list[subprocess.Popen[bytes]] = []
+    spawning: asyncio.Task[None] | None = None
     try:
         await _until_subscribed(consumers)
         began = time.monotonic()
-        publishers = [_publisher(broker.port, device, path, folder) for device, path in zip(ids, files, strict=True)]
+        # started in a thread: 1,000 process starts take seconds on a busy machine, and the samples
+        # (stalls, kills) must go on meanwhile
+        def spawn() -> None:
+            for device, path in zip(ids, files, strict=True):
+                publishers.append(_publisher(broker.port, device, path, folder))
+
+        spawning = asyncio.create_task(asyncio.to_thread(spawn))
         stored, last_progress, next_kill = 0, began, began + scenario.kill_every_s
         expected: int | None = None
         while time.monotonic() - began < scenario.timeout_s:
             await asyncio.sleep(SAMPLE_S)
             now = time.monotonic()
             if scenario.kill_every_s and now >= next_kill and now - began <= scenario.kill_for_s:
-                consumers.kill_and_restart(consumers.ids[result.kills % len(consumers.ids)])
+                restarted = consumers.ids[result.kills % len(consumers.ids)]
+                consumers.kill_and_restart(restarted)
+                result.restarts.append(Restart(now - began, await _stored(db, run)))
                 result.kills += 1
-                next_kill += scenario.kill_every_s
+                # every kill_every_s; a late sample delays the next kill rather than bunching two
+                next_kill = max(next_kill + scenario.kill_every_s, now + scenario.kill_every_s / 2)
             count = await _stored(db, run)
+            if result.restarts:
+                await _follow(result.restarts[-1], consumers.ports[restarted], count, now - began)
             if count > stored:
                 stored, last_progress = count, now
             result.longest_stall_s = max(result.longest_stall_s, now - last_progress)
-            if expected is None and all(p.poll() is not None for p in publishers):
+            if expected is None and spawning.done() and all(p.poll() is not None for p in publishers):
                 result.publish_s = now - began
                 result.accepted, result.refused = await asyncio.to_thread(_pubacks, folder, ids)
                 expected = result.accepted
@@ -284,6 +324,8 @@ async def _run(db: Database, broker: EmbeddedBroker, folder: Path, run: str, ids
                 result.drain_s = now - began
                 break
     finally:
+        if spawning is not None:
+            await spawning
         for proc in publishers:
             if proc.poll() is None:
                 proc.kill()
@@ -301,6 +343,26 @@ async def _run(db: Database, broker: EmbeddedBroker, folder: Path, run: str, ids
     return result
 
 
+async def _follow(restart: Restart, port: int, count: int, at_s: float) -> None:
+    """Note the latest restart's milestones as they are first seen."""
+    after = round(at_s - restart.killed_at_s, 1)
+    if restart.progress_s is not None:
+        return
+    text = await asyncio.to_thread(_metrics, port)
+    if text is not None and restart.metrics_s is None:
+        restart.metrics_s = after
+    if text is not None and restart.connected_s is None and "cityops_ingest_broker_connected 1.0" in text:
+        restart.connected_s = after
+    if count > restart.stored_at_kill:
+        restart.progress_s = after
+        restart.duplicates = _counter(text or "", "cityops_ingest_duplicates_dropped_total")
+
+
+def _counter(text: str, name: str) -> int:
+    """A counter's samples summed over their labels, from a metrics page."""
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)))
+
+
 async def _until_subscribed(consumers: _Consumers, timeout_s: float = 60.0) -> None:
     """Wait until every consumer says (on its metrics endpoint) it is connected and subscribed:
     a device's QoS 1 publish is then queued for them, never answered "no matching subscribers"."""
@@ -314,12 +376,17 @@ async def _until_subscribed(consumers: _Consumers, timeout_s: float = 60.0) -> N
 
 
 def _connected(port: int) -> bool:
+    text = _metrics(port)
+    return text is not None and "cityops_ingest_broker_connected 1.0" in text
+
+
+def _metrics(port: int) -> str | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             text: str = response.read().decode()
     except OSError:
-        return False
-    return "cityops_ingest_broker_connected 1.0" in text
+        return None
+    return text
 
 
 def _publisher(port: int, device: str, lines: Path, folder: Path) -> subprocess.Popen[bytes]:
