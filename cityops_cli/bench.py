@@ -12,10 +12,10 @@ from typing import Any
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     from benchmarks import api as api_bench
+    from benchmarks import ingest as ingest_bench
     from benchmarks import rules as rules_bench
     from benchmarks import write
     from democity import soak
-    from ingest import bench as ingest_bench
 
     bench = commands.add_parser("bench", help="measure the platform's speed on this machine",
                                 description="Benchmarks. Each prints its numbers and the settings used.")

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 import paho.mqtt.client as mqtt
 import pytest
 
+from benchmarks.recovery import Scenario, run_scenario
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.mqtt import MqttTarget
 from cityops.storage import Database
 from contract.telemetry import NO_MATCHING_SUBSCRIBERS
-from ingest.bench_recovery import Scenario, run_scenario
 from ingest.errors import BrokerError
 from ingest.source import SYS_DROPPED, Received, TelemetrySource
 from tests.conftest import own_mosquitto

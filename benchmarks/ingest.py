@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import recovery as bench_recovery
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.process import free_port
 from cityops.errors import ConfigError
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, insert_readings, migrate
-from ingest import bench_recovery
 from ingest.process import start_consumer
 
 
@@ -156,7 +156,7 @@ async def _case(db: Database, settings: Settings, scratch: Path, prefix: str, ar
             if backlog:
                 await _stop(procs)
             publisher = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ingest.bench_publisher", broker.url, prefix, str(args.devices),
+                sys.executable, "-m", "benchmarks.ingest_publisher", broker.url, prefix, str(args.devices),
                 str(messages), str(per_message), str(rate), stdout=asyncio.subprocess.PIPE)
             await publisher.communicate()
             if backlog:

@@ -1,6 +1,6 @@
 """The benchmark's simulated devices: a separate process publishing frog telemetry, QoS 1.
 
-    python -m ingest.bench_publisher URL DEVICE_PREFIX DEVICES MESSAGES READINGS [RATE]
+    python -m benchmarks.ingest_publisher URL DEVICE_PREFIX DEVICES MESSAGES READINGS [RATE]
 
 Each reading's timestamp is the moment its message is published (made unique per
 device), so the database's `received_at - ts` is the publish-to-commit latency. RATE
