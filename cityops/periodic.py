@@ -55,8 +55,8 @@ class Periodic:
     # loop, and the service's supervisor (systemd, compose) starts it afresh
     fatal: tuple[type[BaseException], ...] = ()
     clock: Callable[[], float] = time.monotonic
-    _health: dict[str, TaskHealth] = field(default_factory=dict)
-    cycles: int = 0
+    _health: dict[str, TaskHealth] = field(init=False, default_factory=dict)
+    cycles: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.every_s <= 0:

@@ -98,6 +98,7 @@ class Worker:
         self._done: dict[str, datetime] = {}
         self._planned_at: datetime | None = None
         self._edges: dict[str, datetime | None] | None = None
+        self._alerted_after: tuple[datetime | None, ...] | None = None
 
     def _ok(self, rule: str, as_of: datetime) -> None:
         self.status.last_success[rule] = datetime.now(UTC).isoformat()
@@ -133,14 +134,16 @@ class Worker:
             self._ok("gritting", road)
 
     async def _alerts_and_jobs(self) -> None:
-        if self._edges is None:
+        """After any rule has run on new data (as the cycle did before it was split into tasks)."""
+        ran = tuple(self._done.get(rule) for rule in ("damp", "bins", "gritting"))
+        if self._edges is None or ran == self._alerted_after:
             return
         alerts_at = min(t for t in self._edges.values() if t is not None)
-        if self._done.get("alerts") != alerts_at:
-            await self._alerts(alerts_at)
-            self._ok("alerts", alerts_at)
+        await self._alerts(alerts_at)
+        self._ok("alerts", alerts_at)
         if self.assign_jobs and alerts_at >= self.live_from - timedelta(hours=1):
             self.status.jobs += await assign_jobs(self.db)
+        self._alerted_after = ran
 
     def tasks(self) -> list[Task]:
         """A cycle: the frontiers, then each rule on its own (one rule's failure does not skip
