@@ -17,6 +17,7 @@ import contextlib
 import csv
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -182,8 +183,8 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
                                 hint="cityops rules run --damp, --bins, --gritting, or several")
     if args.every is not None and args.every <= 0:
         raise InvalidRunRequest("--every must be a positive number of minutes")
-    damp_settings = [DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
-                                     outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)]
+    damp_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
+                                    outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
     bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)
     started = datetime.now(UTC)
 
@@ -192,12 +193,11 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
 
     async with database_for(settings) as db:
         async def damp() -> None:
-            print((await run_damp(db, now=as_of(), settings=damp_settings[0])).summary())
+            nonlocal damp_settings
+            print((await run_damp(db, now=as_of(), settings=damp_settings)).summary())
             for week in await publish_snapshots(db, now=as_of()):
                 print(f"open damp statistics published for the week of {week.period_start.date()}")
-            # --recompute applies to the first run only
-            damp_settings[0] = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
-                                               outdoor_fallback_c=args.outdoor_fallback_c)
+            damp_settings = replace(damp_settings, recompute=False)  # --recompute: the first run only
 
         async def bins() -> None:
             print((await run_bins(db, now=as_of(), settings=bins_settings)).summary())
