@@ -18,8 +18,9 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from cityops.embedded.broker import mosquitto_user
+from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
 from cityops.embedded.process import make_traversable
 from cityops.storage import Database
 from devices.broker_auth import apply_dynsec, write_replacing
@@ -94,6 +95,19 @@ async def issue_accounts(db: Database, device_ids: list[str], folder: Path, port
     if user:  # under root Mosquitto runs as its own account, and writes the plugin's file back
         await asyncio.to_thread(_hand_to, user, accounts.plugin_file)
     return accounts
+
+
+async def town_broker(db: Database, device_ids: list[str], data_dir: Path, port: int,
+                      kind: Literal["auto", "mosquitto", "amqtt"], accounts_dir: Path, *, share_group: str,
+                      consumers: int) -> tuple[EmbeddedBroker, TownAccounts | None]:
+    """The demo's and the soak's broker: Mosquitto with dynamic security, every device and
+    service under its own account, when the plugin is here; otherwise the broker `kind` gives,
+    anonymous (no accounts: None)."""
+    anonymous = EmbeddedBroker(data_dir, port, kind)
+    if anonymous.kind != "mosquitto" or not dynsec_available():
+        return anonymous, None
+    accounts = await issue_accounts(db, device_ids, accounts_dir, port, share_group=share_group, consumers=consumers)
+    return EmbeddedBroker(data_dir, port, "mosquitto", extra_config=accounts.broker_config()), accounts
 
 
 def _write_secrets(accounts: TownAccounts) -> None:

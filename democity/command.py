@@ -31,7 +31,7 @@ from cityops.services import embedded_postgres
 from cityops.settings import Settings, redact_url
 from cityops.storage import Database, migrate
 from democity import seed as seeding
-from democity.accounts import TownAccounts, dynsec_available, issue_accounts
+from democity.accounts import TownAccounts, town_broker
 from democity.stack import Story, StoryOptions, milestones
 from democity.story import Timeline
 from democity.town import Town, build_town
@@ -163,21 +163,19 @@ async def _embedded_broker(db: Database, settings: Settings, town: Town | None, 
     """The demo's broker: with Mosquitto's dynamic security, every device and service under its
     own account (democity/accounts.py); otherwise anonymous, said loudly."""
     embedded = settings.embedded
-    kind = EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, embedded.broker).kind
-    if kind == "mosquitto" and dynsec_available():
-        accounts = await issue_accounts(db, list(town.device_ids) if town else [], work_dir, embedded.mqtt_port,
-                                        share_group=settings.ingest.share_group,
-                                        consumers=settings.devices.ingest_consumers)
+    broker, accounts = await town_broker(db, list(town.device_ids) if town else [], embedded.data_dir,
+                                         embedded.mqtt_port, embedded.broker, work_dir,
+                                         share_group=settings.ingest.share_group,
+                                         consumers=settings.devices.ingest_consumers)
+    if accounts is not None:
         progress.step(f"starting the MQTT broker (embedded Mosquitto with dynamic security: every device and "
                       f"service its own account; secrets in {accounts.accounts_file}) ...")
-        broker = EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, "mosquitto",
-                                extra_config=accounts.broker_config())
         return broker, accounts
-    why = "amqtt has no per-client accounts" if kind == "amqtt" else f"no {DYNSEC_PLUGIN}"
-    progress.step(f"WARNING: the embedded MQTT broker ({kind}) is ANONYMOUS ({why}): any client on this machine "
-                  "can publish as any device. Install Debian's mosquitto for the production broker's accounts.")
-    progress.step(f"starting the MQTT broker (embedded {kind}) ...")
-    return EmbeddedBroker(embedded.data_dir, embedded.mqtt_port, kind), None
+    why = "amqtt has no per-client accounts" if broker.kind == "amqtt" else f"no {DYNSEC_PLUGIN}"
+    progress.step(f"WARNING: the embedded MQTT broker ({broker.kind}) is ANONYMOUS ({why}): any client on this "
+                  "machine can publish as any device. Install Debian's mosquitto for the production broker's accounts.")
+    progress.step(f"starting the MQTT broker (embedded {broker.kind}) ...")
+    return broker, None
 
 
 def _web_settings(settings: Settings, accounts: TownAccounts | None) -> Settings:

@@ -39,7 +39,7 @@ from cityops.errors import CityOpsError
 from cityops.settings import Settings
 from cityops.storage import Database, migrate
 from democity import seed as seeding
-from democity.accounts import TownAccounts, dynsec_available, issue_accounts
+from democity.accounts import TownAccounts, town_broker
 from democity.stack import Story, StoryOptions, stored_readings
 from democity.story import Timeline
 from democity.town import Town, build_town
@@ -199,12 +199,8 @@ async def _soak(args: argparse.Namespace, settings: Settings, postgres: Embedded
 async def _broker(db: Database, town: Town, work: Path, settings: Settings
                   ) -> tuple[EmbeddedBroker, TownAccounts | None]:
     """The production broker's accounts when the plugin is here (as `cityops demo` does)."""
-    port = free_port()
-    if not dynsec_available():
-        return EmbeddedBroker(work, port, "mosquitto", persistent=True), None
-    accounts = await issue_accounts(db, list(town.device_ids), work / "accounts", port,
-                                    share_group=settings.ingest.share_group, consumers=1)
-    return EmbeddedBroker(work, port, "mosquitto", persistent=True, extra_config=accounts.broker_config()), accounts
+    return await town_broker(db, list(town.device_ids), work, free_port(), "mosquitto", work / "accounts",
+                             share_group=settings.ingest.share_group, consumers=1)
 
 
 async def _under_faults(args: argparse.Namespace, db: Database, story: Story, faults: Faults, report: SoakReport,
