@@ -7,10 +7,12 @@ Topics (README.md, "The contract between devices and the platform"; docs/science
     cityops/v1/devices/{device_id}/telemetry   device -> platform, QoS 1, a TelemetryBatch
     cityops/v1/devices/{device_id}/status      retained; "online", or "offline" as Last Will
     cityops/v1/devices/{device_id}/config      retained, platform -> device, a DeviceConfig
+    cityops/v1/devices/{device_id}/receipts    platform -> device, QoS 0 (contract/receipts.py)
 
 A telemetry message is a batch: the device id, a per-device sequence number, firmware
 version, battery, and readings each with its own UTC timestamp (the spool replays hours
-of backlog in one message). Decoding checks structure and types for the whole message;
+of backlog in one message). Version 2 is version 1 plus a request for receipts
+(contract/receipts.py); the platform reads both. Decoding checks structure and types for the whole message;
 `reading_problem` checks each reading's values, so one bad reading can be set aside
 while the rest of its batch is accepted.
 """
@@ -25,13 +27,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what this agent sends: readings deleted from its spool on a receipt
+SUPPORTED_VERSIONS = (1, 2)  # what the platform reads; 1 is deleted on the broker's PUBACK
+CONFIG_VERSION = 1
 TOPIC_ROOT = "cityops/v1/devices"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/telemetry"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")  # the same rule as the devices table
 
-Channel = Literal["telemetry", "status", "config"]
+Channel = Literal["telemetry", "status", "config", "receipts"]
+CHANNELS = ("telemetry", "status", "config", "receipts")
 SurfaceState = Literal["dry", "damp", "wet", "ice"]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -74,7 +79,7 @@ class DeviceTopic:
     def parse(cls, topic: str) -> DeviceTopic:
         prefix = TOPIC_ROOT + "/"
         parts = topic[len(prefix):].split("/") if topic.startswith(prefix) else []
-        if len(parts) != 2 or parts[1] not in ("telemetry", "status", "config"):
+        if len(parts) != 2 or parts[1] not in CHANNELS:
             raise TelemetryError(f"not a device topic: {topic!r}")
         return cls(parts[0], parts[1])  # type: ignore[arg-type]
 
@@ -89,6 +94,10 @@ def status_topic(device_id: str) -> str:
 
 def config_topic(device_id: str) -> str:
     return str(DeviceTopic(device_id, "config"))
+
+
+def receipts_topic(device_id: str) -> str:
+    return str(DeviceTopic(device_id, "receipts"))
 
 
 # --- readings -----------------------------------------------------------------------
@@ -168,8 +177,9 @@ def decode_batch(payload: bytes) -> TelemetryBatch:
         batch = _decoder.decode(payload)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 in a key is the latter
         raise TelemetryError(f"malformed telemetry: {exc}") from None
-    if batch.v != SCHEMA_VERSION:
-        raise TelemetryError(f"unsupported payload version {batch.v} (this platform reads {SCHEMA_VERSION})")
+    if batch.v not in SUPPORTED_VERSIONS:
+        raise TelemetryError(f"unsupported payload version {batch.v} (this platform reads "
+                             f"{', '.join(map(str, SUPPORTED_VERSIONS))})")
     if not DEVICE_ID.match(batch.device_id):
         raise TelemetryError(f"invalid device id {batch.device_id!r}")
     if batch.seq < 0:
@@ -214,7 +224,7 @@ def reading_problem(reading: Reading) -> str | None:
 class DeviceConfig(msgspec.Struct, frozen=True, omit_defaults=True):
     """What the platform tells a device; every field optional, the device keeps its own default."""
 
-    v: int = SCHEMA_VERSION
+    v: int = CONFIG_VERSION
     sample_interval_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] | None = None
     calibration: dict[str, float] = {}
     bin_depth_mm: Annotated[int, msgspec.Meta(gt=0)] | None = None

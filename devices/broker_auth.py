@@ -11,8 +11,10 @@ Mosquitto (2.0) reads `password_file` (user:$7$... lines, the hashes we store) a
 `acl_file` at start and again on SIGHUP. What each account may do:
 
     device <id>       write cityops/v1/devices/<id>/telemetry and .../status (its Last Will),
-                      read cityops/v1/devices/<id>/config and .../alert (its LED); nothing else
-    service.ingest    read every device's telemetry and status (shared subscriptions too)
+                      read cityops/v1/devices/<id>/config, .../alert (its LED) and .../receipts;
+                      nothing else
+    service.ingest    read every device's telemetry and status (shared subscriptions too),
+                      write every device's receipts
     service.alerts    write every device's alert
     service.releases  write every device's config (retained), read every status
     service.api       write every config and alert, read every status (kept as it was for
@@ -65,10 +67,11 @@ def acl_lines(account: BrokerAccount) -> list[str]:
         case "device":
             own = f"{devices}/{account.username}"
             rules = [f"topic write {own}/telemetry", f"topic write {own}/status", f"topic read {own}/config",
-                     f"topic read {own}/alert"]
+                     f"topic read {own}/alert", f"topic read {own}/receipts"]
         case "ingest":
             # shared subscriptions ($share/<group>/...) are checked without the prefix
-            rules = [f"topic read {devices}/+/telemetry", f"topic read {devices}/+/status"]
+            rules = [f"topic read {devices}/+/telemetry", f"topic read {devices}/+/status",
+                     f"topic write {devices}/+/receipts"]
         case "alerts":
             rules = [f"topic write {devices}/+/alert"]
         case "releases":

@@ -10,10 +10,12 @@ a device cannot join ingest's share group; and it is changed at run time over MQ
 What each account may do (default: deny send, receive and subscribe):
 
     device <id>          clientid <id>; send .../<id>/telemetry and .../<id>/status;
-                         subscribe and receive .../<id>/config and .../<id>/alert
+                         subscribe and receive .../<id>/config, .../<id>/alert and
+                         .../<id>/receipts
     service.ingest-<n>   clientid cityops-ingest-<n>; subscribe $share/<group>/.../+/telemetry
                          (and the plain filter) and .../+/status; receive them; subscribe and
-                         receive the three $SYS counts its backlog metric reads (INGEST_SYS_TOPICS)
+                         receive the three $SYS counts its backlog metric reads (INGEST_SYS_TOPICS);
+                         send every .../receipts
     service.alerts       clientid cityops-alerts; send every .../alert (the devices' LEDs)
     service.releases     clientid cityops-releases (the service), and service.releases-rollout
                          with clientid cityops-releases-rollout (`cityops release rollout`, one
@@ -88,6 +90,9 @@ INGEST_SYS_TOPICS = ("$SYS/broker/store/messages/count", "$SYS/broker/retained m
                      "$SYS/broker/publish/messages/dropped")
 
 
+DEVICE_READS = ("config", "alert", "receipts")  # a device's own topics it may subscribe to
+
+
 def _receive(*topics: str) -> list[Acl]:
     return [Acl("publishClientReceive", t) for t in topics]
 
@@ -96,8 +101,8 @@ def device_role(device_id: str) -> Role:
     own = f"{TOPIC_ROOT}/{device_id}"
     return Role(f"device.{device_id}", (
         Acl("publishClientSend", f"{own}/telemetry"), Acl("publishClientSend", f"{own}/status"),
-        Acl("subscribeLiteral", f"{own}/config"), Acl("subscribeLiteral", f"{own}/alert"),
-        *_receive(f"{own}/config", f"{own}/alert")))
+        *(Acl("subscribeLiteral", f"{own}/{channel}") for channel in DEVICE_READS),
+        *_receive(*(f"{own}/{channel}" for channel in DEVICE_READS))))
 
 
 def service_roles(share_group: str) -> list[Role]:
@@ -105,7 +110,8 @@ def service_roles(share_group: str) -> list[Role]:
     ingest_filters = [telemetry, status] + ([f"$share/{share_group}/{telemetry}"] if share_group else [])
     return [
         Role("service.ingest", (*(Acl("subscribeLiteral", f) for f in (*ingest_filters, *INGEST_SYS_TOPICS)),
-                                *_receive(telemetry, status, *INGEST_SYS_TOPICS))),
+                                *_receive(telemetry, status, *INGEST_SYS_TOPICS),
+                                Acl("publishClientSend", f"{TOPIC_ROOT}/+/receipts"))),
         Role("service.alerts", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/alert"),)),
         Role("service.releases", (Acl("publishClientSend", f"{TOPIC_ROOT}/+/config"),
                                   Acl("subscribeLiteral", status), *_receive(status))),

@@ -2,7 +2,7 @@
 
     drivers --(Sampler, on its schedule)--> Spool (SQLite, committed)
     Spool --(Sender, batches, rate-limited)--> MqttLink (paho thread) --QoS 1--> broker
-    broker PUBACK --> Sender deletes those readings from the Spool
+    ingest's receipt (after its commit) --> Sender deletes those readings from the Spool
     retained config topic --> Sampler (interval, calibration, bin geometry)
 
 `Agent.run()` runs until cancelled or, with `until` (simulated time), until the sampler
@@ -83,6 +83,9 @@ class Agent:
 
     def undelivered(self, generation: int, mid: int) -> None:
         self.sender.undelivered(generation, mid)
+
+    def receipt_received(self, payload: bytes) -> None:
+        self.sender.receipt_received(payload)
 
     def config_received(self, payload: bytes) -> None:
         if not payload:

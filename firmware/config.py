@@ -66,6 +66,10 @@ class SendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     batch_max: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 200
     messages_per_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     replay_jitter_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    # delete readings on ingest's receipt (after its commit), not on the broker's PUBACK;
+    # false only for a platform older than receipts (docs/ingest.md, "Receipts")
+    receipts: bool = True
+    receipt_timeout_s: Annotated[float, msgspec.Meta(ge=5, le=3600)] = 60.0
 
 
 class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -195,6 +199,7 @@ def build_spec(config: AgentConfig) -> AgentSpec:
     return AgentSpec(device_id=config.device_id, source=build_source(config), clock=SystemClock(), mqtt=mqtt,
                      spool_path=Path(config.spool.path), spool_budget_bytes=int(config.spool.budget_mb * 1e6),
                      interval_s=config.interval_s, battery=battery,
-                     send=SendPolicy(config.send.batch_max, 4, config.send.messages_per_s,
-                                     config.send.replay_jitter_s),
+                     send=SendPolicy(batch_max=config.send.batch_max, messages_per_s=config.send.messages_per_s,
+                                     replay_jitter_s=config.send.replay_jitter_s, receipts=config.send.receipts,
+                                     receipt_timeout_s=config.send.receipt_timeout_s),
                      backoff=Backoff())

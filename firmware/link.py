@@ -3,7 +3,8 @@
 - per-device username/password, optional TLS with a CA file and a client certificate;
 - Last Will `offline` (retained) on the status topic, `online` (retained) on connect,
   `offline` published on a clean stop;
-- the retained config topic subscribed on every connect;
+- the retained config topic and the receipts topic subscribed on every connect, before
+  anything is published (the broker takes packets in order, so no receipt is missed);
 - reconnect with exponential backoff and jitter (longer after the broker refused us,
   so a device with a revoked password does not hammer the broker);
 - MQTT 5, so that a PUBACK can say "no matching subscribers" (readings then stay spooled);
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from contract.telemetry import NO_MATCHING_SUBSCRIBERS, OFFLINE, ONLINE, config_topic, status_topic
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, OFFLINE, ONLINE, config_topic, receipts_topic, status_topic
 from contract.urls import MqttTarget
 from firmware.errors import BrokerRefused
 from firmware.faults import FaultLog
@@ -95,6 +96,7 @@ class LinkListener(Protocol):
     def acked(self, generation: int, mid: int) -> None: ...
     def undelivered(self, generation: int, mid: int) -> None: ...
     def config_received(self, payload: bytes) -> None: ...
+    def receipt_received(self, payload: bytes) -> None: ...
 
 
 @dataclass
@@ -123,6 +125,7 @@ class MqttLink:
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{device_id}", daemon=True)
         self._status = status_topic(device_id)
         self._config = config_topic(device_id)
+        self._receipts = receipts_topic(device_id)
         self._fault_key = f"{device_id} mqtt"
 
     # --- called from the event loop -------------------------------------------------
@@ -137,7 +140,7 @@ class MqttLink:
         if client is None:
             return None
         info = client.publish(topic, payload, qos=1)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:  # QUEUE_SIZE: not queued (paho 2.2, a message id in use)
             return None
         return generation, info.mid
 
@@ -194,7 +197,9 @@ class MqttLink:
         client.on_publish = lambda _c, _u, mid, rc, _p: self._post(
             self._listener.undelivered if rc.value == NO_MATCHING_SUBSCRIBERS else self._listener.acked,
             generation, mid)
-        client.on_message = lambda _c, _u, msg: self._post(self._listener.config_received, bytes(msg.payload))
+        client.on_message = lambda _c, _u, msg: self._post(
+            self._listener.receipt_received if msg.topic == self._receipts else self._listener.config_received,
+            bytes(msg.payload))
         return client
 
     def _session(self, client: mqtt.Client) -> bool:
@@ -240,7 +245,7 @@ class MqttLink:
         self._refused = None
         self._faults.clear(self._fault_key)
         self.counters.connections += 1
-        client.subscribe(self._config, qos=1)
+        client.subscribe([(self._config, 1), (self._receipts, 0)])
         client.publish(self._status, ONLINE, qos=1, retain=True)
         with self._lock:
             self._client = client

@@ -5,6 +5,11 @@ malformed, a device id in the payload that is not the topic's, a device the regi
 does not know or has retired, a kind that is not the device's. Otherwise each reading is
 checked on its own (plausible values, not from the future, not from before the device
 was registered) and only the bad ones become dead letters.
+
+A message that asked for a receipt (telemetry version 2, contract/receipts.py) ends in
+one of two outcomes for its device: stored (its readings are rows or, one by one, dead
+letters) or refused (the whole message is a dead letter, with the reason). A message
+refused only for now (the per-device rate limit) gets no receipt: the device sends it again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import msgspec
 
 from cityops.storage.devices import DeviceState, RegisteredDevice
 from cityops.storage.readings import READING_TABLES, DeadLetter
+from contract.receipts import MAX_REASON, RECEIPTS_FROM, Receipt, Refusal, receipted_seq, seq_ranges
 from contract.telemetry import (
     OFFLINE,
     ONLINE,
@@ -30,7 +36,7 @@ from contract.telemetry import (
     decode_batch,
     reading_problem,
 )
-from ingest.limits import size_problem, stored_payload
+from ingest.limits import MAX_PAYLOAD_BYTES, size_problem, stored_payload
 
 # Reading fields carry the readings tables' column names, so rows are built by name.
 _VALUES = {kind: attrgetter(*spec.column_names[2:]) for kind, spec in READING_TABLES.items()}
@@ -53,10 +59,51 @@ class Decoded:
     incoming: Incoming
     batch: TelemetryBatch | None
     problem: str | None  # why it could not be decoded, when batch is None
+    retry_later: bool = False  # refused for now (rate limit): no receipt, the device sends it again
 
     @property
     def reading_count(self) -> int:
         return len(self.batch.readings) if self.batch is not None else 0
+
+    @property
+    def receipt_seq(self) -> int | None:
+        """The message's sequence number when it asked for a receipt (read leniently when it
+        could not be decoded, so that a malformed message is refused by its number too)."""
+        if self.retry_later or len(self.incoming.payload) > MAX_PAYLOAD_BYTES:
+            return None  # not worth parsing a payload refused for its size
+        if self.batch is not None:
+            return self.batch.seq if self.batch.v >= RECEIPTS_FROM else None
+        return receipted_seq(self.incoming.payload)
+
+
+@dataclass
+class Receipts:
+    """Per device: the receipted messages a commit stored and refused."""
+
+    stored: dict[str, list[int]] = field(default_factory=dict)
+    refused: dict[str, list[Refusal]] = field(default_factory=dict)
+
+    def store(self, device_id: str, seq: int | None) -> None:
+        if seq is not None:
+            self.stored.setdefault(device_id, []).append(seq)
+
+    def refuse(self, device_id: str, seq: int | None, reason: str) -> None:
+        if seq is not None:
+            self.refused.setdefault(device_id, []).append(Refusal(seq, reason[:MAX_REASON]))
+
+    def merge(self, other: Receipts) -> None:
+        for device_id, seqs in other.stored.items():
+            self.stored.setdefault(device_id, []).extend(seqs)
+        for device_id, refusals in other.refused.items():
+            self.refused.setdefault(device_id, []).extend(refusals)
+
+    def by_device(self) -> dict[str, Receipt]:
+        return {device_id: Receipt(stored=seq_ranges(self.stored.get(device_id, ())),
+                                   refused=self.refused.get(device_id, []))
+                for device_id in self.stored.keys() | self.refused.keys()}
+
+    def __len__(self) -> int:
+        return len(self.stored.keys() | self.refused.keys())
 
 
 @dataclass
@@ -66,6 +113,7 @@ class Verdict:
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {k: [] for k in READING_TABLES})
     dead_letters: list[DeadLetter] = field(default_factory=list)
     states: dict[str, DeviceState] = field(default_factory=dict)
+    receipts: Receipts = field(default_factory=Receipts)
 
     @property
     def reading_count(self) -> int:
@@ -123,10 +171,13 @@ def judge(messages: Iterable[Decoded], registry: Mapping[str, RegisteredDevice],
 def _judge_one(message: Decoded, registry: Mapping[str, RegisteredDevice], max_clock_ahead: timedelta,
                verdict: Verdict) -> None:
     incoming, batch = message.incoming, message.batch
+    topic: DeviceTopic | None = None
 
     def refuse(reason: str, device_id: str | None) -> None:
         kept, why = stored_payload(incoming.payload, reason)
         verdict.dead_letters.append(DeadLetter(incoming.topic, kept, why, device_id, incoming.received_at))
+        if topic is not None:  # the receipt goes to whoever published on the topic (the broker's ACL)
+            verdict.receipts.refuse(topic.device_id, message.receipt_seq, reason)
 
     try:
         topic = DeviceTopic.parse(incoming.topic)
@@ -168,6 +219,7 @@ def _judge_one(message: Decoded, registry: Mapping[str, RegisteredDevice], max_c
                 incoming.received_at))
             continue
         rows.append((batch.device_id, reading.ts, *values(reading)))
+    verdict.receipts.store(batch.device_id, message.receipt_seq)
     verdict.note(DeviceState(device_id=batch.device_id, last_seen=incoming.received_at,
                              battery_v=batch.battery_v, firmware_version=batch.fw, last_seq=batch.seq))
 

@@ -21,6 +21,8 @@ class IngestMetrics:
                                   "readings already stored (replays, redeliveries)", ["kind"], registry=r)
         self.dead_letters = Counter("cityops_ingest_dead_letters",
                                     "messages or readings refused into dead_letters", registry=r)
+        self.receipts = Counter("cityops_ingest_receipts_sent",
+                                "receipts sent to devices after a commit (one per device per batch)", registry=r)
         self.telemetry_messages = self.messages.labels("telemetry")
         self.status_messages = self.messages.labels("status")
         self.batch_readings = Histogram("cityops_ingest_batch_readings", "readings per committed batch",

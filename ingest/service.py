@@ -3,7 +3,8 @@
 Two tasks joined by a queue of at most two batches: the collector decodes messages as
 they arrive and closes a batch when it holds `batch_readings` readings or is
 `flush_interval_s` old; the writer commits batches in order, one transaction each, and
-only then acknowledges their messages. While the writer waits for the database (retrying
+only then sends each device its receipt (contract/receipts.py) and acknowledges the
+messages to the broker. While the writer waits for the database (retrying
 with backoff), the collector fills up, stops taking messages, and the broker stops
 sending once `receive_maximum` messages are unacknowledged. Nothing is acknowledged that
 is not committed, so a crash or outage at any point loses nothing.
@@ -28,7 +29,7 @@ from cityops.settings import IngestSettings
 from cityops.storage import Database, insert_readings
 from cityops.storage.devices import update_device_states
 from cityops.storage.readings import DeadLetter, insert_dead_letters
-from ingest.accept import Decoded, Incoming, Verdict, decode, device_ids, judge, status_news
+from ingest.accept import Decoded, Incoming, Receipts, Verdict, decode, device_ids, judge, status_news
 from ingest.errors import BrokerError
 from ingest.heartbeat import HEARTBEAT_S, Heartbeat, health_of, interval_s
 from ingest.limits import DeviceRate, device_of, stored_payload
@@ -58,6 +59,7 @@ class CommitResult:
     new: int
     duplicates: int
     dead_letters: int
+    receipts: Receipts = field(default_factory=Receipts)
 
 
 class IngestService:
@@ -208,7 +210,7 @@ class IngestService:
             if self._rate.allow(device_of(message.topic), time.monotonic()):
                 decoded = decode(incoming)
             else:  # refused whole, undecoded; the dead letter keeps at most MAX_STORED_PAYLOAD of it
-                decoded = Decoded(incoming, None, self._rate.problem())
+                decoded = Decoded(incoming, None, self._rate.problem(), retry_later=True)
                 self.metrics.rate_limited.inc()
             batch.telemetry.append(decoded)
             batch.readings += decoded.reading_count
@@ -220,28 +222,29 @@ class IngestService:
     async def _write_loop(self, source: TelemetrySource, batches: asyncio.Queue[Batch | None],
                           stop: asyncio.Event) -> None:
         while (batch := await batches.get()) is not None:
-            committed = await self._commit_with_retry(batch, stop)
-            if committed:
+            receipts = await self._commit_with_retry(batch, stop)
+            if receipts is not None:
+                self.metrics.receipts.inc(source.send_receipts(receipts))
                 source.ack(batch.messages)
             self.metrics.in_flight.dec(len(batch.messages))
 
-    async def _commit_with_retry(self, batch: Batch, stop: asyncio.Event) -> bool:
-        """Commit, retrying transient database failures with backoff until it works or we stop."""
+    async def _commit_with_retry(self, batch: Batch, stop: asyncio.Event) -> Receipts | None:
+        """Commit, retrying transient database failures with backoff until it works or we stop;
+        the devices' receipts once committed, None if we stopped first."""
         delay = 0.2
         while True:
             try:
                 try:
-                    await self.commit(batch)
+                    return (await self.commit(batch)).receipts
                 except StorageError as exc:
                     if exc.transient:
                         raise
-                    await self._commit_one_by_one(batch, exc)
-                return True
+                    return await self._commit_one_by_one(batch, exc)
             except StorageError as exc:
                 self.metrics.retries.inc()
                 if stop.is_set():
                     log.warning("stopping with a batch not committed (%s); the broker will redeliver it", exc)
-                    return False
+                    return None
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.settings.retry_max_s)
@@ -258,7 +261,7 @@ class IngestService:
         counts = await self._write(verdict)
         result = CommitResult(new=sum(new for new, _ in counts.values()),
                               duplicates=sum(offered - new for new, offered in counts.values()),
-                              dead_letters=len(verdict.dead_letters))
+                              dead_letters=len(verdict.dead_letters), receipts=verdict.receipts)
         self.metrics.committed(counts, result.dead_letters, verdict.reading_count,
                                time.perf_counter() - started, _newest(verdict))
         return result
@@ -273,28 +276,32 @@ class IngestService:
             await update_device_states(conn, list(verdict.states.values()))
         return counts
 
-    async def _commit_one_by_one(self, batch: Batch, cause: StorageError) -> None:
+    async def _commit_one_by_one(self, batch: Batch, cause: StorageError) -> Receipts:
         """A batch the database refuses as data (not an outage): find the message at fault.
 
         Each message is committed alone; one the database still refuses goes to the
         dead letters with the database's reason, so it never blocks the others."""
         log.error("database refused a batch (%s); committing its %d messages one by one",
                   cause, len(batch.messages))
+        receipts = Receipts()
         for decoded in batch.telemetry:
             single = Batch(telemetry=[decoded], readings=decoded.reading_count)
             try:
-                await self.commit(single)
+                receipts.merge((await self.commit(single)).receipts)
             except StorageError as exc:
                 if exc.transient:
                     raise
                 incoming = decoded.incoming
+                device_id = decoded.batch.device_id if decoded.batch else None
                 kept, why = stored_payload(incoming.payload, f"database refused: {exc}")
-                letter = DeadLetter(incoming.topic, kept, why,
-                                    decoded.batch.device_id if decoded.batch else None, incoming.received_at)
-                await insert_dead_letters(self.db, [letter])
+                await insert_dead_letters(self.db, [DeadLetter(incoming.topic, kept, why, device_id,
+                                                               incoming.received_at)])
                 self.metrics.dead_letters.inc()
+                if device_id is not None:
+                    receipts.refuse(device_id, decoded.receipt_seq, f"database refused: {exc}")
         if batch.statuses:
             await self.commit(Batch(statuses=batch.statuses))
+        return receipts
 
 
 def _newest(verdict: Verdict) -> float | None:

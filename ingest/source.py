@@ -59,7 +59,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cityops.mqtt import MqttTarget
 from cityops.settings import IngestSettings, redact_url
-from contract.telemetry import STATUS_FILTER, TELEMETRY_FILTER
+from contract.receipts import encode_receipt
+from contract.telemetry import STATUS_FILTER, TELEMETRY_FILTER, receipts_topic
+from ingest.accept import Receipts
 from ingest.errors import BrokerError
 
 log = logging.getLogger("ingest.source")
@@ -276,6 +278,15 @@ class TelemetrySource:
         payload = message.payload  # paho hands over bytes; aiomqtt passes them on as they are
         assert isinstance(payload, bytes | bytearray)
         return Received(message.topic.value, bytes(payload), message.mid, message.qos, self.generation)
+
+    def send_receipts(self, receipts: Receipts) -> int:
+        """Tell each device what of its messages is committed or refused (QoS 0: a receipt that
+        is lost costs the device a resend, never a reading); returns how many were sent."""
+        if not receipts or not self.connected:
+            return 0
+        for device_id, receipt in receipts.by_device().items():
+            self._paho.publish(receipts_topic(device_id), encode_receipt(receipt), qos=0)
+        return len(receipts)
 
     def ack(self, messages: Sequence[Received]) -> int:
         """Acknowledge committed messages, in order; returns how many acks were sent."""

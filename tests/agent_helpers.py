@@ -1,5 +1,9 @@
 """Shared by the agent, rotation, release and security tests: a subscriber that collects what
-simulated or real agents publish (`Collector`, `collecting`), and an agent spec for one frog box."""
+simulated or real agents publish (`Collector`, `collecting`), and an agent spec for one frog box.
+
+The collector stands in for the platform where a test has no ingest: it answers each
+telemetry message that asks for one with a receipt (contract/receipts.py), as ingest does
+after its commit, so the agents' spools drain."""
 
 from __future__ import annotations
 
@@ -16,12 +20,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.receipts import RECEIPTS_FROM, Receipt, encode_receipt
 from contract.telemetry import (
     STATUS_FILTER,
     TELEMETRY_FILTER,
     Reading,
     TelemetryBatch,
     decode_batch,
+    receipts_topic,
 )
 from firmware.agent import AgentSpec
 from firmware.clock import SimClock
@@ -43,6 +49,7 @@ class Collector:
     username: str | None = None
     password: str | None = None
     tls: dict[str, str] | None = None  # ca_certs, certfile, keyfile for paho's tls_set
+    send_receipts: bool = True  # answer as ingest would (the account must be allowed to)
     batches: list[TelemetryBatch] = field(default_factory=list)
     statuses: list[tuple[str, bytes, bool]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,7 +74,11 @@ class Collector:
             return
         with self._lock:
             if msg.topic.endswith("/telemetry"):
-                self.batches.append(decode_batch(msg.payload))
+                batch = decode_batch(msg.payload)
+                self.batches.append(batch)
+                if self.send_receipts and batch.v >= RECEIPTS_FROM:
+                    receipt = Receipt(stored=[(batch.seq, batch.seq)])
+                    self.client.publish(receipts_topic(device), encode_receipt(receipt))
             else:
                 self.statuses.append((device, msg.payload, bool(msg.retain)))
 

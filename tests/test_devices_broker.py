@@ -50,7 +50,8 @@ def test_the_acl_gives_a_device_only_its_own_topics() -> None:
     assert block.splitlines() == ["user frog-1", "topic write cityops/v1/devices/frog-1/telemetry",
                                   "topic write cityops/v1/devices/frog-1/status",
                                   "topic read cityops/v1/devices/frog-1/config",
-                                  "topic read cityops/v1/devices/frog-1/alert"]
+                                  "topic read cityops/v1/devices/frog-1/alert",
+                                  "topic read cityops/v1/devices/frog-1/receipts"]
     assert "#" not in acl.split("\n", 1)[1] and "topic read cityops/v1/devices/+/telemetry" in acl
     assert render_password_file(accounts) == "frog-1:$7$x\nservice.ingest:$7$y\n"
 

@@ -33,8 +33,9 @@ from cityops.mqtt import check_broker
 from cityops.settings import AlertsSettings, ReleasesSettings, Settings, load_settings
 from cityops.storage import Database
 from cityops_cli.main import build_parser
+from contract.receipts import Receipt, encode_receipt
 from contract.releases import Report, encode_report
-from contract.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, status_topic, telemetry_topic
+from contract.telemetry import NO_MATCHING_SUBSCRIBERS, config_topic, receipts_topic, status_topic, telemetry_topic
 from devices.area import CouncilArea
 from devices.broker_auth import apply_dynsec
 from devices.broker_config import DYNSEC_PLUGIN
@@ -204,11 +205,14 @@ def attack(port: int, evil: str, secret: str, victim: str, stop: threading.Event
         try:
             for topic in ("$share/ingest/cityops/v1/devices/+/telemetry", "cityops/v1/devices/+/telemetry",
                           "#", "$SYS/#", "$CONTROL/dynamic-security/v1/response", config_topic(victim),
-                          "$share/x/#"):
+                          receipts_topic(victim), "$share/x/#"):
                 note(f"subscribe {topic}", box.subscribe(topic))
             forged = frog_payload(victim, 10_000, start=datetime.now(UTC) - timedelta(hours=1))
             note("publish as the victim", box.publish(telemetry_topic(victim), forged))
             note("publish a config", box.publish(config_topic(victim), b"{}"))
+            # a forged receipt would make the victim delete readings the council never got
+            note("publish a receipt", box.publish(receipts_topic(victim),
+                                                  encode_receipt(Receipt(stored=[(0, 1_000_000)]))))
         finally:
             box.close()
         big = Device(port, evil, secret, evil)
@@ -382,7 +386,7 @@ def rights(port: int, username: str, secret: str, client_id: str, device: str) -
                 "$share/ingest/cityops/v1/devices/+/telemetry", "$share/x/#", "#", "$SYS/#",
                 "cityops/v1/devices/+/status", "$CONTROL/dynamic-security/v1/response")}
         for topic in (telemetry_topic(device), config_topic(device), f"cityops/v1/devices/{device}/alert",
-                      "$CONTROL/dynamic-security/v1"):
+                      receipts_topic(device), "$CONTROL/dynamic-security/v1"):
             out[f"publish {topic}"] = box.publish(topic, b"{}")
         return out
     finally:
@@ -402,7 +406,7 @@ async def test_each_service_connects_only_as_its_own_client_id_and_reaches_only_
                     assert attempt(broker.port, username, secret, other) != 0, (username, other)
         allowed = {  # besides these, every subscribe and publish above is refused
             "service.ingest-1": {"subscribe $share/ingest/cityops/v1/devices/+/telemetry",
-                                 "subscribe cityops/v1/devices/+/status"},
+                                 "subscribe cityops/v1/devices/+/status", f"publish {receipts_topic(device)}"},
             "service.alerts": {f"publish cityops/v1/devices/{device}/alert"},
             "service.releases": {"subscribe cityops/v1/devices/+/status", f"publish {config_topic(device)}"},
             "service.releases-rollout": {"subscribe cityops/v1/devices/+/status", f"publish {config_topic(device)}"},
@@ -411,7 +415,7 @@ async def test_each_service_connects_only_as_its_own_client_id_and_reaches_only_
         for username, may in allowed.items():
             seen = await asyncio.to_thread(rights, broker.port, username, broker.secrets[username],
                                            SERVICE_IDS[username], device)
-            assert len(seen) == 10
+            assert len(seen) == 11
             granted = {name for name, code in seen.items() if code in (0, 1, NO_MATCHING_SUBSCRIBERS)}
             assert granted == may, username
             assert all(seen[name] == REFUSED_SUBSCRIBE for name in set(seen) - may), (username, seen)

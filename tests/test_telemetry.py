@@ -61,7 +61,7 @@ def test_each_kind_round_trips_and_reports_its_kind() -> None:
     (b'{"kind":"frog","v":1,"device_i\xf0":"x1","seq":0,"fw":"1"}', "malformed"),  # bad UTF-8 in a key
     (b'{"kind":"lamp","v":1,"device_id":"x1","seq":1,"fw":"1"}', "Invalid value 'lamp'"),
     (b'{"kind":"frog","v":1,"device_id":"x1","seq":1}', "missing required field `fw`"),
-    (b'{"kind":"frog","v":2,"device_id":"x1","seq":1,"fw":"1"}', "unsupported payload version 2"),
+    (b'{"kind":"frog","v":3,"device_id":"x1","seq":1,"fw":"1"}', "unsupported payload version 3"),
     (b'{"kind":"frog","v":1,"device_id":"X 1","seq":1,"fw":"1"}', "invalid device id"),
     (b'{"kind":"frog","v":1,"device_id":"x1","seq":1,"fw":"1","readings":'
      b'[{"ts":"2025-01-01T00:00:00","air_temp_c":1,"rh_pct":2}]}', "timezone"),

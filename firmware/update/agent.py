@@ -119,10 +119,17 @@ class UpdatingAgent(Agent):
             report.unlink(missing_ok=True)
             return
         super().acked(generation, mid)
+        self._mark_healthy_once_confirmed()
+
+    def receipt_received(self, payload: bytes) -> None:
+        super().receipt_received(payload)
+        self._mark_healthy_once_confirmed()
+
+    def _mark_healthy_once_confirmed(self) -> None:
         if not self._healthy_marked and self.sender.counters.acked_readings > 0:
             self._healthy_marked = True
             self.layout.mark_healthy(self.version)
-            log.info("version %s published its first reading: healthy", self.version)
+            log.info("version %s delivered its first reading: healthy", self.version)
 
     def undelivered(self, generation: int, mid: int) -> None:
         if self._reports_in_flight.pop((generation, mid), None) is None:
