@@ -20,7 +20,7 @@ from cityops.storage import Database
 from cityops.storage.database import Connection
 from devices.area import CouncilArea
 from devices.errors import DeviceRetired, DuplicateDevice, InvalidField, UnknownDevice
-from devices.secrets import hash_secret, new_secret, verify_secret
+from devices.secrets import bcrypt_secret, hash_secret, new_secret, verify_secret
 from devices.spec import DeviceSpec, moved, validate
 
 log = logging.getLogger("devices.registry")
@@ -64,6 +64,14 @@ async def _event(conn: Connection, device_id: str, action: str, detail: dict[str
                        device_id, action, json.dumps(detail or {}))
 
 
+async def _hashed(conn: Connection, secrets: Sequence[str]) -> list[str]:
+    """Each secret's `$7$` hash, its bcrypt partner kept for the NATS cluster (migration 0026)."""
+    pairs = [(hash_secret(secret), bcrypt_secret(secret)) for secret in secrets]
+    await conn.executemany("INSERT INTO secret_bcrypt_hashes (secret_hash, bcrypt_hash) VALUES ($1, $2) "
+                           "ON CONFLICT DO NOTHING", pairs)
+    return [pbkdf2 for pbkdf2, _ in pairs]
+
+
 async def insert_devices(conn: Connection, specs: Sequence[DeviceSpec]) -> list[Provisioned]:
     """Insert validated specs with fresh secrets on an open transaction; a taken id raises."""
     taken = await conn.fetch("SELECT device_id FROM devices WHERE device_id = ANY($1)",
@@ -78,8 +86,9 @@ async def insert_devices(conn: Connection, specs: Sequence[DeviceSpec]) -> list[
                                "$10, $11::jsonb)", *_spec_args(spec))
         except asyncpg.UniqueViolationError:  # registered by someone else since the check
             raise DuplicateDevice(spec.device_id) from None
+        [hashed] = await _hashed(conn, [secret])
         await conn.execute("INSERT INTO device_secrets (device_id, secret_hash) VALUES ($1, $2)",
-                           spec.device_id, hash_secret(secret))
+                           spec.device_id, hashed)
         await _event(conn, spec.device_id, "added", {"kind": spec.kind})
         issued.append(Provisioned(spec.device_id, secret))
     return issued
@@ -165,9 +174,10 @@ async def rotate_secret(db: Database, device_id: str) -> Provisioned:
     secret = new_secret()
     async with db.transaction() as conn:
         await _active(conn, device_id)
+        [hashed] = await _hashed(conn, [secret])
         await conn.execute(
             "INSERT INTO device_secrets (device_id, secret_hash) VALUES ($1, $2) ON CONFLICT (device_id) "
-            "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()", device_id, hash_secret(secret))
+            "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()", device_id, hashed)
         await _event(conn, device_id, "rotated")
     log.info("rotated the secret of %s", device_id)
     return Provisioned(device_id, secret)
@@ -185,7 +195,7 @@ async def rotate_secrets(db: Database, device_ids: Sequence[str]) -> list[Provis
         await conn.execute(
             "INSERT INTO device_secrets (device_id, secret_hash) SELECT * FROM unnest($1::text[], $2::text[]) "
             "ON CONFLICT (device_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()",
-            [p.name for p in issued], [hash_secret(p.secret) for p in issued])
+            [p.name for p in issued], await _hashed(conn, [p.secret for p in issued]))
         await conn.executemany("INSERT INTO device_events (device_id, action, detail) VALUES ($1, 'rotated', '{}')",
                                [(p.name,) for p in issued])
     log.info("rotated the secrets of %d devices", len(issued))
@@ -227,9 +237,11 @@ async def rotate_service_account(db: Database, name: str) -> Provisioned:
     if name not in SERVICE_ACCOUNTS:
         raise UnknownDevice(name)
     secret = new_secret()
-    await db.execute(
-        "INSERT INTO service_accounts (name, secret_hash) VALUES ($1, $2) ON CONFLICT (name) "
-        "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()", name, hash_secret(secret))
+    async with db.transaction() as conn:
+        [hashed] = await _hashed(conn, [secret])
+        await conn.execute(
+            "INSERT INTO service_accounts (name, secret_hash) VALUES ($1, $2) ON CONFLICT (name) "
+            "DO UPDATE SET secret_hash = EXCLUDED.secret_hash, created_at = now()", name, hashed)
     log.info("new secret for the %s service account", name)
     return Provisioned(name, secret)
 

@@ -5,6 +5,10 @@ The hash is Mosquitto's own PBKDF2-SHA512 format (`$7$<iterations>$<salt>$<hash>
 without the secret ever being stored. The secrets are 256 random bits: the iteration count
 (Mosquitto's default, 101) does not need to slow down guessing, and keeps a fleet's
 reconnect storm cheap for the broker.
+
+The NATS cluster (docs/nats.md) cannot read that format, so each secret also gets a bcrypt
+hash (`$2a$`, what NATS 2.9's config takes) when it is issued, at bcrypt's lowest cost for
+the same reason: 256 random bits need no slowing down, a reconnect storm does.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import hashlib
 import hmac
 import secrets
 
+import bcrypt
+
 ITERATIONS = 101
 SALT_BYTES = 12
+BCRYPT_ROUNDS = 4  # bcrypt's minimum (above)
 
 
 def new_secret() -> str:
@@ -35,3 +42,8 @@ def verify_secret(secret: str, stored: str) -> bool:
         return False
     iterations, salt = int(parts[2]), base64.b64decode(parts[3])
     return hmac.compare_digest(hash_secret(secret, salt=salt, iterations=iterations), stored)
+
+
+def bcrypt_secret(secret: str) -> str:
+    """The `$2a$` bcrypt hash NATS 2.9 checks a password against (Go's bcrypt reads 2a)."""
+    return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS, prefix=b"2a")).decode()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, when they are missing and we may (root with
-# apt-get): mosquitto (the real broker the tests start), nodejs/npm (the TimescaleDB
+# apt-get): mosquitto (the real broker the tests start), nats-server (the 3-node NATS
+# JetStream cluster of tests/test_nats_*.py), nodejs/npm (the TimescaleDB
 # conformance tier) and chromium/chromium-driver (the pages' browser tests). Elsewhere it
 # says what is missing; the tests then skip with a reason.
 set -euo pipefail
 
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
