@@ -32,7 +32,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # file names and device ids: 
 LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DNS = re.compile(rf"^(\*\.)?({LABEL}\.)*{LABEL}$")
 
-Usage = Literal["server", "client"]
+Usage = Literal["server", "client", "peer"]  # peer: server and client at once (NATS routes)
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,10 @@ def issue(ca: Authority, common_name: str, *, usage: Usage, dns: Sequence[str] =
     """A certificate signed by `ca`: a server's (needs a DNS name or an address) or a client's."""
     now = now or datetime.now(UTC)
     alt = _alt_names(dns, ips)
-    if usage == "server" and not alt:
+    if usage in ("server", "peer") and not alt:
         raise PkiError(f"a server certificate for {common_name!r} needs --dns or --ip: clients check the name "
                        "they connect to", hint="e.g. --dns mosquitto --dns broker.example.org")
-    days = days or (SERVER_DAYS if usage == "server" else CLIENT_DAYS)
+    days = days or (CLIENT_DAYS if usage == "client" else SERVER_DAYS)
     if now + timedelta(days=days) > ca.cert.not_valid_after_utc:
         raise PkiError("the certificate would outlive its CA", hint="shorten --days or make a new CA")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -131,8 +131,10 @@ def issue(ca: Authority, common_name: str, *, usage: Usage, dns: Sequence[str] =
                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if usage == "server"
-                                                     else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+               .add_extension(x509.ExtendedKeyUsage(
+                   {"server": [ExtendedKeyUsageOID.SERVER_AUTH], "client": [ExtendedKeyUsageOID.CLIENT_AUTH],
+                    "peer": [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]}[usage]),
+                   critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
                               critical=False))
     if usage == "client":  # RFC 5280 profiles want a subjectAltName: the id as a URN beside the common name

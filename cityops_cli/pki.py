@@ -53,6 +53,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     server.add_argument("name", metavar="NAME", help="e.g. mosquitto, timescaledb, proxy")
     server.add_argument("--dns", action="append", default=[], help="a name clients connect to; repeat")
     server.add_argument("--ip", action="append", default=[], help="an address clients connect to; repeat")
+    server.add_argument("--peer", action="store_true", help="valid for client use too: a NATS node, whose routes "
+                        "to the other nodes are mutual TLS (docs/nats.md)")
     _issue_options(server)
 
     device = action("device", "a client certificate (devices/ID.pem, .key) for a device or a service account")
@@ -149,12 +151,12 @@ async def run_init(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_issue(args: argparse.Namespace, settings: Settings) -> int:
     folder, key_path = _paths(args, settings)
-    usage: Usage = "server" if args.pki_command == "server" else "client"
-    name = check_name(args.name, "NAME" if usage == "server" else "DEVICE_ID")
+    usage: Usage = ("peer" if getattr(args, "peer", False) else "server") if args.pki_command == "server" else "client"
+    name = check_name(args.name, "DEVICE_ID" if usage == "client" else "NAME")
     owner = _owner(args.owner)
     ca = load_authority(folder, key_path)
     issued = issue(ca, name, usage=usage, dns=getattr(args, "dns", ()), ips=getattr(args, "ip", ()), days=args.days)
-    stem = name if usage == "server" else f"devices/{name}"
+    stem = f"devices/{name}" if usage == "client" else name
     _save(folder, stem, issued, force=args.force, owner=owner)
     print(f"{usage}: {describe(issued.cert)}")
     print(f"wrote {folder / (stem + '.pem')} and {folder / (stem + '.key')} (0600"

@@ -1,0 +1,139 @@
+"""The one adapter to a running NATS cluster (nats-py): the stream and consumer, the leaders.
+
+`ensure_stream` is idempotent, so `cityops nats stream`, a test or a deployment step may run
+it any number of times: it creates what is missing, updates what differs (the stream's
+replicas, limits; the consumer's ack wait and pending limit) and leaves the rest.
+JetStream answers 503 until the cluster has a meta leader (a majority of its nodes up);
+`wait_for_jetstream` waits for that state instead of guessing a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamInfo,
+)
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+from cityops.errors import BrokerUnavailable
+from cityops.nats_cluster.config import ConsumerSpec, StreamSpec
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(name=spec.name, subjects=list(spec.subjects), retention=RetentionPolicy.LIMITS,
+                        storage=StorageType.FILE, num_replicas=spec.replicas, max_age=spec.max_age_s,
+                        max_bytes=spec.max_bytes, max_msg_size=spec.max_msg_size, discard=DiscardPolicy.OLD)
+
+
+def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
+    return ConsumerConfig(durable_name=spec.durable, name=spec.durable, filter_subject=spec.filter_subject,
+                          ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=spec.ack_wait_s,
+                          max_ack_pending=spec.max_ack_pending)
+
+
+async def connect(servers: Sequence[str], user: str, password: str, *, name: str, ca_file: str | None = None,
+                  inbox_prefix: str = "_INBOX", timeout_s: float = 10.0) -> NATS:
+    """A client on the first node that answers (nats-py moves along the list on failure)."""
+    tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    try:
+        return await nats.connect(list(servers), user=user, password=password, name=name, tls=tls,
+                                  inbox_prefix=inbox_prefix, connect_timeout=timeout_s, max_reconnect_attempts=3,
+                                  allow_reconnect=True)
+    except Exception as exc:  # nats-py raises its own and OSError alike
+        raise BrokerUnavailable(f"no NATS node of {list(servers)} took {user!r}: {exc or type(exc).__name__}",
+                                hint="check the URLs, the user's password and that a majority of nodes run") from None
+
+
+async def wait_for_jetstream(js: JetStreamContext, *, timeout_s: float = 30.0) -> None:
+    """Until the cluster has a meta leader: JetStream answers account info instead of 503."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await js.account_info()
+            return
+        except (ServiceUnavailableError, TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"JetStream had no meta leader within {timeout_s:.0f} s",
+                                        hint="a majority of the nodes (2 of 3) must run and reach each other "
+                                             "on their cluster ports") from None
+            await asyncio.sleep(0.1)
+
+
+async def ensure_stream(js: JetStreamContext, stream: StreamSpec | None = None,
+                        consumer: ConsumerSpec | None = None) -> tuple[Outcome, Outcome]:
+    """The telemetry stream and ingest's consumer as specified: (stream outcome, consumer outcome)."""
+    stream, consumer = stream or StreamSpec(), consumer or ConsumerSpec()
+    want = stream_config(stream)
+    try:
+        have = (await js.stream_info(stream.name)).config
+    except NotFoundError:
+        await js.add_stream(want)
+        stream_outcome: Outcome = "created"
+    else:
+        if _same_stream(have, want):
+            stream_outcome = "unchanged"
+        else:
+            await js.update_stream(want)
+            stream_outcome = "updated"
+    want_consumer = consumer_config(consumer)
+    try:
+        current = (await js.consumer_info(consumer.stream, consumer.durable)).config
+    except NotFoundError:
+        await js.add_consumer(consumer.stream, want_consumer)
+        return stream_outcome, "created"
+    if (current.ack_wait, current.max_ack_pending, current.filter_subject) == (
+            want_consumer.ack_wait, want_consumer.max_ack_pending, want_consumer.filter_subject):
+        return stream_outcome, "unchanged"
+    try:
+        await js.add_consumer(consumer.stream, want_consumer)  # 2.9 updates a durable in place
+    except APIError as exc:
+        raise BrokerUnavailable(f"the consumer {consumer.durable!r} could not be updated: {exc}",
+                                hint="delete it (nats consumer rm) and run this again: ingest resumes from "
+                                     "the stream") from None
+    return stream_outcome, "updated"
+
+
+def _same_stream(have: StreamConfig, want: StreamConfig) -> bool:
+    return (sorted(have.subjects or []), have.num_replicas, have.max_age, have.max_bytes, have.storage,
+            have.max_msg_size) == (sorted(want.subjects or []), want.num_replicas, want.max_age, want.max_bytes,
+                                   want.storage, want.max_msg_size)
+
+
+async def stream_info(js: JetStreamContext, name: str) -> StreamInfo:
+    return await js.stream_info(name)
+
+
+async def stream_leader(js: JetStreamContext, name: str) -> str | None:
+    """The server name leading the stream's replicas (None while it elects one)."""
+    info = await js.stream_info(name)
+    return info.cluster.leader if info.cluster is not None else None
+
+
+async def consumer_leader(js: JetStreamContext, stream: str, durable: str) -> str | None:
+    info = await js.consumer_info(stream, durable)
+    return info.cluster.leader if info.cluster is not None else None
+
+
+async def replicas_current(js: JetStreamContext, name: str) -> int:
+    """How many of the stream's copies are up to date: the leader and its current followers."""
+    info = await js.stream_info(name)
+    if info.cluster is None or info.cluster.leader is None:
+        return 0
+    return 1 + sum(1 for peer in info.cluster.replicas or [] if peer.current and not peer.offline)
