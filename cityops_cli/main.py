@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "roads": "pipelines.gritting.cli",
     "bins": "pipelines.bins.cli",
     "device": "devices.cli",
+    "nats": "devices.nats_cli",
     "user": "ops_api.accounts.cli",
     "release": "devices.releases.cli",
     "alerts": "alerts.cli",
