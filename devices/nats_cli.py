@@ -135,9 +135,8 @@ async def run_stream(args: argparse.Namespace, settings: Settings) -> int:
                                  ca_file=args.cafile)
     try:
         js = nc.jetstream(timeout=10)
-        await jetstream.wait_for_jetstream(js)
         spec = StreamSpec(replicas=args.replicas, max_age_s=args.max_age_days * 86400, max_bytes=args.max_bytes)
-        stream, consumer = await jetstream.ensure_stream(js, spec)
+        stream, consumer = await jetstream.ensure_stream_when_ready(js, spec)
         leader = await jetstream.stream_leader(js, spec.name)
     finally:
         await nc.close()

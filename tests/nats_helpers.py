@@ -123,14 +123,14 @@ class NatsCluster:
 
     async def wait_ready(self, timeout_s: float = 60.0) -> None:
         async with asyncio.timeout(timeout_s), self.admin() as js:
-            await jetstream.wait_for_jetstream(js, timeout_s=timeout_s)
-            await jetstream.ensure_stream(js)
+            await jetstream.ensure_stream_when_ready(js, timeout_s=timeout_s)
             while await jetstream.replicas_current(js, STREAM) < len(self.cluster.nodes):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
         # the API's account (MQTT only, no subject) as the probe: its CONNACK means MQTT is served
         for name in self.running():
-            await asyncio.to_thread(mqtt_connack, self.mqtt_port(name), "service.api", self.secrets["service.api"],
-                                    "cityops-api")
+            code = await asyncio.to_thread(mqtt_connack, self.mqtt_port(name), "service.api",
+                                           self.secrets["service.api"], "cityops-api")
+            assert code == 0, f"node {name}'s MQTT listener refused the API's probe: {code}"
 
     async def stop(self) -> None:
         for name in list(self.procs):

@@ -28,7 +28,7 @@ from nats.js.api import (
     StreamConfig,
     StreamInfo,
 )
-from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError
 
 from cityops.errors import BrokerUnavailable
 from cityops.nats_cluster.config import ConsumerSpec, StreamSpec
@@ -68,7 +68,7 @@ async def wait_for_jetstream(js: JetStreamContext, *, timeout_s: float = 30.0) -
         try:
             await js.account_info()
             return
-        except (ServiceUnavailableError, TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        except (APIError, TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError):
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"JetStream had no meta leader within {timeout_s:.0f} s",
                                         hint="a majority of the nodes (2 of 3) must run and reach each other "
@@ -108,6 +108,23 @@ async def ensure_stream(js: JetStreamContext, stream: StreamSpec | None = None,
                                 hint="delete it (nats consumer rm) and run this again: ingest resumes from "
                                      "the stream") from None
     return stream_outcome, "updated"
+
+
+async def ensure_stream_when_ready(js: JetStreamContext, stream: StreamSpec | None = None,
+                                   consumer: ConsumerSpec | None = None, *,
+                                   timeout_s: float = 60.0) -> tuple[Outcome, Outcome]:
+    """`ensure_stream` once JetStream can place three copies: right after a meta leader is
+    elected the other peers may not have joined yet ("insufficient resources"), so ask again."""
+    await wait_for_jetstream(js, timeout_s=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await ensure_stream(js, stream, consumer)
+        except (APIError, TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"the telemetry stream could not be placed: {exc}",
+                                        hint="its replicas need that many nodes up and routed to each other") from None
+            await asyncio.sleep(0.2)
 
 
 def _same_stream(have: StreamConfig, want: StreamConfig) -> bool:
