@@ -13,12 +13,14 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
+from contract.errors import ConfigError
 from contract.telemetry import DEVICE_ID, Kind
+from contract.urls import MqttTarget
 from firmware.agent import AgentSpec
 from firmware.clock import SystemClock
 from firmware.drivers.base import Battery, Climate, Distance, Driver, Position, Temperature
 from firmware.errors import AgentConfigError
-from firmware.link import Backoff, MqttOptions
+from firmware.link import Backoff, MqttOptions, MqttProtocol
 from firmware.sampler import BinSource, FrogSource, ReadingSource, RoadSource
 from firmware.sender import SendPolicy
 from firmware.update.config import UpdateConfig
@@ -48,7 +50,13 @@ class SensorConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class MqttConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    url: str
+    # One broker (`url`) or several, the nodes of a cluster (`urls`, tried in turn): exactly one
+    # of the two in the file. Once loaded (load_agent_config), `urls` holds every broker and
+    # `url` the first.
+    url: str = ""
+    urls: tuple[str, ...] = ()
+    # "5", or "3.1.1" for a broker that speaks nothing else (NATS 2.9); 3.1.1 needs receipts
+    protocol: MqttProtocol = "5"
     username: str | None = None
     password_file: str | None = None
     ca_file: str | None = None
@@ -93,7 +101,8 @@ def load_agent_config(path: Path) -> AgentConfig:
     try:
         config = msgspec.convert(raw, AgentConfig)
     except msgspec.ValidationError as exc:
-        raise AgentConfigError(f"{path}: {exc}") from None
+        hint = 'protocol is "5" or "3.1.1", in quotes' if "$.mqtt.protocol" in str(exc) else None
+        raise AgentConfigError(f"{path}: {exc}", hint=hint) from None
     if not DEVICE_ID.match(config.device_id):
         raise AgentConfigError(f"{path}: device_id {config.device_id!r} must be lower-case letters, digits, "
                                "'-' or '_' (2-64 characters)")
@@ -105,7 +114,37 @@ def load_agent_config(path: Path) -> AgentConfig:
         problems += [f"[sensors.{u}] is not a sensor role for a {config.kind}" for u in sorted(unknown)]
         roles = ", ".join([*sorted(required | optional), "battery"])
         raise AgentConfigError(f"{path}: {'; '.join(problems)} (roles for a {config.kind}: {roles})")
-    return config
+    return msgspec.structs.replace(config, mqtt=_checked_mqtt(path, config.mqtt, config.send))
+
+
+def _checked_mqtt(path: Path, mqtt: MqttConfig, send: SendConfig) -> MqttConfig:
+    """One of `url` and `urls`, each a valid MQTT URL, the list coherent; 3.1.1 only with receipts.
+    Returns the section with both set (`urls` every broker, `url` the first)."""
+    if mqtt.url and mqtt.urls:
+        raise AgentConfigError(f"{path}: [mqtt] has both url and urls - at `$.mqtt`",
+                               hint="give `url` for one broker, or `urls` (a list) for several, not both")
+    if not mqtt.url and not mqtt.urls:
+        raise AgentConfigError(f"{path}: [mqtt] needs url (one broker) or urls (several) - at `$.mqtt`",
+                               hint='e.g. url = "mqtts://broker.example.org:8883"')
+    key, urls = ("urls", mqtt.urls) if mqtt.urls else ("url", (mqtt.url,))
+    for index, url in enumerate(urls):
+        try:
+            MqttTarget.from_url(url)
+        except ConfigError as exc:
+            where = f"$.mqtt.urls[{index}]" if key == "urls" else "$.mqtt.url"
+            raise AgentConfigError(f"{path}: {exc} - at `{where}`", hint=exc.hint) from None
+    try:
+        MqttOptions.from_urls(urls)
+    except ConfigError as exc:
+        raise AgentConfigError(f"{path}: {exc} - at `$.mqtt.urls`", hint=exc.hint) from None
+    if mqtt.protocol == "3.1.1" and not send.receipts:
+        raise AgentConfigError(
+            f'{path}: [mqtt] protocol = "3.1.1" with [send] receipts = false: a 3.1.1 PUBACK (NATS\'s) does '
+            "not mean the message is stored, so without receipts a node's crash would lose readings already "
+            "deleted from the spool - at `$.send.receipts`",
+            hint='set [send] receipts = true (the platform sends receipts since issue 26; docs/ingest.md), '
+                 'or use protocol = "5" against Mosquitto')
+    return msgspec.structs.replace(mqtt, url=urls[0], urls=urls)
 
 
 class Remembered(Generic[T]):
@@ -188,11 +227,12 @@ def build_spec(config: AgentConfig) -> AgentSpec:
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
-    mqtt = MqttOptions.from_url(config.mqtt.url, username=config.mqtt.username,
-                                password=read_password(config.mqtt), password_file=path(config.mqtt.password_file),
-                                ca_file=path(config.mqtt.ca_file),
-                                cert_file=path(config.mqtt.cert_file), key_file=path(config.mqtt.key_file),
-                                keepalive_s=config.mqtt.keepalive_s)
+    urls = config.mqtt.urls or (config.mqtt.url,)  # both are set once loaded; a hand-built config may have one
+    mqtt = MqttOptions.from_urls(urls, username=config.mqtt.username,
+                                 password=read_password(config.mqtt), password_file=path(config.mqtt.password_file),
+                                 ca_file=path(config.mqtt.ca_file),
+                                 cert_file=path(config.mqtt.cert_file), key_file=path(config.mqtt.key_file),
+                                 keepalive_s=config.mqtt.keepalive_s, protocol=config.mqtt.protocol)
     battery: Driver[Battery] | None = None
     if "battery" in config.sensors:
         battery = make_driver(config.device_id, "battery", config.sensors["battery"])  # type: ignore[assignment]
