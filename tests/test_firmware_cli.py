@@ -123,6 +123,14 @@ def test_the_example_config_is_valid_and_its_sensors_fail_cleanly_without_hardwa
      "missing [sensors.distance]"),
     ('device_id = "f-1"\nkind = "frog"\n[mqtt]\nurl = "mqtt://h"\n[sensors.climate]\ndriver = "sht99"\n',
      "Invalid enum value 'sht99'"),
+    # several brokers and MQTT 3.1.1 (issue 26): one of url and urls, valid URLs, 3.1.1 only with receipts
+    ('device_id = "f-1"\nkind = "frog"\n[mqtt]\nurl = "mqtt://h"\nurls = ["mqtt://a", "mqtt://b"]\n'
+     '[sensors.climate]\ndriver = "sht31"\n', "[mqtt] has both url and urls"),
+    ('device_id = "f-1"\nkind = "frog"\n[mqtt]\nurls = ["mqtts://a", "mqtts//b"]\n'
+     '[sensors.climate]\ndriver = "sht31"\n', "not an MQTT URL: 'mqtts//b' - at `$.mqtt.urls[1]`"),
+    ('device_id = "f-1"\nkind = "frog"\n[mqtt]\nurls = ["mqtt://a", "mqtt://b"]\nprotocol = "3.1.1"\n'
+     '[send]\nreceipts = false\n[sensors.climate]\ndriver = "sht31"\n',
+     '[mqtt] protocol = "3.1.1" with [send] receipts = false'),
 ])
 def test_a_bad_config_is_one_clear_error(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "agent.toml"
