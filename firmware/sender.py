@@ -154,10 +154,10 @@ class Sender:
         progress = False
         for seq in [*self._unconfirmed, *self._late]:
             if seq in refused:
-                ids = self._confirm(seq, counted=False)
-                self.counters.refused_readings += len(ids)
+                deleted = self._confirm(seq, counted=False)
+                self.counters.refused_readings += deleted
                 log.warning("%s: the platform refused message %d (%d readings): %s",
-                            self.device_id, seq, len(ids), refused[seq])
+                            self.device_id, seq, deleted, refused[seq])
                 progress = True
             elif receipt.is_stored(seq):
                 self._confirm(seq)
@@ -166,17 +166,17 @@ class Sender:
             self._timeout_s = self.policy.receipt_timeout_s
             self._wake.set()
 
-    def _confirm(self, seq: int, *, counted: bool = True) -> list[int]:
-        """The platform has the message: its readings leave the spool."""
+    def _confirm(self, seq: int, *, counted: bool = True) -> int:
+        """The platform has the message: its readings leave the spool; returns how many did
+        (a reading sent twice, in two messages, leaves with the first receipt)."""
         sent = self._unconfirmed.pop(seq, None)
         ids = sent.ids if sent is not None else self._late.pop(seq, [])
-        if ids:
-            self.spool.acknowledge(ids)
-            if counted:
-                self.counters.acked_readings += len(ids)
+        deleted = self.spool.acknowledge(ids)
+        if counted:
+            self.counters.acked_readings += deleted
         if self.idle():
             self._drained.set()
-        return ids
+        return deleted
 
     def _rewind(self, to_id: int) -> None:
         """Send again from spool id `to_id` on; messages from there on are given up on (late)."""

@@ -1,9 +1,10 @@
-"""The store-and-forward spool: readings on disk until the broker has acknowledged them.
+"""The store-and-forward spool: readings on disk until the platform has confirmed them.
 
 SQLite in WAL mode, one file per device. A reading is committed here before anything
-tries to send it and deleted only when the broker's PUBACK for the message that carried
-it arrives, so a power cut (kill -9) or a broker away for days loses nothing: what was
-in flight is sent again (the platform drops the duplicates).
+tries to send it and deleted only when ingest's receipt for the message that carried it
+arrives (or, for an agent without receipts, the broker's PUBACK: firmware/sender.py), so
+a power cut (kill -9), a broker away for days or a broker that crashes loses nothing:
+what was in flight is sent again (the platform drops the duplicates).
 
 The spool is bounded by a byte budget on the stored readings: past it the oldest are
 dropped first, counted in `dropped` (kept on disk, so the count survives restarts) and
@@ -154,16 +155,18 @@ class Spool:
                                 (after_id, limit)).fetchall()
         return [Spooled(row_id, self._decoder.decode(body)) for row_id, body in rows]
 
-    def acknowledge(self, ids: Sequence[int]) -> None:
-        """The broker has them: delete (ids already dropped are ignored)."""
+    def acknowledge(self, ids: Sequence[int]) -> int:
+        """The platform has them: delete; returns how many were still here (ids already
+        deleted, by an earlier receipt or the budget, are ignored)."""
         if not ids:
-            return
+            return 0
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             deleted = self._db.execute(
                 f"DELETE FROM readings WHERE id IN ({','.join('?' * len(ids))}) RETURNING length(body)",
                 tuple(ids)).fetchall()
         self._stored_bytes -= sum(size + ROW_OVERHEAD_BYTES for (size,) in deleted)
+        return len(deleted)
 
     def next_seq(self) -> int:
         """The next message sequence number, persisted (never reused after a restart)."""

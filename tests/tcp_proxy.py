@@ -12,7 +12,9 @@ from cityops.embedded.process import free_port
 
 class CuttableProxy:
     """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new
-    ones (as a dead server would), `restore()` lets them through again."""
+    ones (as a dead server would), `restore()` lets them through again. `drop_upstream()`
+    discards what clients send until the next `cut()`, while the server's bytes still reach
+    them: a client whose last words never arrive (killed before its packets left the host)."""
 
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
@@ -20,6 +22,7 @@ class CuttableProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._dropping = False
 
     async def __aenter__(self) -> Self:
         await self.restore()
@@ -33,7 +36,11 @@ class CuttableProxy:
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
 
+    def drop_upstream(self) -> None:
+        self._dropping = True
+
     async def cut(self) -> None:
+        self._dropping = False
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -51,14 +58,17 @@ class CuttableProxy:
             client_writer.transport.abort()
             return
         self._writers |= {client_writer, server_writer}
-        for reader, writer in ((client_reader, server_writer), (server_reader, client_writer)):
-            task = asyncio.create_task(self._pipe(reader, writer))
+        for reader, writer, upstream in ((client_reader, server_writer, True),
+                                         (server_reader, client_writer, False)):
+            task = asyncio.create_task(self._pipe(reader, writer, upstream))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
         try:
             while data := await reader.read(65536):
+                if upstream and self._dropping:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.CancelledError):

@@ -97,6 +97,13 @@ class EmbeddedBroker(EmbeddedService):
             await self._amqtt.shutdown()
             self._amqtt = None
 
+    async def kill(self) -> None:
+        """SIGKILL, as an OOM kill or a power cut would: Mosquitto writes nothing first, so what it
+        held in memory since its last autosave is gone (the crash tests and the soak use this)."""
+        if self._proc is not None:
+            await stop_process(self._proc, sig=signal.SIGKILL)
+            self._proc = None
+
     async def _start_mosquitto(self) -> None:
         broker_dir = self.data_dir / "mosquitto"
         broker_dir.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ Who does what:
                  to switch (exit code 75)
     agent.py     the agent subclass: reads the `update` object of the retained config topic,
                  publishes the outbox's reports on the status topic, writes the health marker
-                 after its first acknowledged publish
+                 after its first confirmed reading
 
 Reports are JSON on `cityops/v1/devices/{id}/status`, not retained (the retained
 `online`/`offline` stays as it is; ingest ignores other payloads there).

@@ -5,7 +5,8 @@
 - the outbox's reports are published on the status topic (QoS 1, not retained) and deleted
   when the broker acknowledges them, so a report written by the launcher or by an older
   version goes out with the next connection;
-- after the first reading the broker acknowledged, a health marker tells the launcher that
+- after the first reading the platform confirmed (a receipt, or the broker's PUBACK for an
+  agent without receipts), a health marker tells the launcher that
   this version starts, samples and publishes.
 
 When an update is installed the agent stops (the spool keeps whatever was not yet
