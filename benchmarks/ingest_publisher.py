@@ -1,10 +1,11 @@
 """The benchmark's simulated devices: a separate process publishing frog telemetry, QoS 1.
 
-    python -m benchmarks.ingest_publisher URL DEVICE_PREFIX DEVICES MESSAGES READINGS [RATE]
+    python -m benchmarks.ingest_publisher URL DEVICE_PREFIX DEVICES MESSAGES READINGS [RATE [VERSION]]
 
 Each reading's timestamp is the moment its message is published (made unique per
 device), so the database's `received_at - ts` is the publish-to-commit latency. RATE
-is messages per second (0: as fast as the broker takes them). Like an agent, it sends a
+is messages per second (0: as fast as the broker takes them); VERSION 2 asks for receipts
+(the benchmark counts them as a device would). Like an agent, it sends a
 message again when the broker answers "no matching subscribers" (MQTT 5 reason 0x10: a
 consumer not subscribed yet). Prints one JSON line.
 """
@@ -22,10 +23,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from cityops.mqtt import MqttTarget
 from contract.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 
+MAX_OUTSTANDING = 50_000
+
 
 def main(argv: list[str]) -> int:
     url, prefix, devices, messages, readings = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     rate = float(argv[5]) if len(argv) > 5 else 0.0
+    version = int(argv[6]) if len(argv) > 6 else 1  # 2: the messages ask for receipts
     target = MqttTarget.from_url(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -36,10 +40,19 @@ def main(argv: list[str]) -> int:
     while not client.is_connected():
         client.loop(0.1)
     undelivered: set[int] = set()
+    outstanding = [0]  # published and not yet acknowledged
 
     def on_publish(_c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
+        outstanding[0] -= 1
         if rc.value == NO_MATCHING_SUBSCRIBERS:
             undelivered.add(mid)
+
+    def publish(message: tuple[str, bytes]) -> mqtt.MQTTMessageInfo:
+        # message ids are 16 bits: paho (2.2) refuses one still in use, so keep fewer outstanding
+        while outstanding[0] >= MAX_OUTSTANDING:
+            client.loop(0.05)
+        outstanding[0] += 1
+        return client.publish(*message, qos=1)
 
     client.on_publish = on_publish
     ids = [f"{prefix}-{i:04d}" for i in range(devices)]
@@ -55,10 +68,10 @@ def main(argv: list[str]) -> int:
         now = max(datetime.now(UTC), last.get(device, datetime.min.replace(tzinfo=UTC)) + timedelta(microseconds=1))
         stamps = [now + timedelta(microseconds=i) for i in range(readings)]
         last[device] = stamps[-1]
-        batch = FrogBatch(v=1, device_id=device, seq=n // devices, fw="bench", readings=[
+        batch = FrogBatch(v=version, device_id=device, seq=n // devices, fw="bench", readings=[
             FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
         message = (telemetry_topic(device), encode_batch(batch))
-        infos.append((client.publish(*message, qos=1), message))
+        infos.append((publish(message), message))
         if n % 20 == 0:
             client.loop(0)
     resent = 0
@@ -71,7 +84,7 @@ def main(argv: list[str]) -> int:
         resent += len(again)
         if again:
             client.loop(0.5)
-        infos = [(client.publish(*message, qos=1), message) for message in again]
+        infos = [(publish(message), message) for message in again]
     elapsed = time.perf_counter() - started
     client.disconnect()
     print(json.dumps({"messages": messages, "seconds": elapsed, "resent": resent}))

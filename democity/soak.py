@@ -11,6 +11,10 @@ may pause and restart them: it never touches CITYOPS_DATABASE_URL's server). Eve
     broker restart  Mosquitto stopped and started again on the same port (persistence on)
     database pause  SIGSTOP to PostgreSQL's whole process group for 8 s, then SIGCONT: every
                     connection hangs mid-query, as on a stalled disk or a frozen VM
+    broker killed   the database paused for 5 s so that a backlog builds up in the broker,
+                    then Mosquitto SIGKILLed (an OOM kill, a power cut: what it held since
+                    its last autosave is gone) and started again 1 s later; the agents
+                    resend what has no receipt (docs/ingest.md, "Receipts")
 
 At the end the devices drain their spools and the soak compares, device by device, the
 readings each device took with the rows stored: lost (taken, not stored) and duplicated
@@ -47,6 +51,7 @@ from democity.town import Town, build_town
 DRAIN_TIMEOUT_S = 180.0
 PAUSE_S = 8.0
 INGEST_DOWN_S = 3.0
+BACKLOG_S = 5.0  # the database paused this long before the broker is killed
 
 
 def register_bench(benchmarks: argparse._SubParsersAction[Any]) -> None:
@@ -143,8 +148,23 @@ class Faults:
         self._say("database resumed (SIGCONT)")
         self._count("database paused")
 
+    async def kill_broker(self) -> None:
+        group = await asyncio.to_thread(_postmaster_pid, self.postgres)
+        self._say(f"database paused for {BACKLOG_S:g} s so that a backlog builds up in the broker")
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(BACKLOG_S)
+            self._say("broker killed (SIGKILL) with the backlog in it")
+            await self.broker.kill()
+            await asyncio.sleep(1.0)
+            await self.broker.start()
+        finally:
+            os.killpg(group, signal.SIGCONT)
+        self._say("broker started again, database resumed")
+        self._count("broker killed")
+
     async def rounds(self, every_s: float, until: asyncio.Event) -> None:
-        steps = (self.kill_ingest, self.restart_broker, self.pause_database)
+        steps = (self.kill_ingest, self.restart_broker, self.pause_database, self.kill_broker)
         while not until.is_set():
             for step in steps:
                 try:
