@@ -2,27 +2,31 @@
 
 Nested groups use `__`: `CITYOPS_STORAGE__TIMESCALE=off`, `CITYOPS_API__PORT=8080`.
 The two service URLs are top level (`CITYOPS_DATABASE_URL`, `CITYOPS_MQTT_URL`);
-leaving one unset means "use the embedded default" that `cityops demo` starts.
+leaving one unset means "use the embedded default" that `cityops demo` starts. The NATS
+JetStream cluster, ingest's other transport, is `CITYOPS_NATS__URLS` and friends (NatsSettings).
 URLs may hold passwords, so they are secrets: print them with `redact_url`.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cityops.errors import ConfigError
+from cityops.nats_cluster.config import CONSUMER, STREAM
 from contract.urls import redact_url as redact_url  # imported from here across the platform
 
 DB_SCHEMES = ("postgresql", "postgres")
 MQTT_SCHEMES = ("mqtt", "mqtts")
+NATS_SCHEMES = ("nats", "tls")
 
 
 class StorageSettings(BaseModel):
@@ -49,6 +53,10 @@ class EmbeddedSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
+    # where telemetry comes from: "mqtt", the broker at CITYOPS_MQTT_URL (shared subscription,
+    # persistent session), or "nats", the JetStream cluster at CITYOPS_NATS__URLS through its durable
+    # pull consumer (docs/ingest.md, "NATS")
+    transport: Literal["mqtt", "nats"] = "mqtt"
     # consumers sharing this group split the telemetry between them ($share/<group>/...);
     # empty: one consumer on a plain subscription (Mosquitto restores those after a
     # restart, but not shared ones; see ingest/source.py)
@@ -84,6 +92,42 @@ class IngestSettings(BaseModel):
     backlog_low_water: int = Field(default=300_000, ge=0)
     # --check and the ingest alert: reconnecting, or messages waiting and no commit, this long
     stall_after_s: float = Field(default=60.0, gt=0)
+
+
+class NatsSettings(BaseModel):
+    """The NATS JetStream cluster (docs/nats.md) as ingest reads it, with CITYOPS_INGEST__TRANSPORT=nats.
+
+    Like CITYOPS_MQTT_URL, these say where the broker is and who this service is there:
+    CITYOPS_NATS__URLS=tls://nats-1:4222,tls://nats-2:4222,tls://nats-3:4222 (every node's client
+    port; the client connects to one and moves to another when it fails), the user and its password,
+    and the CA of the nodes' certificates. The stream and its durable consumer are made by an admin
+    (`cityops nats stream`), never by ingest, whose user may not."""
+
+    urls: Annotated[list[str], NoDecode] = []  # comma separated, or a JSON list
+    user: str = "service.ingest"
+    password: SecretStr | None = None
+    ca_file: Path | None = None  # tls:// URLs: the nodes' certificates are checked against it
+    stream: str = Field(default=STREAM, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    consumer: str = Field(default=CONSUMER, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("urls")
+    @classmethod
+    def _schemes(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in NATS_SCHEMES or not parts.hostname:
+                raise ValueError(f"a NATS URL is nats://host:4222 or tls://host:4222, not {redact_url(url)!r}")
+        return value
 
 
 class ApiSettings(BaseModel):
@@ -285,6 +329,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
+    nats: NatsSettings = NatsSettings()
     devices: DevicesSettings = DevicesSettings()
     gritting: GrittingSettings = GrittingSettings()
     alerts: AlertsSettings = AlertsSettings()

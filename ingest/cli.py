@@ -18,14 +18,16 @@ from cityops.settings import Settings, redact_url
 from cityops.storage import status
 from ingest.health import judge, metric_values
 from ingest.metrics import IngestMetrics
-from ingest.service import IngestService
+from ingest.service import IngestService, source_factory
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     ingest = commands.add_parser(
         "ingest", help="run the ingest service: MQTT telemetry into the database, exactly once",
         description="Consume device telemetry from the broker (shared subscription, persistent "
-                    "session) and commit it to the database; acknowledge only what is committed.")
+                    "session) or, with CITYOPS_INGEST__TRANSPORT=nats, the NATS JetStream cluster "
+                    "(durable pull consumer), and commit it to the database; acknowledge only what is "
+                    "committed.")
     ingest.add_argument("--check", action="store_true",
                         help="probe a running consumer through its metrics endpoint; exit 0 if healthy")
     ingest.set_defaults(handler=run_ingest)
@@ -34,6 +36,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.check:
         return await check(settings)
+    if settings.ingest.transport == "nats" and not settings.nats.urls:
+        raise ConfigError("CITYOPS_INGEST__TRANSPORT=nats but no NATS servers",
+                          hint="set CITYOPS_NATS__URLS to every node's client URL, and CITYOPS_NATS__PASSWORD")
     stop = stop_event_on_signals()
     metrics = IngestMetrics()
     async with database_for(settings) as db:
@@ -45,15 +50,22 @@ async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         if settings.ingest.metrics_port:
             server, _ = start_http_server(settings.ingest.metrics_port, settings.ingest.metrics_host,
                                           registry=metrics.registry)
-        print(f"ingest: {redact_url(settings.resolved_mqtt_url())} -> {redact_url(db.url)} "
-              f"(group {settings.ingest.share_group}, client {settings.ingest.client_id}); "
-              f"metrics on :{settings.ingest.metrics_port}", flush=True)
+        print(f"ingest: {_source_name(settings)} -> {redact_url(db.url)} "
+              f"(client {settings.ingest.client_id}); metrics on :{settings.ingest.metrics_port}", flush=True)
         try:
-            await IngestService(db, settings.resolved_mqtt_url(), settings.ingest, metrics).run(stop)
+            await IngestService(db, settings.resolved_mqtt_url(), settings.ingest, metrics,
+                                source_factory(settings)).run(stop)
         finally:
             if server is not None:
                 server.shutdown()
     return 0
+
+
+def _source_name(settings: Settings) -> str:
+    if settings.ingest.transport == "nats":
+        urls = ", ".join(redact_url(url) for url in settings.nats.urls)
+        return f"NATS {urls} (stream {settings.nats.stream}, consumer {settings.nats.consumer})"
+    return f"{redact_url(settings.resolved_mqtt_url())} (group {settings.ingest.share_group})"
 
 
 async def check(settings: Settings) -> int:

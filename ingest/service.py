@@ -12,6 +12,10 @@ is not committed, so a crash or outage at any point loses nothing.
 On stop (SIGTERM): the collector stops taking messages, the batches already collected
 are committed and acknowledged, and the connection is closed. Messages delivered but
 not taken stay unacknowledged, and the broker delivers them again later.
+
+Where messages come from is a `Source`: MQTT (ingest/source.py, the default) or the NATS
+JetStream cluster (ingest/nats_source.py), chosen by `CITYOPS_INGEST__TRANSPORT`
+(`source_factory`); the collecting, committing and acknowledging here are the same for both.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
 
 from cityops.errors import StorageError
-from cityops.settings import IngestSettings
+from cityops.settings import IngestSettings, Settings
 from cityops.storage import Database, insert_readings
 from cityops.storage.devices import update_device_states
 from cityops.storage.readings import DeadLetter, insert_dead_letters
@@ -35,13 +42,55 @@ from ingest.heartbeat import HEARTBEAT_S, Heartbeat, health_of, interval_s
 from ingest.limits import DeviceRate, device_of, stored_payload
 from ingest.metrics import IngestMetrics
 from ingest.registry import RegistryCache
-from ingest.source import Received, TelemetrySource
+from ingest.source import BrokerStats, Received, TelemetrySource
 
 log = logging.getLogger("ingest.service")
 
 POLL_S = 0.25  # how often an idle collector looks at the stop flag and the connection
 RECONNECT_MAX_S = 30.0
 WATCH_S = 1.0  # how often the connection metrics are updated and the backlog checked
+
+
+class Source(Protocol):
+    """One connection to a transport, as the service uses it (ingest/source.py has the details)."""
+
+    session_present: bool
+    subscribed: asyncio.Event  # the telemetry subscription (or consumer) is confirmed
+    broker_stats: BrokerStats  # the broker's backlog, when it says
+    telemetry_paused: bool
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def connected(self) -> bool: ...
+    @property
+    def waiting(self) -> int: ...
+    async def get(self, wait_s: float) -> Received | None: ...
+    def send_receipts(self, receipts: Receipts) -> int: ...
+    def ack(self, messages: Sequence[Received]) -> int: ...
+    def pause_telemetry(self) -> None: ...
+    def resume_telemetry(self) -> None: ...
+
+
+SourceFactory = Callable[[int], Source]  # the connection's generation -> a source to enter
+
+
+def source_factory(settings: Settings) -> SourceFactory:
+    """The transport `CITYOPS_INGEST__TRANSPORT` names: MQTT at CITYOPS_MQTT_URL, or NATS."""
+    if settings.ingest.transport == "nats":
+        from ingest.nats_source import nats_sources  # nats-py only for the consumers that use it
+
+        return nats_sources(settings.nats, settings.ingest)
+    return mqtt_sources(settings.resolved_mqtt_url(), settings.ingest)
+
+
+def mqtt_sources(mqtt_url: str, settings: IngestSettings) -> SourceFactory:
+    def open_source(generation: int) -> Source:
+        return TelemetrySource(mqtt_url, settings, generation)
+    return open_source
 
 
 @dataclass
@@ -64,9 +113,11 @@ class CommitResult:
 
 class IngestService:
     def __init__(self, db: Database, mqtt_url: str, settings: IngestSettings,
-                 metrics: IngestMetrics | None = None):
+                 metrics: IngestMetrics | None = None, source: SourceFactory | None = None):
+        """`source`: where messages come from (`source_factory`); default MQTT at `mqtt_url`."""
         self.db = db
         self.mqtt_url = mqtt_url
+        self._open_source = source or mqtt_sources(mqtt_url, settings)
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
         self.registry = RegistryCache(db, settings.registry_refresh_s)
@@ -89,7 +140,7 @@ class IngestService:
             while not stop.is_set():
                 self._generation += 1
                 try:
-                    async with TelemetrySource(self.mqtt_url, self.settings, self._generation) as source:
+                    async with self._open_source(self._generation) as source:
                         self.metrics.broker_connected.set(1)
                         self.metrics.reconnecting_since.set(0)
                         self.metrics.connections.labels("resumed" if source.session_present else "new").inc()
@@ -128,7 +179,7 @@ class IngestService:
                                        every * 2)
             await asyncio.sleep(every)
 
-    async def _pump(self, source: TelemetrySource, stop: asyncio.Event) -> None:
+    async def _pump(self, source: Source, stop: asyncio.Event) -> None:
         batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
         writer = asyncio.create_task(self._write_loop(source, batches, stop))
         watcher = asyncio.create_task(self._watch_loop(source))  # on its own: the collector may be held up
@@ -144,12 +195,12 @@ class IngestService:
         if not source.connected and not stop.is_set():
             log.warning("lost the broker connection; reconnecting")
 
-    async def _watch_loop(self, source: TelemetrySource) -> None:
+    async def _watch_loop(self, source: Source) -> None:
         while True:
             self._watch(source)
             await asyncio.sleep(WATCH_S)
 
-    def _watch(self, source: TelemetrySource) -> None:
+    def _watch(self, source: Source) -> None:
         """Once a second: the connection's state and the broker's backlog into the metrics, and
         push-back on devices when the backlog passes the high-water mark (docs/scaling.md)."""
         self.metrics.subscribed.set(1 if source.subscribed.is_set() else 0)
@@ -161,7 +212,7 @@ class IngestService:
         if stats.dropped is not None:
             self.metrics.broker_dropped.set(stats.dropped)
         high, low = self.settings.backlog_high_water, self.settings.backlog_low_water
-        if backlog is None or not high:
+        if backlog is None or not high or self.settings.transport == "nats":  # the stream keeps NATS's on disk
             return
         if backlog > high and not source.telemetry_paused:
             log.warning("the broker holds %d messages (high-water mark %d): unsubscribing from telemetry, "
@@ -174,7 +225,7 @@ class IngestService:
 
     # --- collector --------------------------------------------------------------------
 
-    async def _collect_loop(self, source: TelemetrySource, batches: asyncio.Queue[Batch | None],
+    async def _collect_loop(self, source: Source, batches: asyncio.Queue[Batch | None],
                             stop: asyncio.Event) -> None:
         batch = Batch()
         limit, interval = self.settings.batch_readings, self.settings.flush_interval_s
@@ -219,7 +270,7 @@ class IngestService:
 
     # --- writer -----------------------------------------------------------------------
 
-    async def _write_loop(self, source: TelemetrySource, batches: asyncio.Queue[Batch | None],
+    async def _write_loop(self, source: Source, batches: asyncio.Queue[Batch | None],
                           stop: asyncio.Event) -> None:
         while (batch := await batches.get()) is not None:
             receipts = await self._commit_with_retry(batch, stop)
