@@ -1,10 +1,7 @@
 """Helpers for API tests: the app in-process (ASGI transport, lifespan run) and signed-in users.
 
-The app fixture pattern (the session's migrated `db`, shared; the app does not close it):
-
-    @pytest.fixture
-    def app(db: Database, database_url: str) -> FastAPI:
-        return create_app(Settings(database_url=database_url), db=db)
+The `app` fixture (tests/fixtures.py: the API over the session's migrated `db`, shared; the
+app does not close it; `world_app` over the seeded `world`):
 
     async def test_something(app: FastAPI, db: Database) -> None:
         async with api_client(app) as client:

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import pytest
-from fastapi import FastAPI
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.postgres import EmbeddedPostgres
@@ -35,10 +34,10 @@ from cityops.embedded.process import (
     stop_process,
     wait_for_port,
 )
-from cityops.settings import Settings, StorageSettings
+from cityops.settings import StorageSettings
 from cityops.storage import Database, migrate
 
-pytest_plugins = ["tests.fixtures"]  # shared fixtures beyond the services (a fresh migrated database)
+pytest_plugins = ["tests.fixtures"]  # shared fixtures beyond the services (a fresh database, the API)
 
 if TYPE_CHECKING:
     from tests.resources_helpers import World
@@ -220,11 +219,3 @@ async def world(postgres_admin_url: str) -> AsyncIterator[World]:
 
     async with runner_world(postgres_admin_url) as built:
         yield built
-
-
-@pytest.fixture(scope="module")
-def app(world: World) -> FastAPI:
-    """The operations API over `world`'s database."""
-    from ops_api.app import create_app
-
-    return create_app(Settings(database_url=world.url), db=world.db)

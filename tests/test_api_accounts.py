@@ -24,7 +24,9 @@ BRISTOL = {"lon": -2.59, "lat": 51.45}
 
 
 @pytest.fixture
-def app(db: Database, database_url: str, tmp_path: Path) -> FastAPI:
+def accounts_app(db: Database, database_url: str, tmp_path: Path) -> FastAPI:
+    """The API over the session database with this module's accounts settings: invitation links,
+    tight login limits, and broker files of the test's own (the shared `app` has the defaults)."""
     settings = Settings(
         database_url=database_url,  # type: ignore[arg-type]
         accounts=AccountsSettings(public_base_url="https://cityops.example.org/", login_max_failures=3,
@@ -33,14 +35,15 @@ def app(db: Database, database_url: str, tmp_path: Path) -> FastAPI:
     return create_app(settings, db=db)
 
 
-async def test_an_operator_invites_a_householder_who_signs_up_once(app: FastAPI, db: Database, unique: str) -> None:
-    async with api_client(app) as staff:
+async def test_an_operator_invites_a_householder_who_signs_up_once(
+        accounts_app: FastAPI, db: Database, unique: str) -> None:
+    async with api_client(accounts_app) as staff:
         operator = await login_as(staff, db, Role.OPERATOR)
         made = await staff.post("/invitations", json={"household_id": f"house-{unique}"})
         assert made.status_code == 201, made.text
         invite = made.json()
         assert invite["url"] == f"https://cityops.example.org/invite/{invite['token']}"
-    async with api_client(app) as phone:
+    async with api_client(accounts_app) as phone:
         phone.base_url = httpx.URL("https://testserver")  # the session cookie is Secure
         accept = {"token": invite["token"], "username": f"Jo-{unique}", "password": PASSWORD, "display_name": "Jo"}
         joined = await phone.post("/auth/invitations/accept", json=accept)
@@ -55,9 +58,9 @@ async def test_an_operator_invites_a_householder_who_signs_up_once(app: FastAPI,
     assert record.created_by == operator.user_id and record.has_password
 
 
-async def test_an_expired_or_forged_invitation_makes_nobody(app: FastAPI, db: Database, unique: str) -> None:
+async def test_an_expired_or_forged_invitation_makes_nobody(accounts_app: FastAPI, db: Database, unique: str) -> None:
     old = await invitations.create_invitation(db, f"house-{unique}", created_by=None, ttl=timedelta(seconds=-1))
-    async with api_client(app) as client:
+    async with api_client(accounts_app) as client:
         for token in (old.token, "forged", "x" * 512):
             body = {"token": token, "username": f"u-{unique}", "password": PASSWORD}
             response = await client.post("/auth/invitations/accept", json=body)
@@ -69,10 +72,10 @@ async def test_an_expired_or_forged_invitation_makes_nobody(app: FastAPI, db: Da
 
 
 async def test_a_weak_password_or_taken_username_is_refused_and_the_invitation_stays(
-        app: FastAPI, db: Database, unique: str) -> None:
+        accounts_app: FastAPI, db: Database, unique: str) -> None:
     taken = await make_user(db, Role.OPERATOR)
     invitation = await invitations.create_invitation(db, f"house-{unique}", created_by=None)
-    async with api_client(app) as client:
+    async with api_client(accounts_app) as client:
         weak = await client.post("/auth/invitations/accept",
                                  json={"token": invitation.token, "username": f"a-{unique}", "password": "short"})
         assert weak.status_code == 422 and weak.json()["error"].startswith("password:")
@@ -84,8 +87,8 @@ async def test_a_weak_password_or_taken_username_is_refused_and_the_invitation_s
         assert ok.status_code == 200
 
 
-async def test_householders_and_crews_cannot_invite(app: FastAPI, db: Database) -> None:
-    async with api_client(app) as client:
+async def test_householders_and_crews_cannot_invite(accounts_app: FastAPI, db: Database) -> None:
+    async with api_client(accounts_app) as client:
         for role in (Role.HOUSEHOLDER, Role.GRITTING_CREW, Role.WASTE_CREW):
             await login_as(client, db, role)
             assert (await client.post("/invitations", json={"household_id": "hh-1"})).status_code == 403
@@ -93,9 +96,10 @@ async def test_householders_and_crews_cannot_invite(app: FastAPI, db: Database) 
         assert (await client.post("/invitations", json={"household_id": "hh-1"})).status_code == 401
 
 
-async def test_failed_logins_per_username_pause_with_retry_after(app: FastAPI, db: Database, unique: str) -> None:
+async def test_failed_logins_per_username_pause_with_retry_after(
+        accounts_app: FastAPI, db: Database, unique: str) -> None:
     user = await store.create_user(db, username=f"op-{unique}", password=PASSWORD, role="operator")
-    async with api_client(app) as client:
+    async with api_client(accounts_app) as client:
         for _ in range(3):
             wrong = await client.post("/auth/login", data={"username": user.username, "password": "wrong guess!"})
             assert wrong.status_code == 401
@@ -103,30 +107,31 @@ async def test_failed_logins_per_username_pause_with_retry_after(app: FastAPI, d
         assert paused.status_code == 429  # even the right password, until the delay has passed
         assert 0 < int(paused.headers["retry-after"]) <= 10  # the first delay: login_delay, 10 s
         assert "too many failed logins" in paused.json()["error"]
-    async with api_client(app) as elsewhere:  # another address: the username still waits
+    async with api_client(accounts_app) as elsewhere:  # another address: the username still waits
         assert (await elsewhere.post("/auth/login", data={"username": user.username,
                                                           "password": PASSWORD})).status_code == 429
     await db.execute("UPDATE login_attempts SET at = at - interval '10 seconds' WHERE username = $1", user.username)
-    async with api_client(app) as client:
+    async with api_client(accounts_app) as client:
         assert (await client.post("/auth/login", data={"username": user.username,
                                                        "password": PASSWORD})).status_code == 200
 
 
-async def test_failed_logins_per_client_address_pause_that_address(app: FastAPI, db: Database, unique: str) -> None:
+async def test_failed_logins_per_client_address_pause_that_address(
+        accounts_app: FastAPI, db: Database, unique: str) -> None:
     user = await store.create_user(db, username=f"op-{unique}", password=PASSWORD, role="operator")
-    async with api_client(app) as attacker:
+    async with api_client(accounts_app) as attacker:
         for n in range(5):  # different names, one address
             assert (await attacker.post("/auth/login", data={"username": f"guess{n}-{unique}",
                                                              "password": "wrong guess!"})).status_code == 401
         blocked = await attacker.post("/auth/login", data={"username": user.username, "password": PASSWORD})
         assert blocked.status_code == 429 and "your address" in blocked.json()["error"]
-    async with api_client(app) as other:
+    async with api_client(accounts_app) as other:
         assert (await other.post("/auth/login", data={"username": user.username,
                                                       "password": PASSWORD})).status_code == 200
 
 
-async def test_admin_manages_users_and_the_last_admin_stays(app: FastAPI, db: Database, unique: str) -> None:
-    async with api_client(app) as client:
+async def test_admin_manages_users_and_the_last_admin_stays(accounts_app: FastAPI, db: Database, unique: str) -> None:
+    async with api_client(accounts_app) as client:
         admin = await login_as(client, db, Role.ADMIN)
         made = await client.post("/users", json={"username": f"crew-{unique}", "password": PASSWORD,
                                                  "role": "gritting_crew", "display_name": "Sam"})
@@ -219,8 +224,8 @@ async def test_admin_registers_updates_rotates_and_retires_a_device(
             assert "secret" not in unapplied.json()
 
 
-async def test_a_role_change_or_new_password_ends_the_users_sessions(app: FastAPI, db: Database) -> None:
-    async with api_client(app) as client:
+async def test_a_role_change_or_new_password_ends_the_users_sessions(accounts_app: FastAPI, db: Database) -> None:
+    async with api_client(accounts_app) as client:
         user = await login_as(client, db, Role.OPERATOR)
         assert (await client.get("/auth/me")).status_code == 200
         await store.update_user(db, user.user_id, role=Role.WASTE_CREW)

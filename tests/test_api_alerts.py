@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
 from cityops.storage import Database
-from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)
 
 
 async def add_alert(db: Database, unique: str, rule: str, *, household_id: str | None = None,

@@ -19,11 +19,6 @@ from tests.api_helpers import api_client, login_as, make_user
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)  # type: ignore[arg-type]
-
-
 async def test_login_me_and_logout_with_a_bearer_token(app: FastAPI, db: Database, unique: str) -> None:
     user = await store.create_user(db, username=f"Op-{unique}", password=PASSWORD, role="operator")
     assert user.username == f"op-{unique}"  # stored lower-case

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
 from cityops.storage import Database
 from ops_api.accounts.sessions import open_session
-from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as, make_user
 
 PROTECTED = ["/auth/me", "/users", "/devices", "/households/me", "/jobs", "/alerts", "/gritting/routes",
              "/bins/priorities"]
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)  # type: ignore[arg-type]
 
 
 async def test_expired_forged_and_garbled_tokens_are_401_with_a_hint(app: FastAPI, db: Database) -> None:

@@ -10,8 +10,8 @@ from tests.api_helpers import api_client, login_as
 from tests.resources_helpers import BIN_NOW, World
 
 
-async def test_priorities_highest_first(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_priorities_highest_first(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         await login_as(client, world.db, Role.WASTE_CREW)
         rows = (await client.get("/bins/priorities")).json()
         assert [r["device_id"] for r in rows] == [world.full_bin, world.quiet_bin]
@@ -24,9 +24,9 @@ async def test_priorities_highest_first(app: FastAPI, world: World) -> None:
         assert (await client.get("/bins/priorities", params={"depot_id": "elsewhere"})).json() == []
 
 
-async def test_the_days_plan_per_truck_with_geojson(app: FastAPI, world: World) -> None:
+async def test_the_days_plan_per_truck_with_geojson(world_app: FastAPI, world: World) -> None:
     shift_day = (BIN_NOW.date()).isoformat()
-    async with api_client(app) as client:
+    async with api_client(world_app) as client:
         await login_as(client, world.db, Role.OPERATOR)
         day = (await client.get("/bins/plans", params={"date": shift_day})).json()
         assert day["date"] == shift_day and [p["plan_id"] for p in day["plans"]] == [world.bin_plan_id]
@@ -47,8 +47,8 @@ async def test_the_days_plan_per_truck_with_geojson(app: FastAPI, world: World) 
 
 
 @pytest.mark.parametrize("role", [Role.GRITTING_CREW, Role.HOUSEHOLDER])
-async def test_bins_are_for_operators_and_waste_crews(app: FastAPI, world: World, role: Role) -> None:
-    async with api_client(app) as client:
+async def test_bins_are_for_operators_and_waste_crews(world_app: FastAPI, world: World, role: Role) -> None:
+    async with api_client(world_app) as client:
         assert (await client.get("/bins/priorities")).status_code == 401
         await login_as(client, world.db, role)
         for path in ("/bins/priorities", "/bins/plans", f"/bins/plans/{world.bin_plan_id}",

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
 from cityops.storage import Database
-from ops_api.app import create_app
 from ops_api.deps import Role
 from tests.api_helpers import api_client, login_as
 from tests.resources_helpers import add_frog_readings
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)
 
 
 async def devices(db: Database, unique: str) -> tuple[str, str, str, str]:

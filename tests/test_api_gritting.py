@@ -10,8 +10,8 @@ from tests.api_helpers import api_client, login_as
 from tests.resources_helpers import GRIT_NOW, World
 
 
-async def test_the_latest_run_its_decisions_and_routes_to_send(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_the_latest_run_its_decisions_and_routes_to_send(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         await login_as(client, world.db, Role.GRITTING_CREW)
         run = (await client.get("/gritting/runs/latest")).json()
         assert run["run_id"] == world.run_id and run["as_of"] == GRIT_NOW.isoformat()
@@ -31,8 +31,8 @@ async def test_the_latest_run_its_decisions_and_routes_to_send(app: FastAPI, wor
         assert r1["treated_at"] is None and r1["open_job"] is None and r1["name"] == "Main Road and Mill Street"
 
 
-async def test_a_route_plan_in_driving_order_with_steps_and_its_sheet(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_a_route_plan_in_driving_order_with_steps_and_its_sheet(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         await login_as(client, world.db, Role.OPERATOR)
         plan = (await client.get("/gritting/routes/R1/plan")).json()
         assert plan["route_id"] == "R1" and plan["run_id"] == world.run_id and plan["feasible"]
@@ -48,8 +48,8 @@ async def test_a_route_plan_in_driving_order_with_steps_and_its_sheet(app: FastA
 
 
 @pytest.mark.parametrize("role", [Role.WASTE_CREW, Role.HOUSEHOLDER])
-async def test_gritting_is_for_operators_and_gritting_crews(app: FastAPI, world: World, role: Role) -> None:
-    async with api_client(app) as client:
+async def test_gritting_is_for_operators_and_gritting_crews(world_app: FastAPI, world: World, role: Role) -> None:
+    async with api_client(world_app) as client:
         assert (await client.get("/gritting/routes")).status_code == 401
         await login_as(client, world.db, role)
         for path in ("/gritting/runs/latest", "/gritting/routes", "/gritting/routes/R1/plan",

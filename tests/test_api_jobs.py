@@ -13,10 +13,10 @@ from tests.api_helpers import api_client, login_as, make_user
 from tests.resources_helpers import BIN_NOW, FAST_BINS, World
 
 
-async def test_a_gritting_job_from_assignment_to_treated_route(app: FastAPI, world: World) -> None:
+async def test_a_gritting_job_from_assignment_to_treated_route(world_app: FastAPI, world: World) -> None:
     db = world.db
     crew = await make_user(db, Role.GRITTING_CREW)
-    async with api_client(app) as op, api_client(app) as client:
+    async with api_client(world_app) as op, api_client(world_app) as client:
         await login_as(op, db, Role.OPERATOR)
         created = await op.post("/jobs", json={"kind": "gritting", "route_id": "R1", "assigned_to": crew.user_id})
         assert created.status_code == 201, created.text
@@ -64,13 +64,13 @@ async def test_a_gritting_job_from_assignment_to_treated_route(app: FastAPI, wor
         assert again.status_code == 201
 
 
-async def test_a_bins_job_marks_its_bins_emptied_and_the_runner_honours_it(app: FastAPI, world: World) -> None:
+async def test_a_bins_job_marks_its_bins_emptied_and_the_runner_honours_it(world_app: FastAPI, world: World) -> None:
     db = world.db
     crew = await make_user(db, Role.WASTE_CREW)
     before = await db.fetchrow("SELECT fill, mandatory FROM bin_priorities WHERE device_id = $1 "
                                "ORDER BY data_until DESC LIMIT 1", world.full_bin)
     assert before["fill"] > 0.9 and before["mandatory"]
-    async with api_client(app) as op:
+    async with api_client(world_app) as op:
         await login_as(op, db, Role.OPERATOR)
         created = await op.post("/jobs", json={"kind": "bins", "plan_id": world.bin_plan_id, "truck": 1,
                                                "assigned_to": crew.user_id})
@@ -99,10 +99,10 @@ async def test_a_bins_job_marks_its_bins_emptied_and_the_runner_honours_it(app: 
     assert after["fill"] < 0.1 and not after["mandatory"], (at, dict(after))
 
 
-async def test_who_may_do_what_with_jobs(app: FastAPI, world: World) -> None:
+async def test_who_may_do_what_with_jobs(world_app: FastAPI, world: World) -> None:
     db = world.db
     crew, other = await make_user(db, Role.WASTE_CREW), await make_user(db, Role.WASTE_CREW)
-    async with api_client(app) as client:
+    async with api_client(world_app) as client:
         assert (await client.get("/jobs")).status_code == 401
         await login_as(client, db, Role.OPERATOR)
         wrong_role = await client.post("/jobs", json={"kind": "gritting", "route_id": "R2",
@@ -132,7 +132,7 @@ async def test_who_may_do_what_with_jobs(app: FastAPI, world: World) -> None:
     assert gritter.role is Role.GRITTING_CREW
 
 
-async def test_an_unknown_route_is_dispatched_only_after_the_duty_officer_decides(app: FastAPI,
+async def test_an_unknown_route_is_dispatched_only_after_the_duty_officer_decides(world_app: FastAPI,
                                                                                   world: World) -> None:
     """Issue 17 fail-safe: 'unknown' is the duty officer's call. A crew cannot be sent on it until an officer
     overrides it to send (with a reason, in the decision log); then the job goes out, without a plan."""
@@ -147,7 +147,7 @@ async def test_an_unknown_route_is_dispatched_only_after_the_duty_officer_decide
         "VALUES ($1, 'R1', false, 'unknown', 'UNKNOWN: no usable road temperature', 0, 0), "
         "($1, 'R2', false, 'not_needed', 'no segment needs treatment', 0, 0)", run_id)
     crew = await make_user(db, Role.GRITTING_CREW)
-    async with api_client(app) as op:
+    async with api_client(world_app) as op:
         await login_as(op, db, Role.OPERATOR)
         refused = await op.post("/jobs", json={"kind": "gritting", "route_id": "R1", "assigned_to": crew.user_id})
         assert refused.status_code == 422 and "decided unknown" in refused.json()["error"]

@@ -12,8 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
-from ops_api.app import create_app
 from ops_api.queries.open_data import to_csv
 from pipelines.open_data.pipeline import publish_snapshots, week_start
 from tests.api_helpers import api_client
@@ -44,18 +42,13 @@ async def world(postgres_admin_url: str) -> AsyncIterator[World]:
         yield built
 
 
-@pytest.fixture(scope="module")
-def app(world: World) -> FastAPI:
-    return create_app(Settings(database_url=world.url), db=world.db)
-
-
 def rows(response: httpx.Response) -> list[dict[str, str]]:
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     return list(csv.DictReader(io.StringIO(response.text)))
 
 
-async def test_road_temperatures_per_segment_without_signing_in(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_road_temperatures_per_segment_without_signing_in(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         assert (await client.get("/open")).json()["datasets"][0]["name"] == "road-temperatures"
         geo = await client.get("/open/road-temperatures.geojson")
         assert geo.status_code == 200 and geo.headers["content-type"] == "application/geo+json"
@@ -68,8 +61,8 @@ async def test_road_temperatures_per_segment_without_signing_in(app: FastAPI, wo
         assert len(table) == 9 and {r["segment_id"] for r in table} >= {"s1", "s7"} and "geometry" not in table[0]
 
 
-async def test_bin_fill_per_bin_and_per_depot(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_bin_fill_per_bin_and_per_depot(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         per_bin = (await client.get("/open/bin-fill.geojson")).json()
         fills = {f["properties"]["device_id"]: f["properties"]["fill"] for f in per_bin["features"]}
         assert fills[world.full_bin] > 0.9 and fills[world.quiet_bin] < 0.5
@@ -79,8 +72,8 @@ async def test_bin_fill_per_bin_and_per_depot(app: FastAPI, world: World) -> Non
         assert (await client.get("/open/bin-fill.csv", params={"by": "household"})).status_code == 422
 
 
-async def test_damp_statistics_by_area_from_the_weekly_snapshot(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_damp_statistics_by_area_from_the_weekly_snapshot(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         body = (await client.get("/open/damp-areas.json")).json()
         assert body["period"]["start"] == (week_start(datetime.now(UTC)) - timedelta(days=7)).isoformat()
         assert body["periods"] == [body["period"]["start"][:10]] and body["policy"]["min_cell"] == 10
@@ -100,8 +93,8 @@ async def test_damp_statistics_by_area_from_the_weekly_snapshot(app: FastAPI, wo
             assert "hh-" not in response.text and "frog-" not in response.text
 
 
-async def test_csv_cells_never_run_as_formulas(app: FastAPI, world: World) -> None:
-    async with api_client(app) as client:
+async def test_csv_cells_never_run_as_formulas(world_app: FastAPI, world: World) -> None:
+    async with api_client(world_app) as client:
         roads = rows(await client.get("/open/road-temperatures.csv"))
         damp = rows(await client.get("/open/damp-areas.csv"))
     assert next(r for r in roads if r["segment_id"] == "s1")["name"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"

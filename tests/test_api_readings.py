@@ -10,9 +10,7 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cityops.settings import Settings
 from cityops.storage import Database, insert_readings
-from ops_api.app import create_app
 from ops_api.deps import Role
 from ops_api.errors import InvalidRequest
 from ops_api.queries.readings import MAX_POINTS, Window, auto_bucket, plan_window, series
@@ -20,11 +18,6 @@ from tests.api_helpers import api_client, login_as
 from tests.resources_helpers import add_frog_readings
 
 NOW = datetime(2026, 1, 10, 12, 34, 56, tzinfo=UTC)
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)
 
 
 def test_the_default_is_the_last_day_in_five_minute_buckets_on_the_grid() -> None:

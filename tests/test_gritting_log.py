@@ -69,7 +69,7 @@ async def add_run(db: Database, as_of: datetime, decisions: dict[str, str]) -> i
     return run_id
 
 
-async def test_an_override_and_a_crews_job_make_one_chain_in_time_order(world: World, app: FastAPI,
+async def test_an_override_and_a_crews_job_make_one_chain_in_time_order(world: World, world_app: FastAPI,
                                                                         roads: Command) -> None:
     db = world.db
     run = await run_gritting(db, now=GRIT_NOW, settings=GrittingSettings(plan_seconds=3), max_iterations=200)
@@ -86,7 +86,7 @@ async def test_an_override_and_a_crews_job_make_one_chain_in_time_order(world: W
                                  "--override", "send", "--reason", "rain from 21:00 on a freezing road")
     assert code == 0 and "NOT NEEDED overridden to SEND by Bea Night" in out, err
     crew = await make_user(db, Role.GRITTING_CREW)
-    async with api_client(app) as op, api_client(app) as gritter:
+    async with api_client(world_app) as op, api_client(world_app) as gritter:
         await login_as(op, db, Role.OPERATOR)
         job = (await op.post("/jobs", json={"kind": "gritting", "route_id": "R1", "assigned_to": crew.user_id})).json()
         assert job["run_id"] == run.run_id
@@ -223,13 +223,13 @@ async def test_a_period_is_from_inclusive_to_exclusive_and_finds_its_jobs(world:
     assert code == 1 and "error: no gritting run 987654321" in err and "hint: `cityops roads log" in err
 
 
-async def test_only_staff_may_acknowledge_or_override_through_the_api(world: World, app: FastAPI) -> None:
+async def test_only_staff_may_acknowledge_or_override_through_the_api(world: World, world_app: FastAPI) -> None:
     db = world.db
     run_id = await add_run(db, datetime(2026, 2, 12, 18, tzinfo=UTC), {"R1": "send", "R2": "unknown"})
     url = f"/gritting/runs/{run_id}/routes/R1/acknowledge"
     override = {"override": "not_needed", "reason": "I live here and it is fine"}
     before = await log_rows(db)
-    async with api_client(app) as client:
+    async with api_client(world_app) as client:
         for role in (Role.HOUSEHOLDER, Role.GRITTING_CREW, Role.WASTE_CREW):
             await login_as(client, db, role)
             refused = await client.post(url, json=override)

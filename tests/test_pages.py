@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
-from cityops.storage import Database
-from ops_api import create_app
 from ops_api.pages import HTML, STATIC
 from tests.api_helpers import api_client
 
@@ -20,11 +17,6 @@ PAGES = ["/login", "/invite/abc123", "/home", "/crew", "/crew/jobs/1"]
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 EXTERNAL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|@import|url\(\s*['"]?(?!data:|/|#)""")
 REFERENCE = re.compile(r"""(?:src|href)="([^"#]+)"|from "([^"]+)"|import\("([^"]+)"\)""")
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)
 
 
 def _assets() -> list[Path]:

@@ -25,22 +25,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cityops.settings import Settings
 from cityops.storage import Database
 from ops_api.accounts.roles import Role, User
 from ops_api.accounts.sessions import open_session
-from ops_api.app import create_app
 from tests.api_helpers import make_user, serving
 
 STEP = timedelta(minutes=30)
 HISTORY = timedelta(days=399)                 # readings stored: the API's longest request (400 days) sees all
 MOVED = timedelta(days=2)
 PASSWORD = "a new tenant's password"
-
-
-@pytest.fixture
-def app(db: Database, database_url: str) -> FastAPI:
-    return create_app(Settings(database_url=database_url), db=db)
 
 
 @pytest.fixture
