@@ -1,4 +1,9 @@
-"""Ingest through faults: the database gone for 30 s, the consumer killed, SIGTERM, fuzz."""
+"""Ingest through faults: the database gone for 30 s, the consumer killed, SIGTERM, fuzz.
+
+The tests wait on states, never for a time: rows in the database, the consumer's metrics (in
+process, or from its /metrics), a process's exit; each wait
+has a timeout and says what it waited for. The one fixed time is the outage's length, which
+is the scenario."""
 
 import asyncio
 import os
@@ -6,12 +11,15 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from cityops.embedded.broker import EmbeddedBroker
+from cityops.embedded.process import free_port
 from cityops.storage import Database
 from contract.telemetry import telemetry_topic
 from ingest.process import start_consumer
@@ -46,6 +54,9 @@ async def proxied_db(database_url: str) -> AsyncIterator[tuple[Database, Cuttabl
         yield db, proxy
 
 
+OUTAGE_S = 30.0
+
+
 async def test_the_database_gone_for_30_seconds_loses_nothing(
         db: Database, proxied_db: tuple[Database, CuttableProxy], broker: EmbeddedBroker, unique: str) -> None:
     ingest_db, proxy = proxied_db
@@ -54,8 +65,16 @@ async def test_the_database_gone_for_30_seconds_loses_nothing(
         await publish(broker.url, frog_messages(ids, per_device=100)[:200])
         await eventually(lambda: rows_are(db, ids, 200), what="the first 200")
         await proxy.cut()
+        cut_at = time.monotonic()
         await publish(broker.url, frog_messages(ids, per_device=100)[200:])  # arrives during the outage
-        await asyncio.sleep(30)
+
+        async def holding_and_retrying() -> bool:  # messages of the outage batched, their commit retried
+            return (metric(service, "cityops_ingest_in_flight_messages") > 0
+                    and metric(service, "cityops_ingest_database_retries_total") > 0)
+        await eventually(holding_and_retrying, timeout_s=OUTAGE_S,
+                         what="the consumer to hold messages sent during the outage and retry their commit")
+        # the outage lasts its 30 s (the scenario, not a wait for a state), the consumer retrying
+        await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - cut_at)))
         assert await rows_of(db, ids) == 200
         assert metric(service, "cityops_ingest_database_retries_total") > 0
         await proxy.restore()
@@ -72,17 +91,19 @@ async def test_a_consumer_killed_mid_stream_loses_nothing_after_restart(
         db: Database, database_url: str, broker: EmbeddedBroker, unique: str) -> None:
     ids = await devices(db, unique, 5)
     messages = frog_messages(ids, per_device=400, readings=2)
-    with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
-        await asyncio.sleep(2)  # connected and subscribed
+    port = free_port()
+    with _ingest_process(database_url, broker.url, f"{unique}-c", unique, metrics_port=port) as consumer:
+        await _until_subscribed(consumer, port)
         # the devices' way (MQTT 5): Mosquitto does not queue for a shared subscription whose
         # only member is away, it answers "no matching subscribers" and the device sends again
         sending = asyncio.create_task(_stream(broker.url, messages, as_devices=True))
         await eventually(lambda: _more_than(db, ids, 200), what="a stream under way")
         consumer.send_signal(signal.SIGKILL)
-        consumer.wait()
+        consumer.wait(timeout=10)
     written_at_kill = await rows_of(db, ids)
     assert written_at_kill < 4000
-    await asyncio.sleep(1)  # nobody consuming for a moment
+    # nobody consumes from the kill (the process has exited: waited on above) until the new process
+    # has started and subscribed, a second or more of Python start-up: the gap needs no sleep
     with _ingest_process(database_url, broker.url, f"{unique}-c", unique) as consumer:
         try:
             await sending
@@ -160,12 +181,22 @@ async def _more_than(db: Database, ids: list[str], expected: int) -> bool:
     return await rows_of(db, ids) > expected
 
 
+async def _until_subscribed(consumer: subprocess.Popen[bytes], metrics_port: int) -> None:
+    """Until the consumer process's metrics say the broker confirmed its telemetry subscription."""
+    async def subscribed() -> bool:
+        if consumer.poll() is not None:
+            raise AssertionError(f"the consumer exited ({consumer.returncode}) before it subscribed")
+        try:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)).text
+        except httpx.HTTPError:
+            return False  # not serving its metrics yet
+        return "cityops_ingest_subscribed 1.0" in text
+    await eventually(subscribed, timeout_s=30, what="the consumer connected and subscribed (its metrics)")
+
+
 async def test_the_health_probe_and_metrics_endpoint_tell_a_running_consumer_from_a_cut_off_one(
         db: Database, database_url: str, broker: EmbeddedBroker, unique: str) -> None:
-    import httpx
-
-    from cityops.embedded.process import free_port
-
     port = free_port()
     with _ingest_process(database_url, broker.url, f"{unique}-p", unique, metrics_port=port) as consumer:
         try:
