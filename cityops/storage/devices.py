@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,27 +39,51 @@ async def registered_devices(db: Database, device_ids: Sequence[str] | None = No
     return [RegisteredDevice(**dict(row)) for row in rows]
 
 
+# The rows an update will touch, locked in one order (PostgreSQL sorts, then locks): see below.
+_LOCK_IN_ORDER = ("SELECT 1 FROM devices WHERE device_id = ANY($1::text[]) "
+                  "ORDER BY device_id FOR NO KEY UPDATE")
+
+
 async def update_device_states(conn: Connection, states: Sequence[DeviceState]) -> None:
-    """Apply many devices' news in one statement; last_seen and last_seq never go back."""
+    """Apply many devices' news in one UPDATE; last_seen and last_seq never go back.
+
+    The devices' rows are locked first, in device_id order, in the caller's transaction: the
+    UPDATE locks rows in whatever order its plan meets them (a hash join: the table's physical
+    order), and two ingest consumers updating overlapping sets of devices in different orders
+    could deadlock. (FOR NO KEY UPDATE is the UPDATE's own lock: it blocks no reader and no
+    foreign-key check.)"""
     if not states:
         return
+    states = sorted(states, key=lambda s: s.device_id)  # and the UPDATE's nested loop meets them so
     try:
-        await conn.execute(
-            """
-            UPDATE devices AS d SET
-                last_seen = greatest(d.last_seen, u.last_seen),
-                battery_v = coalesce(u.battery_v, d.battery_v),
-                firmware_version = coalesce(u.firmware_version, d.firmware_version),
-                last_seq = CASE WHEN u.last_seq IS NULL THEN d.last_seq
-                                ELSE greatest(d.last_seq, u.last_seq) END,
-                online = coalesce(u.online, d.online),
-                online_changed_at = CASE WHEN u.online IS NOT NULL AND u.online IS DISTINCT FROM d.online
-                                         THEN now() ELSE d.online_changed_at END
-            FROM unnest($1::text[], $2::timestamptz[], $3::real[], $4::text[], $5::bigint[], $6::bool[])
-                 AS u(device_id, last_seen, battery_v, firmware_version, last_seq, online)
-            WHERE d.device_id = u.device_id
-            """,
-            [s.device_id for s in states], [s.last_seen for s in states], [s.battery_v for s in states],
-            [s.firmware_version for s in states], [s.last_seq for s in states], [s.online for s in states])
+        async with _transaction(conn):
+            await conn.execute(_LOCK_IN_ORDER, [s.device_id for s in states])
+            await _apply(conn, states)
     except DB_ERRORS as exc:
         raise translate_query_error(exc) from exc
+
+
+def _transaction(conn: Connection) -> AbstractAsyncContextManager[object]:
+    """The caller's transaction when there is one (ingest's commit), else one of our own: a lock
+    taken outside a transaction would be gone before the UPDATE."""
+    return nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
+async def _apply(conn: Connection, states: Sequence[DeviceState]) -> None:
+    await conn.execute(
+        """
+        UPDATE devices AS d SET
+            last_seen = greatest(d.last_seen, u.last_seen),
+            battery_v = coalesce(u.battery_v, d.battery_v),
+            firmware_version = coalesce(u.firmware_version, d.firmware_version),
+            last_seq = CASE WHEN u.last_seq IS NULL THEN d.last_seq
+                            ELSE greatest(d.last_seq, u.last_seq) END,
+            online = coalesce(u.online, d.online),
+            online_changed_at = CASE WHEN u.online IS NOT NULL AND u.online IS DISTINCT FROM d.online
+                                     THEN now() ELSE d.online_changed_at END
+        FROM unnest($1::text[], $2::timestamptz[], $3::real[], $4::text[], $5::bigint[], $6::bool[])
+             AS u(device_id, last_seen, battery_v, firmware_version, last_seq, online)
+        WHERE d.device_id = u.device_id
+        """,
+        [s.device_id for s in states], [s.last_seen for s in states], [s.battery_v for s in states],
+        [s.firmware_version for s in states], [s.last_seq for s in states], [s.online for s in states])

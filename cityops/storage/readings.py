@@ -6,6 +6,11 @@ the count that comes back is the number of new rows. (COPY is faster on PostgreS
 cannot ignore duplicates without a staging table, and unnest also works where COPY does
 not, e.g. PGlite.)
 
+Rows are written in key order, (device_id, ts): an insert takes a lock on each new key of
+the unique index as it goes, so two transactions writing overlapping batches (two ingest
+consumers, one given the other's resent window) in different orders could each hold a key
+the other needs and deadlock. In one order, one of them simply waits for the other.
+
 Hourly statistics come from `<kind>_hourly`: a continuous aggregate on TimescaleDB, a
 date_bin view on plain PostgreSQL, with the same columns; callers never branch.
 """
@@ -82,9 +87,21 @@ class HourlyStat:
     values: dict[str, float | None]
 
 
+def in_key_order(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """The rows sorted by their key, (device_id, ts): the order every writer locks them in.
+
+    Rows whose keys do not compare (a missing or naive timestamp) stay as they are: the
+    database, not this sort, says what is wrong with them."""
+    try:
+        return sorted(rows, key=lambda row: (row[0], row[1]))
+    except TypeError:
+        return rows
+
+
 async def insert_readings(executor: Database | Connection, kind: str,
                           rows: Sequence[Sequence[Any]]) -> int:
-    """Write rows (tuples in the table's column order) in one statement; return how many were new."""
+    """Write rows (tuples in the table's column order) in one statement, in key order (above);
+    return how many were new."""
     spec = reading_table(kind)
     if not rows:
         return 0
@@ -93,7 +110,7 @@ async def insert_readings(executor: Database | Connection, kind: str,
         raise StorageError(f"{spec.table} rows need {width} values: {', '.join(spec.column_names)}"
                            + (f" (the last {spec.optional_tail} may be left out)" if spec.optional_tail else ""))
     rows = [tuple(row) + (None,) * (width - len(row)) if len(row) < width else row for row in rows]
-    columns = [list(col) for col in zip(*rows, strict=True)]
+    columns = [list(col) for col in zip(*in_key_order(rows), strict=True)]
     conn = executor.pool if isinstance(executor, Database) else executor
     try:
         status = await conn.execute(spec.insert_sql, *columns)
