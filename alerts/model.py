@@ -25,7 +25,7 @@ TransitionKind = Literal["opened", "worsened", "updated", "acknowledged", "escal
 
 # Every rule by name, in the order `cityops alerts list` groups them.
 RULES = ("damp_risk", "road_freeze", "route_treatment", "bin_overflow", "bin_fire", "bin_tilt",
-         "device_offline", "battery_low", "sensor_stuck", "dead_letter_spike", "ingest_stalled")
+         "device_offline", "battery_low", "sensor_stuck", "dead_letter_spike", "ingest_stalled", "ingest_down")
 
 
 def band(value: float, raise_at: float, clear_at: float, *, rising: bool = True) -> Status:

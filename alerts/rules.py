@@ -17,6 +17,8 @@ tables yet) is not evaluated at all, so its open alerts stay as they are.
     dead_letter_spike  ingest dead letters in the last window against a threshold
     ingest_stalled     per ingest consumer: reconnecting or stalled for more than a minute, or its
                        heartbeat that old while devices are active (alerts/ingest_stall.py)
+    ingest_down        no ingest consumer running at all (every heartbeat stopped or stale) for more
+                       than a minute while devices are active (alerts/ingest_stall.py)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.groups import BinPriorityFact, RouteFact, SegmentFact, bin_round_signals, road_signals
-from alerts.ingest_stall import IngestBeat, ingest_signals
+from alerts.ingest_stall import IngestBeat, ingest_down_signal, ingest_signals
 from alerts.model import RULES, Severity, Signal, Status, band
 from cityops.settings import AlertsSettings
 
@@ -205,6 +207,7 @@ def evaluate(facts: Facts, settings: AlertsSettings, previous: Mapping[str, froz
         evaluated.add("dead_letter_spike")
     if facts.ingest is not None:
         signals += ingest_signals(facts.ingest, facts.now, facts.active_devices)
-        evaluated.add("ingest_stalled")
+        signals.append(ingest_down_signal(facts.ingest, facts.now, facts.active_devices))
+        evaluated |= {"ingest_stalled", "ingest_down"}
     assert evaluated <= set(RULES)
     return Evaluation(signals, frozenset(evaluated), facts.notes)

@@ -4,6 +4,9 @@ its heartbeat to a real PostgreSQL, a real Mosquitto, and the alerts runner read
 Kill the consumer (SIGKILL: it cannot say goodbye): after its stall_after_s the alert opens; start
 it again: the alert clears. Stop the broker: the consumer says it is reconnecting, and after
 stall_after_s the alert opens; start the broker: it clears.
+
+ingest_down, the same way: stop every consumer cleanly (each says "stopped" and raises no
+ingest_stalled) and after stall_after_s the one ingest_down alert opens; start one: it clears.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ingest.process import start_consumer
 from tests.ingest_helpers import eventually, register
 
 STALL_AFTER_S = 3.0  # the consumer's CITYOPS_INGEST__STALL_AFTER_S: the alert's threshold for it
+DOWN = "ingest_down:ingest"  # the one ingest_down alert: no consumer running at all
 SETTINGS = AlertsSettings(clear_hold=timedelta(0))  # resolved at the first clear cycle (default 30 min)
 
 
@@ -41,9 +45,14 @@ def consumer(db: Database, broker: EmbeddedBroker, client_id: str, log: Path) ->
 
 async def alert_state(db: Database, client_id: str) -> str | None:
     """The ingest_stalled alert of this consumer after one evaluation (None: there is none)."""
+    return await cause_state(db, f"ingest_stalled:{client_id}")
+
+
+async def cause_state(db: Database, cause: str) -> str | None:
+    """The latest alert of this cause after one evaluation (None: there is none)."""
     await AlertsRunner(db, SETTINGS, clock=SystemClock()).evaluate()
     state: str | None = await db.fetchval("SELECT state FROM alerts WHERE cause = $1 ORDER BY alert_id DESC LIMIT 1",
-                                          f"ingest_stalled:{client_id}")
+                                          cause)
     return state
 
 
@@ -100,6 +109,45 @@ async def test_a_consumer_without_its_broker_opens_the_alert_and_the_broker_back
         assert await alert_state(fresh_db, client_id) == "resolved"
     # a clean stop (SIGTERM) says so: no alert for a consumer someone stopped
     assert await _condition_is(fresh_db, client_id, "stopped")
+
+
+async def test_every_consumer_stopped_cleanly_opens_ingest_down_and_one_back_clears_it(
+        fresh_db: Database, broker: EmbeddedBroker, unique: str, tmp_path: Path) -> None:
+    await register(fresh_db, f"{unique}-f0")  # an active device: someone is waiting on ingest
+    first, second = f"ingest-{unique}-1", f"ingest-{unique}-2"
+    with consumer(fresh_db, broker, first, tmp_path / "1.log") as one, \
+            consumer(fresh_db, broker, second, tmp_path / "2.log") as two:
+        await eventually(lambda: _condition_is(fresh_db, first, "connected"), what="the first consumer connected")
+        await eventually(lambda: _condition_is(fresh_db, second, "connected"), what="the second consumer connected")
+        assert await cause_state(fresh_db, DOWN) is None  # two running: nothing to say
+        one.terminate()
+        assert one.wait(30) == 0
+        await eventually(lambda: _condition_is(fresh_db, first, "stopped"), what="the first says it stopped")
+        assert await cause_state(fresh_db, DOWN) is None  # the other one runs
+        stopping = datetime.now(UTC)  # its "stopped" heartbeat comes after this: the alert's clock starts there
+        two.terminate()
+        assert two.wait(30) == 0
+        await eventually(lambda: _condition_is(fresh_db, second, "stopped"), what="the second says it stopped")
+        await eventually(lambda: _cause_is(fresh_db, DOWN, "open"), timeout_s=30,
+                         what="ingest_down opens once no consumer has run for stall_after_s")
+        # not before stall_after_s after the last stop (someone may be restarting it)
+        opened = await fresh_db.fetchrow("SELECT opened_at, detail, severity FROM alerts WHERE cause = $1", DOWN)
+        assert opened is not None and opened["severity"] == "critical"
+        assert opened["opened_at"] >= stopping + timedelta(seconds=STALL_AFTER_S) - timedelta(seconds=STALL_AFTER_S / 4)
+        assert f"{first} stopped at" in opened["detail"] and f"{second} stopped at" in opened["detail"]
+        # each stop was clean: neither consumer has an ingest_stalled alert of its own
+        assert await fresh_db.fetchval("SELECT count(*) FROM alerts WHERE rule = 'ingest_stalled'") == 0
+    restarted = datetime.now(UTC)
+    with consumer(fresh_db, broker, first, tmp_path / "3.log"):
+        async def back() -> bool:
+            row = await beat(fresh_db, first)
+            return row is not None and row[0] == "connected" and row[1] > restarted
+        await eventually(back, what="the restarted consumer's heartbeat")
+        assert await cause_state(fresh_db, DOWN) == "resolved"
+
+
+async def _cause_is(db: Database, cause: str, expected: str) -> bool:
+    return await cause_state(db, cause) == expected
 
 
 async def _alert_is(db: Database, client_id: str, expected: str) -> bool:
