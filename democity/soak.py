@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -179,18 +180,25 @@ async def run_soak(args: argparse.Namespace, settings: Settings) -> int:
         raise CityOpsError("--minutes, --speed and --fault-every must be positive")
     began = time.monotonic()
     report = SoakReport(args.minutes, args.speed)
-    with tempfile.TemporaryDirectory(prefix="cityops-soak-") as folder:
-        work = Path(folder)
-        print(f"soak: own PostgreSQL and Mosquitto in {work} (the soak pauses and restarts them)", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="cityops-soak-"))
+    print(f"soak: own PostgreSQL and Mosquitto in {work} (the soak pauses and restarts them)", flush=True)
+    passed = False
+    try:
         postgres = EmbeddedPostgres(work, free_port(), durable=False)
         async with postgres:
             await _soak(args, settings, postgres, work, report, began)
+        passed = report.lost == 0 and report.duplicated == 0
+    finally:
+        if passed:
+            shutil.rmtree(work, ignore_errors=True)
+        else:  # the logs of the broker, ingest and database, for the post-mortem
+            print(f"soak: kept {work} (logs and data) for the post-mortem; delete it when done", flush=True)
     report.seconds = time.monotonic() - began
     for line in report.lines():
         print(line)
     if args.json:
         print(json.dumps(report.__dict__, default=str))
-    return 0 if report.lost == 0 and report.duplicated == 0 else 1
+    return 0 if passed else 1
 
 
 async def _soak(args: argparse.Namespace, settings: Settings, postgres: EmbeddedPostgres, work: Path,
