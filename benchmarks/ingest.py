@@ -9,6 +9,8 @@ consumers (their capacity: the publisher, a Python process too, would otherwise 
 two cores), live with the publisher flat out, and live at half the drained rate (latency).
 The ceiling is the same rows written straight into the database in batches of 5,000,
 measured in the same run.
+`--transport nats` runs the same cases through a 3-node NATS JetStream cluster started for
+each run (benchmarks/ingest_nats.py), `--transport both` each case on both, to compare.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import nats_cluster
 from benchmarks import recovery as bench_recovery
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.embedded.process import free_port
@@ -58,14 +61,21 @@ def register_bench(which: argparse._SubParsersAction[Any]) -> None:
     bench.add_argument("--devices", type=int, default=200, help="simulated devices (default 200)")
     bench.add_argument("--cases", default="1x1,1x50,2x1,2x50",
                        help="CONSUMERSxREADINGS_PER_MESSAGE, comma-separated (default all four)")
+    bench.add_argument("--transport", choices=("mqtt", "nats", "both"), default="mqtt",
+                       help="Mosquitto (default), a 3-node NATS JetStream cluster, or each case on both")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.set_defaults(handler=run_bench)
     bench_recovery.register_bench(which)
 
 
 async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
-    if shutil.which("mosquitto") is None:
+    from benchmarks import ingest_nats
+
+    transports = {"mqtt": ("mqtt",), "nats": ("nats",), "both": ("mqtt", "nats")}[args.transport]
+    if "mqtt" in transports and shutil.which("mosquitto") is None:
         raise ConfigError("the ingest benchmark needs a `mosquitto` binary", hint="apt-get install mosquitto")
+    if "nats" in transports:
+        nats_cluster.nats_server()  # the binary, or a ConfigError saying how to get it
     run = uuid.uuid4().hex[:6]
     results: list[dict[str, Any]] = []
     async with database_for(settings) as db:
@@ -75,20 +85,21 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
             print(f"database: {redact_url(db.url)}; {args.readings} readings per case, {args.devices} devices")
             print(f"ceiling (straight inserts, batches of 5000): {ceiling:,.0f} readings/s", flush=True)
         with tempfile.TemporaryDirectory() as scratch:
-            for consumers, per_message in _cases(args.cases):
-                prefix = f"bench{run}-{consumers}c{per_message}r"
+            for (consumers, per_message), transport in ((c, t) for c in _cases(args.cases) for t in transports):
+                prefix = f"bench{run}-{transport}{consumers}c{per_message}r"
                 await _register(db, prefix, args.devices)
                 scratch_dir = Path(scratch)
+                run_case = _case if transport == "mqtt" else ingest_nats.case
                 try:
-                    drain = await _case(db, settings, scratch_dir, prefix, args, consumers, per_message, 0.0,
-                                        backlog=True)
-                    live = await _case(db, settings, scratch_dir, prefix, args, consumers, per_message, 0.0)
-                    half = await _case(db, settings, scratch_dir, prefix, args, consumers, per_message,
-                                       drain["messages_per_s"] / 2)
+                    drain = await run_case(db, settings, scratch_dir, prefix, args, consumers, per_message, 0.0,
+                                           backlog=True)
+                    live = await run_case(db, settings, scratch_dir, prefix, args, consumers, per_message, 0.0)
+                    half = await run_case(db, settings, scratch_dir, prefix, args, consumers, per_message,
+                                          drain["messages_per_s"] / 2)
                 finally:
                     await _cleanup(db, prefix)
                 runs = (drain, live, half)
-                row = {"consumers": consumers, "readings_per_message": per_message,
+                row = {"transport": transport, "consumers": consumers, "readings_per_message": per_message,
                        "readings_per_s": drain["readings_per_s"], "messages_per_s": drain["messages_per_s"],
                        "of_ceiling": drain["readings_per_s"] / ceiling,
                        "live_readings_per_s": live["readings_per_s"], "live_p99_ms": live["p99_ms"],
@@ -105,7 +116,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_row(row: dict[str, Any]) -> None:
-    print(f"{row['consumers']} consumer(s), {row['readings_per_message']:>2} readings/msg: "
+    print(f"{row['transport']:>4}: {row['consumers']} consumer(s), {row['readings_per_message']:>2} readings/msg: "
           f"{row['readings_per_s']:>8,.0f} readings/s = {row['messages_per_s']:>6,.0f} msg/s "
           f"({row['of_ceiling']:>4.0%} of ceiling) | live with publisher: {row['live_readings_per_s']:>8,.0f} "
           f"readings/s | at {row['half_rate_achieved_msg_per_s']:,.0f} msg/s: p50 {row['p50_ms_at_half_rate']:.0f} ms, "
