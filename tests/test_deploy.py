@@ -388,3 +388,75 @@ def test_each_compose_service_uses_its_own_broker_account_and_only_the_api_may_c
     holders = {name for name, svc in services.items()
                if "CITYOPS_DEVICES__BROKER_ADMIN_URL" in svc.get("environment", {})}
     assert holders <= {"api", "cli", "broker-auth"} and "alerts" not in holders and "releases" not in holders
+
+
+# --- PostgreSQL high availability (issue 26, part 4: deploy/postgres-ha, docs/scaling.md) --------
+
+POSTGRES_HA = DEPLOY / "postgres-ha"
+
+
+def patroni_config() -> dict[str, Any]:
+    doc = yaml.safe_load((POSTGRES_HA / "patroni.yml").read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def secret_keys(node: object, path: str = "") -> list[str]:
+    """Every key in a parsed YAML document that holds a password."""
+    if isinstance(node, dict):
+        found = [f"{path}.{key}" for key in node if "password" in str(key)]
+        return found + [key for name, value in node.items() for key in secret_keys(value, f"{path}.{name}")]
+    if isinstance(node, list):
+        return [found for item in node for found in secret_keys(item, path)]
+    return []
+
+
+def test_patroni_keeps_every_receipted_commit_on_two_machines() -> None:
+    """A receipt is sent after ingest's COMMIT: the commit must wait for a synchronous standby,
+    and Patroni must promote only that standby (docs/scaling.md, "PostgreSQL high availability")."""
+    dcs = patroni_config()["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["synchronous_mode_strict"] is True  # no sync standby left: writes wait, never one copy
+    assert dcs.get("synchronous_node_count", 1) >= 1
+    parameters = dcs["postgresql"]["parameters"]
+    assert parameters["synchronous_commit"] in ("on", "remote_apply")
+    assert "synchronous_standby_names" not in parameters  # Patroni's to set in synchronous mode
+    assert "timescaledb" in parameters["shared_preload_libraries"].split(",")
+    # the local parameters must not lower it either (they override the cluster-wide ones)
+    assert "synchronous_commit" not in patroni_config()["postgresql"].get("parameters", {})
+
+
+def test_patroni_takes_connections_from_the_network_only_with_tls() -> None:
+    config = patroni_config()
+    postgresql = config["postgresql"]
+    assert postgresql["parameters"]["ssl"] == "on"
+    rules = [line.split() for line in postgresql["pg_hba"]]
+    network = [rule for rule in rules if rule[0] != "local"]
+    assert {rule[0] for rule in network} == {"hostssl", "hostnossl"}  # never a plain `host` line
+    assert all(rule[-1] == "scram-sha-256" for rule in network if rule[0] == "hostssl")
+    assert all(rule[-1] == "reject" for rule in network if rule[0] == "hostnossl")
+    assert all(rule[-1] != "trust" for rule in rules)
+    assert any(rule[:2] == ["hostssl", "replication"] for rule in network)
+    for user in ("superuser", "replication"):
+        auth = postgresql["authentication"][user]
+        assert auth["sslmode"] == "verify-full" and "password" not in auth, user  # secrets from the environment
+    assert not secret_keys(config)  # PATRONI_SUPERUSER_PASSWORD etc. come from the environment
+    assert config["etcd3"]["protocol"] == "https" and config["restapi"]["certfile"]
+
+
+def test_the_cluster_has_three_members_and_the_services_name_them_all() -> None:
+    config = patroni_config()
+    members = [host.rsplit(":", 1)[0] for host in config["etcd3"]["hosts"]]
+    assert len(members) == len(set(members)) == 3
+    assert config["postgresql"]["connect_address"].rsplit(":", 1)[0] == members[0]
+    example = dict(line.split("=", 1) for line in (POSTGRES_HA / "database.env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    url = example["CITYOPS_DATABASE_URL"]
+    netloc, rest = url.split("://", 1)[1].split("/", 1)
+    userinfo, hosts = netloc.rsplit("@", 1)
+    assert ":" not in userinfo  # the password is PGPASSWORD's: redact_url cannot parse several hosts with one
+    assert [h.rsplit(":", 1)[0] for h in hosts.split(",")] == members
+    query = dict(item.split("=", 1) for item in rest.split("?", 1)[1].split("&"))
+    assert query["target_session_attrs"] == "read-write"  # the primary, whichever node it is now
+    assert query["sslmode"] == "verify-full" and query["sslrootcert"].endswith("ca.pem")
+    assert load_settings(database_url=url).database_url is not None  # the platform's settings take it
