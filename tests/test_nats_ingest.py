@@ -5,7 +5,7 @@ Devices here are small resending publishers (`Device`): MQTT 3.1.1, QoS 1, as th
 users, to a list of nodes (the next one when theirs goes), keeping each message until its
 receipt says stored and sending again what has none after a timeout, as the agent does with
 `SendPolicy(receipts=True)` (firmware/sender.py). The agent's own MQTT 3.1.1 mode and broker
-list were not in the tree when these were written.
+list landed while these were written: the last test runs real agents (firmware.agent.Agent).
 
 Counts, not hopes: readings generated = rows stored, and the key (device, ts) makes a
 duplicate row impossible, so the rows are distinct readings.
@@ -19,7 +19,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +35,9 @@ from cityops.storage import Database
 from contract.receipts import decode_receipt
 from contract.telemetry import FrogBatch, FrogReading, encode_batch, receipts_topic, status_topic, telemetry_topic
 from devices.nats_auth import INGEST
+from firmware.agent import Agent
+from firmware.link import MqttOptions
+from firmware.spool import Spool
 from ingest.cli import check
 from ingest.errors import BrokerError
 from ingest.metrics import IngestMetrics
@@ -42,6 +45,7 @@ from ingest.nats_source import NatsSource, nats_sources
 from ingest.process import start_consumer
 from ingest.service import IngestService
 from tests import nats_helpers
+from tests.agent_helpers import START, frog_spec
 from tests.ingest_helpers import T0, eventually, ingest_settings, register, rows_of
 from tests.nats_helpers import NatsCluster, nats_cluster
 from tests.tcp_proxy import CuttableProxy
@@ -373,3 +377,35 @@ async def _all_replicas_current(cluster: NatsCluster) -> None:
         except Exception:  # an election under way
             return False
     await eventually(current, timeout_s=60, what="the stream's three copies current")
+
+
+async def test_real_agents_on_the_cluster_lose_nothing_when_the_stream_leader_is_killed(
+        db: Database, unique: str, tmp_path: Path, mqtt_on_three_nodes: None) -> None:
+    """The agent itself (firmware.agent.Agent: its list of brokers, MQTT 3.1.1, receipts) against
+    ingest on NATS, the stream's leader SIGKILLed while they send."""
+    ids = [f"{unique}-{n}" for n in range(4)]
+    for device_id in ids:
+        await register(db, device_id, registered_at=START - timedelta(days=1))
+    async with nats_cluster(tmp_path, ids) as cluster, nats_ingest(db, cluster, ingest_settings(
+            unique, transport="nats")):
+        agents = []
+        for n, device_id in enumerate(ids):
+            urls = cluster.mqtt_urls()[n % 3:] + cluster.mqtt_urls()[:n % 3]  # each its own first node
+            spec = frog_spec(device_id, urls[0], tmp_path / f"{device_id}.sqlite3", speed=3000)
+            agents.append(Agent(replace(spec, spool_durable=False, mqtt=MqttOptions.from_urls(
+                urls, username=device_id, password=cluster.secrets[device_id], protocol="3.1.1"),
+                send=replace(spec.send, batch_max=10, receipts=True, receipt_timeout_s=2.0,
+                             receipt_timeout_max_s=4.0))))
+        runs = [asyncio.create_task(a.run(until=START + timedelta(hours=6), drain_timeout_s=120))
+                for a in agents]
+        await _stored_at_least(db, ids, 40)
+        cluster.kill(await cluster.stream_leader())
+        await asyncio.gather(*runs)
+        generated = sum(a.spec.source.climate.reads for a in agents)
+        assert generated == 4 * 6 * 12
+        await eventually(lambda: _at_least(db, ids, generated), timeout_s=60, what="every reading stored")
+    assert await rows_of(db, ids) == generated
+    for device_id in ids:  # every reading receipted: the spools are empty
+        spool = Spool(tmp_path / f"{device_id}.sqlite3", FrogReading)
+        assert spool.pending() == 0
+        spool.close()
