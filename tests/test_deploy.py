@@ -454,7 +454,7 @@ def test_the_cluster_has_three_members_and_the_services_name_them_all() -> None:
     url = example["CITYOPS_DATABASE_URL"]
     netloc, rest = url.split("://", 1)[1].split("/", 1)
     userinfo, hosts = netloc.rsplit("@", 1)
-    assert ":" not in userinfo  # the password is PGPASSWORD's: redact_url cannot parse several hosts with one
+    assert ":" not in userinfo  # the password is PGPASSWORD's, kept out of the URL and its logs
     assert [h.rsplit(":", 1)[0] for h in hosts.split(",")] == members
     query = dict(item.split("=", 1) for item in rest.split("?", 1)[1].split("&"))
     assert query["target_session_attrs"] == "read-write"  # the primary, whichever node it is now

@@ -57,3 +57,6 @@ def test_secrets_never_show_in_repr_or_redacted_urls(monkeypatch: pytest.MonkeyP
     assert "s3cret" not in str(settings.model_dump())
     assert redact_url(settings.resolved_database_url()) == "postgresql://app:***@db:5432/city"
     assert redact_url("mqtt://broker:1883") == "mqtt://broker:1883"
+    # libpq's several hosts (deploy/postgres-ha): the password goes, the hosts stay as written
+    assert redact_url("postgresql://app:s3cret@db1:5432,db2:5432/city?target_session_attrs=read-write") == \
+        "postgresql://app:***@db1:5432,db2:5432/city?target_session_attrs=read-write"
