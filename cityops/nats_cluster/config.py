@@ -31,6 +31,7 @@ INGEST_INBOX = "_INBOX_ingest"                 # ingest's reply subjects: no oth
 CLUSTER_NAME = "cityops"
 CLIENT_PORT, CLUSTER_PORT, MQTT_PORT, MQTT_TLS_PORT = 4222, 6222, 1883, 8883
 MAX_PAYLOAD = 262_144                          # as Mosquitto's max_packet_size (docs/devices.md, Limits)
+MQTT_STREAM_REPLICAS = 3                       # NATS's own $MQTT_* streams: on every node (node_config)
 WEEK_S = 7 * 24 * 3600
 
 
@@ -154,6 +155,14 @@ def node_config(cluster: Cluster, name: str, *, store_dir: Path, users_file: str
     JetStream in `store_dir`, and `include` of the users file (`devices/nats_auth.py` writes it;
     relative paths are read from the config file's folder; `nats-server --signal reload` re-reads it).
 
+    The MQTT listener's own streams (`$MQTT_sess` sessions, `$MQTT_msgs` where every QoS 1
+    PUBLISH is stored before its PUBACK, `$MQTT_rmsgs` retained messages) get `stream_replicas: 3`: left to itself,
+    2.9.10 made them with 2 replicas in a 3-node cluster ("Creating MQTT streams/consumers with
+    replicas 2"), so SIGKILLing one of those two nodes left them without a quorum and the other
+    nodes' MQTT stopped: no PUBACK ("timeout for request type MS"), no CONNACK ("unable to
+    delete session ... record"), tests/test_nats_cluster.py's leader kill. They are made on an
+    account's first MQTT connection, so all three nodes must be up then.
+
     With `tls` every listener takes TLS only: clients and MQTT with the node's certificate, the
     routes mutually (NATS requires each node's certificate to be valid for client and server use
     on routes: `cityops pki server NAME --peer`)."""
@@ -184,7 +193,7 @@ def node_config(cluster: Cluster, name: str, *, store_dir: Path, users_file: str
     lines.append("  routes: [")
     lines += [f"    {_q(url)}" for url in cluster.routes(name, scheme_user=user)]
     lines += ["  ]", "}", "", "mqtt {", f"  listen: {_q(f'{listen_host}:{node.mqtt_port}')}",
-              "  ack_wait: \"30s\"", "  max_ack_pending: 100"]
+              "  ack_wait: \"30s\"", "  max_ack_pending: 100", f"  stream_replicas: {MQTT_STREAM_REPLICAS}"]
     if tls is not None:
         lines += _tls_block(tls, "  ")
     lines += ["}", "", f"include {_q(users_file)}", ""]
