@@ -4,8 +4,9 @@
 platform's own generators (cityops/nats_cluster/config.py for the nodes, devices/nats_auth.py
 for the users, bcrypt hashes made here from secrets the test chose), starts the three nodes on
 free loopback ports, and yields once JetStream has a meta leader, the telemetry stream and
-ingest's consumer exist with all three copies current, and an MQTT client is served (the
-first MQTT connection of an account makes NATS's `$MQTT_*` streams). Each node can be killed
+ingest's consumer exist with all three copies current, and an MQTT client is served on every
+node (the first MQTT connection of an account makes NATS's `$MQTT_*` streams, with 3 replicas:
+config.node_config) and its session record is gone again. Each node can be killed
 with SIGKILL and started again on the same ports and store; `stream_leader()` and
 `consumer_leader()` say which node to kill. URLs for every node's client and MQTT port are
 there for the agent's broker list and the ingest consumer (their own tests).
@@ -41,6 +42,7 @@ from tests.conftest import skip_or_fail
 NATS_SERVER = shutil.which("nats-server") or ("/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists()
                                               else None)
 HOST = "127.0.0.1"
+MQTT_SESSIONS = "$MQTT_sess"  # NATS's own stream of MQTT session records
 
 
 def nats_server() -> str:
@@ -126,11 +128,34 @@ class NatsCluster:
             await jetstream.ensure_stream_when_ready(js, timeout_s=timeout_s)
             while await jetstream.replicas_current(js, STREAM) < len(self.cluster.nodes):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
-        # the API's account (MQTT only, no subject) as the probe: its CONNACK means MQTT is served
+        # the API's account (MQTT only, no subject) as the probe: its CONNACK means MQTT is served.
+        # One client id per node: the same id moved to the next node before the last node has
+        # deleted its session record is refused there (mqtt_sessions, below)
         for name in self.running():
             code = await asyncio.to_thread(mqtt_connack, self.mqtt_port(name), "service.api",
-                                           self.secrets["service.api"], "cityops-api")
+                                           self.secrets["service.api"], f"cityops-api-{name}")
             assert code == 0, f"node {name}'s MQTT listener refused the API's probe: {code}"
+        await self.wait_mqtt_sessions(0, timeout_s=timeout_s)
+
+    async def mqtt_sessions(self) -> int:
+        """MQTT session records in NATS's `$MQTT_sess` stream: one per connected client id (a clean
+        session's too), deleted by its node when the client disconnects."""
+        async with self.admin() as js:
+            return (await js.stream_info(MQTT_SESSIONS)).state.messages
+
+    async def wait_mqtt_sessions(self, count: int, timeout_s: float = 15.0) -> None:
+        """Until `count` session records are left. nats-server 2.9.10 refuses a CONNECT (closes the
+        connection, no CONNACK; its log: `unable to delete session "ID" record at sequence N`)
+        when the same client id arrives on another node before the node it left has deleted its
+        clean session's record: both delete it, and the loser gives up. A device's reconnect
+        succeeds; a test that moves a client id between nodes waits for this state first."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.mqtt_sessions() != count:  # noqa: ASYNC110 (the cluster's state)
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(f"not within {timeout_s:.0f} s: {count} MQTT session records, "
+                                 f"{await self.mqtt_sessions()} left") from None
 
     async def stop(self) -> None:
         for name in list(self.procs):
