@@ -92,6 +92,8 @@ class IngestSettings(BaseModel):
     backlog_low_water: int = Field(default=300_000, ge=0)
     # --check and the ingest alert: reconnecting, or messages waiting and no commit, this long
     stall_after_s: float = Field(default=60.0, gt=0)
+    # receipts (contract/receipts.py) gather this long after a commit, one per device (0: per batch)
+    receipt_interval_s: float = Field(default=1.0, ge=0, le=30)
 
 
 class NatsSettings(BaseModel):

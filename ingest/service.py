@@ -272,12 +272,31 @@ class IngestService:
 
     async def _write_loop(self, source: Source, batches: asyncio.Queue[Batch | None],
                           stop: asyncio.Event) -> None:
-        while (batch := await batches.get()) is not None:
-            receipts = await self._commit_with_retry(batch, stop)
-            if receipts is not None:
-                self.metrics.receipts.inc(source.send_receipts(receipts))
-                source.ack(batch.messages)
-            self.metrics.in_flight.dec(len(batch.messages))
+        """Commit batches in order; acknowledge each after its commit. Receipts gather for up to
+        `receipt_interval_s` before they go (a device's receipts of several batches in one message:
+        under load most devices appear in every batch), so they never wait longer than that."""
+        pending, due = Receipts(), None
+        while True:
+            wait = None if due is None else max(0.0, due - time.monotonic())
+            try:
+                batch = await asyncio.wait_for(batches.get(), wait)
+            except TimeoutError:
+                batch = Batch()  # no batch before the receipts were due: an empty one, to send them
+            if batch is None:
+                break
+            if batch.messages:
+                receipts = await self._commit_with_retry(batch, stop)
+                if receipts is not None:
+                    pending.merge(receipts)
+                    source.ack(batch.messages)
+                self.metrics.in_flight.dec(len(batch.messages))
+            if pending and (due is None):
+                due = time.monotonic() + self.settings.receipt_interval_s
+            if due is not None and time.monotonic() >= due:
+                self.metrics.receipts.inc(source.send_receipts(pending))
+                pending, due = Receipts(), None
+        if pending:
+            self.metrics.receipts.inc(source.send_receipts(pending))
 
     async def _commit_with_retry(self, batch: Batch, stop: asyncio.Event) -> Receipts | None:
         """Commit, retrying transient database failures with backoff until it works or we stop;
