@@ -98,7 +98,7 @@ async def case(db: Database, settings: Settings, scratch: Path, prefix: str, arg
                consumers: int, per_message: int, rate: float, receipts: bool = True, *,
                backlog: bool = False) -> dict[str, float]:
     """One run, as benchmarks.ingest._case, on a cluster of its own."""
-    from benchmarks.ingest import _stop, _stored, _until_stored  # the shared measuring helpers
+    from benchmarks.ingest import _stop, _stored, _until_stored, case_result  # the shared measuring helpers
 
     messages = max(1, args.readings // per_message)
     expected = messages * per_message
@@ -126,16 +126,5 @@ async def case(db: Database, settings: Settings, scratch: Path, prefix: str, arg
         finally:
             await _stop(procs)
     published: dict[str, Any] = json.loads(out) if out else {}
-    stored = await _stored(db, prefix) - before
-    stats = await db.fetchrow(
-        "SELECT count(*) - count(DISTINCT (device_id, ts)) AS duplicated, "
-        "extract(epoch FROM max(received_at) - min(received_at)) AS span, "
-        "percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)) AS p "
-        "FROM frog_readings WHERE device_id LIKE $1 AND received_at >= $2", f"{prefix}-%", since)
-    assert stats is not None
-    span = max(float(stats["span"] or 0.0), 1e-3)
-    p50, p99 = stats["p"] or [0.0, 0.0]
-    return {"readings_per_s": stored / span, "messages_per_s": stored / per_message / span,
-            "p50_ms": p50 * 1000, "p99_ms": p99 * 1000, "lost": expected - stored,
-            "duplicated": int(stats["duplicated"]), "receipts": receipts_seen[0],
-            "publisher_seconds": published.get("seconds", 0.0)}
+    return await case_result(db, prefix, since, before, expected, per_message, receipts_seen[0],
+                             published.get("seconds", 0.0))

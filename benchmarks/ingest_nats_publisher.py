@@ -17,12 +17,11 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
-from contract.telemetry import FrogBatch, FrogReading, encode_batch, telemetry_topic
+from benchmarks.ingest_publisher import telemetry
 
 MAX_OUTSTANDING = 20_000  # per connection: message ids are 16 bits
 
@@ -52,26 +51,14 @@ def main(argv: list[str]) -> int:
 
     for index, client in enumerate(clients):
         client.on_publish = acked(index)
-    ids = [f"{prefix}-{i:04d}" for i in range(devices)]
-    last: dict[str, datetime] = {}
     started = time.perf_counter()
     infos = []
-    for n in range(messages):
-        if rate:
-            ahead = started + n / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-        device = ids[n % devices]
-        now = max(datetime.now(UTC), last.get(device, datetime.min.replace(tzinfo=UTC)) + timedelta(microseconds=1))
-        stamps = [now + timedelta(microseconds=i) for i in range(readings)]
-        last[device] = stamps[-1]
-        batch = FrogBatch(v=version, device_id=device, seq=n // devices, fw="bench", readings=[
-            FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
+    for n, (topic, payload) in telemetry(prefix, devices, messages, readings, rate, version):
         index = (n % devices) % len(clients)  # a device always on the same node
         while outstanding[index] >= MAX_OUTSTANDING:
             clients[index].loop(0.05)
         outstanding[index] += 1
-        infos.append(clients[index].publish(telemetry_topic(device), encode_batch(batch), qos=1))
+        infos.append(clients[index].publish(topic, payload, qos=1))
         if n % 20 == 0:
             for client in clients:
                 client.loop(0)

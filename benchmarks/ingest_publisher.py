@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -24,6 +25,28 @@ from cityops.mqtt import MqttTarget
 from contract.telemetry import NO_MATCHING_SUBSCRIBERS, FrogBatch, FrogReading, encode_batch, telemetry_topic
 
 MAX_OUTSTANDING = 50_000
+
+
+def telemetry(prefix: str, devices: int, messages: int, readings: int, rate: float,
+              version: int) -> Iterator[tuple[int, tuple[str, bytes]]]:
+    """The stream both benchmarks' publishers send: (n, (topic, payload)), device n % devices,
+    paced at `rate` messages/s (0: flat out), each reading stamped as its message is made
+    (unique per device, so `received_at - ts` is the publish-to-commit latency)."""
+    ids = [f"{prefix}-{i:04d}" for i in range(devices)]
+    last: dict[str, datetime] = {}
+    started = time.perf_counter()
+    for n in range(messages):
+        if rate:
+            ahead = started + n / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+        device = ids[n % devices]
+        now = max(datetime.now(UTC), last.get(device, datetime.min.replace(tzinfo=UTC)) + timedelta(microseconds=1))
+        stamps = [now + timedelta(microseconds=i) for i in range(readings)]
+        last[device] = stamps[-1]
+        batch = FrogBatch(v=version, device_id=device, seq=n // devices, fw="bench", readings=[
+            FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
+        yield n, (telemetry_topic(device), encode_batch(batch))
 
 
 def main(argv: list[str]) -> int:
@@ -55,22 +78,9 @@ def main(argv: list[str]) -> int:
         return client.publish(*message, qos=1)
 
     client.on_publish = on_publish
-    ids = [f"{prefix}-{i:04d}" for i in range(devices)]
-    last: dict[str, datetime] = {}
     started = time.perf_counter()
     infos = []
-    for n in range(messages):
-        if rate:
-            ahead = started + n / rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
-        device = ids[n % devices]
-        now = max(datetime.now(UTC), last.get(device, datetime.min.replace(tzinfo=UTC)) + timedelta(microseconds=1))
-        stamps = [now + timedelta(microseconds=i) for i in range(readings)]
-        last[device] = stamps[-1]
-        batch = FrogBatch(v=version, device_id=device, seq=n // devices, fw="bench", readings=[
-            FrogReading(ts=ts, air_temp_c=20.0, rh_pct=55.0) for ts in stamps])
-        message = (telemetry_topic(device), encode_batch(batch))
+    for n, message in telemetry(prefix, devices, messages, readings, rate, version):
         infos.append((publish(message), message))
         if n % 20 == 0:
             client.loop(0)
