@@ -8,22 +8,27 @@ after its commit, so the agents' spools drain."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
+from cityops.embedded.process import make_traversable
 from contract.receipts import RECEIPTS_FROM, Receipt, encode_receipt
 from contract.telemetry import (
     STATUS_FILTER,
     TELEMETRY_FILTER,
+    FrogReading,
     Reading,
     TelemetryBatch,
     decode_batch,
@@ -35,6 +40,7 @@ from firmware.drivers.base import Climate
 from firmware.link import Backoff, MqttOptions
 from firmware.sampler import FrogSource
 from firmware.sender import SendPolicy
+from tests.conftest import own_mosquitto
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 FAST = Backoff(initial_s=0.1, max_s=0.5, refused_min_s=0.2)
@@ -138,3 +144,35 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110 (the state changes on the agent's tasks and paho's thread)
             await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def own_broker(folder: Path, users: dict[str, str] | None = None, extra: str = ""
+                    ) -> AsyncIterator[EmbeddedBroker]:
+    """A Mosquitto of this test's own (persistence on), to stop, restart, or protect with passwords."""
+    async with own_mosquitto(folder, extra_config=_broker_files(folder, users, extra)) as broker:
+        yield broker
+
+
+def _broker_files(folder: Path, users: dict[str, str] | None, extra: str) -> str:
+    """Write the password file (if any) where the broker's account can read it; the config lines."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if users:
+        passwords = folder / "passwords"
+        passwords.touch()
+        for name, secret in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, secret], check=True)
+        extra += f"password_file {passwords}\n"
+    user = mosquitto_user()
+    if user:  # run as root: the broker's account must read what the config names
+        make_traversable(folder)
+        for path in folder.rglob("*"):
+            shutil.chown(path, user)
+    return extra
+
+
+
+
+def expected_frog(count: int, interval_s: int = 300) -> list[FrogReading]:
+    return [FrogReading(ts=START + timedelta(seconds=interval_s * k), air_temp_c=round(15.0 + (k + 1) / 100, 2),
+                        rh_pct=60.0) for k in range(count)]

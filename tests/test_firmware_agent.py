@@ -14,8 +14,6 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,8 +21,6 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
-from cityops.embedded.process import make_traversable
 from contract.telemetry import (
     DeviceConfig,
     FrogReading,
@@ -37,8 +33,8 @@ from firmware.link import MqttOptions
 from firmware.sender import SendPolicy
 from firmware.spool import Spool
 from simulation.fleet import FleetPlan, build_fleet, run_fleet
-from tests.agent_helpers import START, collecting, frog_spec, until
-from tests.conftest import BrokerInstance, own_mosquitto
+from tests.agent_helpers import START, collecting, expected_frog, frog_spec, own_broker, until
+from tests.conftest import BrokerInstance
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -46,36 +42,7 @@ from tests.conftest import BrokerInstance, own_mosquitto
 
 
 
-@asynccontextmanager
-async def own_broker(folder: Path, users: dict[str, str] | None = None, extra: str = ""
-                    ) -> AsyncIterator[EmbeddedBroker]:
-    """A Mosquitto of this test's own (persistence on), to stop, restart, or protect with passwords."""
-    async with own_mosquitto(folder, extra_config=_broker_files(folder, users, extra)) as broker:
-        yield broker
 
-
-def _broker_files(folder: Path, users: dict[str, str] | None, extra: str) -> str:
-    """Write the password file (if any) where the broker's account can read it; the config lines."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if users:
-        passwords = folder / "passwords"
-        passwords.touch()
-        for name, secret in users.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, secret], check=True)
-        extra += f"password_file {passwords}\n"
-    user = mosquitto_user()
-    if user:  # run as root: the broker's account must read what the config names
-        make_traversable(folder)
-        for path in folder.rglob("*"):
-            shutil.chown(path, user)
-    return extra
-
-
-
-
-def expected_frog(count: int, interval_s: int = 300) -> list[FrogReading]:
-    return [FrogReading(ts=START + timedelta(seconds=interval_s * k), air_temp_c=round(15.0 + (k + 1) / 100, 2),
-                        rh_pct=60.0) for k in range(count)]
 
 
 

@@ -36,9 +36,8 @@ from firmware.config import build_spec, load_agent_config
 from firmware.errors import AgentConfigError
 from firmware.link import Backoff, MqttLink, MqttOptions
 from firmware.spool import Spool
-from tests.agent_helpers import START, collecting, frog_spec, until
+from tests.agent_helpers import START, collecting, expected_frog, frog_spec, own_broker, until
 from tests.conftest import BrokerInstance, own_mosquitto, skip_or_fail
-from tests.test_firmware_agent import expected_frog, own_broker
 
 NATS_SERVER = shutil.which("nats-server") or (
     "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None)
