@@ -37,17 +37,20 @@ from ops_api import create_app
 from tests.demo_helpers import demo_env, wait_for_line
 
 DEADLINE_S = 75.0
+SIMULATED_UNTIL = datetime(2026, 12, 6, 17, 0, tzinfo=UTC)
 
 
-async def _wait_for(what: str, check: Any, story: Story, deadline: float) -> Any:
+async def _wait_for(what: str, check: Any, story: Story, deadline: float, seen: dict[str, Any] | None = None
+                    ) -> Any:
+    """`check()` until it gives something; `seen`: what the check last saw, said on failure."""
     while time.monotonic() < deadline:
         assert not story.crashed(), f"a child stopped while waiting for {what}: {story.crashed()}"
         value = await check()
         if value:
             return value
         await asyncio.sleep(0.5)
-    raise AssertionError(f"no {what} within {DEADLINE_S:.0f} s; fleet {story.fleet_progress()}, "
-                         f"rules {story.worker_status()}")
+    raise AssertionError(f"no {what} within {DEADLINE_S:.0f} s; last seen {seen}; rules {story.worker_status()}; "
+                         f"fleet {story.fleet_progress()}")
 
 
 async def _login(http: httpx.AsyncClient, username: str) -> dict[str, str]:
@@ -61,7 +64,9 @@ async def test_a_simulated_day_flows_from_the_devices_to_the_pages(fresh_databas
     began = time.monotonic()
     deadline = began + DEADLINE_S
     settings = Settings(database_url=fresh_database_url, mqtt_url=broker.url)
-    week = Timeline.ending_before(datetime.now(UTC), days=1)
+    # a fixed day (Saturday 18:00 to Sunday 18:00 UTC): which alerts the demo's day raises depends on
+    # the day it simulates (a day ending Monday 18:00 raised none), so the test must not follow the clock
+    week = Timeline.ending_before(SIMULATED_UNTIL, days=1)
     town = build_town(1)
     async with Database.connect(fresh_database_url) as db:
         await migrate(db, settings.storage)
@@ -87,12 +92,15 @@ async def test_a_simulated_day_flows_from_the_devices_to_the_pages(fresh_databas
 
             stored = await _wait_for("readings stored", all_stored, story, deadline)
 
+            seen: dict[str, Any] = {}
+
             async def everything() -> dict[str, Any] | None:
                 news = await milestones(db)
+                seen.update(news)
                 ready = news["route"] and news["bin_plan"] and news["jobs"] >= 2 and news["alerts"]
                 return news if ready else None
 
-            news = await _wait_for("rules' decisions, alerts and jobs", everything, story, deadline)
+            news = await _wait_for("rules' decisions, alerts and jobs", everything, story, deadline, seen)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
                 await _check_the_api(http, town.homes[0].household_id)
         finally:
