@@ -61,7 +61,7 @@ from cityops.settings import IngestSettings, NatsSettings, redact_url
 from contract.receipts import encode_receipt
 from ingest.accept import Receipts
 from ingest.errors import BrokerError
-from ingest.source import BrokerStats, Received
+from ingest.source import BrokerStats, Received, next_in
 
 log = logging.getLogger("ingest.nats_source")
 
@@ -322,13 +322,9 @@ class NatsSource:
 
     async def get(self, wait_s: float) -> Received | None:
         """The next message, or None after `wait_s` seconds without one."""
-        try:
-            message = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            try:
-                message = await asyncio.wait_for(self._queue.get(), wait_s)
-            except TimeoutError:
-                return None
+        message = await next_in(self._queue, wait_s)
+        if message is None:
+            return None
         if message.qos == 0:
             self._statuses_waiting -= 1
         return message

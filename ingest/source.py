@@ -48,7 +48,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -72,6 +72,7 @@ SYS_STORED = "$SYS/broker/store/messages/count"
 SYS_RETAINED = "$SYS/broker/retained messages/count"
 SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
 SYS_TOPICS = (SYS_STORED, SYS_RETAINED, SYS_DROPPED)
+T = TypeVar("T")
 
 
 @dataclass
@@ -101,6 +102,17 @@ class BrokerStats:
         elif topic == SYS_DROPPED:
             self.dropped = value
         self.updated = time.monotonic()
+
+
+async def next_in(queue: asyncio.Queue[T], wait_s: float) -> T | None:
+    """The queue's next item, or None after `wait_s` seconds without one (both transports' `get`)."""
+    try:
+        return queue.get_nowait()
+    except asyncio.QueueEmpty:
+        try:
+            return await asyncio.wait_for(queue.get(), wait_s)
+        except TimeoutError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,13 +280,9 @@ class TelemetrySource:
 
     async def get(self, wait_s: float) -> Received | None:
         """The next message, or None after `wait_s` seconds without one."""
-        try:
-            message = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            try:
-                message = await asyncio.wait_for(self._queue.get(), wait_s)
-            except TimeoutError:
-                return None
+        message = await next_in(self._queue, wait_s)
+        if message is None:
+            return None
         payload = message.payload  # paho hands over bytes; aiomqtt passes them on as they are
         assert isinstance(payload, bytes | bytearray)
         return Received(message.topic.value, bytes(payload), message.mid, message.qos, self.generation)
