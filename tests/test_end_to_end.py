@@ -64,8 +64,9 @@ async def test_a_simulated_day_flows_from_the_devices_to_the_pages(fresh_databas
     began = time.monotonic()
     deadline = began + DEADLINE_S
     settings = Settings(database_url=fresh_database_url, mqtt_url=broker.url)
-    # a fixed day (Saturday 18:00 to Sunday 18:00 UTC): which alerts the demo's day raises depends on
-    # the day it simulates (a day ending Monday 18:00 raised none), so the test must not follow the clock
+    # a fixed day (Friday 4 December 18:00 to Saturday 18:00 UTC): which alerts the demo's day raises
+    # depends on the day it simulates (the day ending Monday 7 December 18:00 raised none), so the test
+    # must not follow the clock
     week = Timeline.ending_before(SIMULATED_UNTIL, days=1)
     town = build_town(1)
     async with Database.connect(fresh_database_url) as db:
