@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 from cityops.embedded.process import free_port
+from cityops.storage import Database
 
 
 class CuttableProxy:
@@ -77,3 +80,20 @@ class CuttableProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+def through(url: str, proxy: CuttableProxy) -> str:
+    """`url` (user and password kept) pointed at the proxy instead of its own host and port."""
+    parts = urlsplit(url)
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    host = f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host))
+
+
+@contextlib.asynccontextmanager
+async def database_behind_proxy(database_url: str) -> AsyncIterator[tuple[Database, CuttableProxy]]:
+    """A Database whose connections pass a proxy to the URL's server: cut it to take the database away."""
+    parts = urlsplit(database_url)
+    async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
+                Database.connect(through(database_url, proxy)) as db):
+        yield db, proxy

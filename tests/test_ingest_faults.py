@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -36,22 +35,13 @@ from tests.ingest_helpers import (
     rows_of,
     running_ingest,
 )
-from tests.tcp_proxy import CuttableProxy
-
-
-def _through(url: str, proxy: CuttableProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+from tests.tcp_proxy import CuttableProxy, database_behind_proxy
 
 
 @pytest.fixture
 async def proxied_db(database_url: str) -> AsyncIterator[tuple[Database, CuttableProxy]]:
-    parts = urlsplit(database_url)
-    async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
-                Database.connect(_through(database_url, proxy)) as db):
-        yield db, proxy
+    async with database_behind_proxy(database_url) as pair:
+        yield pair
 
 
 OUTAGE_S = 30.0

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -33,7 +32,7 @@ from tests.ingest_helpers import (
     rows_of,
     running_ingest,
 )
-from tests.tcp_proxy import CuttableProxy
+from tests.tcp_proxy import database_behind_proxy
 
 
 @pytest.mark.timeout(240)
@@ -119,10 +118,6 @@ async def test_a_resumed_session_is_consumed_before_the_broker_confirms_the_subs
     assert taken_before_suback >= 1  # messages taken before it came (the old code: none, it waited)
 
 
-def _through(url: str, proxy: CuttableProxy) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username
-                                     else f"127.0.0.1:{proxy.port}"))
 
 
 @pytest.fixture
@@ -174,11 +169,9 @@ async def test_past_the_high_water_mark_devices_are_refused_and_nothing_accepted
     # the issue: past max_queued_messages Mosquitto drops what it already acknowledged. With a
     # consumer that cannot commit (its database cut), the backlog grows; past the high-water mark
     # the consumer unsubscribes, so devices hear 0x10 "no matching subscribers" and keep readings
-    parts = urlsplit(database_url)
     ids = await devices(db, unique, 10)
     messages = frog_messages(ids, per_device=300)
-    async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
-                Database.connect(_through(database_url, proxy)) as ingest_db):
+    async with database_behind_proxy(database_url) as (ingest_db, proxy):
         settings = ingest_settings(unique, receive_maximum=100, backlog_high_water=500, backlog_low_water=100)
         async with running_ingest(ingest_db, small_queue_broker.url, settings) as service:
             await eventually(lambda: _true(metric(service, "cityops_ingest_subscribed") == 1), what="subscribed")

@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiomqtt
 import pytest
@@ -48,7 +47,7 @@ from tests import nats_helpers
 from tests.agent_helpers import START, frog_spec
 from tests.ingest_helpers import T0, eventually, ingest_settings, register, rows_of
 from tests.nats_helpers import NatsCluster, nats_cluster
-from tests.tcp_proxy import CuttableProxy
+from tests.tcp_proxy import database_behind_proxy
 
 pytestmark = pytest.mark.timeout(300)
 MQTT_ON_THREE_NODES = "  stream_replicas: 3\n"
@@ -235,11 +234,6 @@ async def _backlog_is_zero(service: IngestService) -> bool:
     return service.metrics.registry.get_sample_value("cityops_ingest_broker_backlog_messages") == 0
 
 
-def _through(url: str, proxy: CuttableProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
 async def test_with_the_database_down_ingest_holds_its_bound_and_keeps_it_from_redelivery(
@@ -252,10 +246,8 @@ async def test_with_the_database_down_ingest_holds_its_bound_and_keeps_it_from_r
         async with cluster.admin() as js:
             assert (await jetstream.ensure_stream(js, consumer=ConsumerSpec(ack_wait_s=3.0)))[1] == "updated"
         settings = ingest_settings(unique, transport="nats", receive_maximum=20, batch_readings=4)
-        parts = urlsplit(database_url)
         sources: list[NatsSource] = []
-        async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
-                    Database.connect(_through(database_url, proxy)) as ingest_db,
+        async with (database_behind_proxy(database_url) as (ingest_db, proxy),
                     nats_ingest(ingest_db, cluster, settings, sources)):
             await proxy.cut()
             device = fleet(cluster, [device_id], 100, readings=1, pace_s=0.005, resend_after_s=600)[0]

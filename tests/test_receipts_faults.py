@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from cityops.embedded.broker import EmbeddedBroker
 from cityops.storage import Database
@@ -36,25 +33,14 @@ from tests.ingest_helpers import (
     rows_of,
     running_ingest,
 )
-from tests.tcp_proxy import CuttableProxy
+from tests.tcp_proxy import CuttableProxy, database_behind_proxy
 
 HOURS = 4  # of simulated time per agent: 48 readings at the frog's 5 minutes
 SPEED = 6000  # simulated seconds per real second: 48 readings in 2.4 s
 
 
-def _through(url: str, proxy: CuttableProxy) -> str:
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{proxy.port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
-@asynccontextmanager
-async def cuttable_db(database_url: str) -> AsyncIterator[tuple[Database, CuttableProxy]]:
-    parts = urlsplit(database_url)
-    async with (CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy,
-                Database.connect(_through(database_url, proxy)) as db):
-        yield db, proxy
 
 
 class Fleet:
@@ -118,7 +104,8 @@ async def test_a_broker_killed_with_a_backlog_in_it_loses_no_reading_of_an_agent
         db: Database, database_url: str, broker: EmbeddedBroker, unique: str, tmp_path: Path) -> None:
     # ingest holds at most 20 unacknowledged messages: the rest of the backlog waits in the broker
     settings = ingest_settings(unique, receive_maximum=20, batch_readings=20)
-    async with cuttable_db(database_url) as (ingest_db, database), running_ingest(ingest_db, broker.url, settings):
+    async with (database_behind_proxy(database_url) as (ingest_db, database),
+                running_ingest(ingest_db, broker.url, settings)):
         await database.cut()  # the database stops: the backlog builds up in the broker
         await broker.stop()  # a polite restart writes the broker's state: the next autosave is 30 s away
         await broker.start()
