@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,29 +140,31 @@ class Faults:
         self._say("broker started again")
         self._count("broker restarted")
 
-    async def pause_database(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _database_paused(self) -> AsyncIterator[int]:
+        """SIGSTOP to PostgreSQL's whole process group (yields it), SIGCONT on the way out, whatever happens."""
         group = await asyncio.to_thread(_postmaster_pid, self.postgres)
-        self._say(f"database paused (SIGSTOP to process group {group}) for {PAUSE_S:g} s")
         os.killpg(group, signal.SIGSTOP)
         try:
-            await asyncio.sleep(PAUSE_S)
+            yield group
         finally:
             os.killpg(group, signal.SIGCONT)
+
+    async def pause_database(self) -> None:
+        async with self._database_paused() as group:
+            self._say(f"database paused (SIGSTOP to process group {group}) for {PAUSE_S:g} s")
+            await asyncio.sleep(PAUSE_S)
         self._say("database resumed (SIGCONT)")
         self._count("database paused")
 
     async def kill_broker(self) -> None:
-        group = await asyncio.to_thread(_postmaster_pid, self.postgres)
-        self._say(f"database paused for {BACKLOG_S:g} s so that a backlog builds up in the broker")
-        os.killpg(group, signal.SIGSTOP)
-        try:
+        async with self._database_paused():
+            self._say(f"database paused for {BACKLOG_S:g} s so that a backlog builds up in the broker")
             await asyncio.sleep(BACKLOG_S)
             self._say("broker killed (SIGKILL) with the backlog in it")
             await self.broker.kill()
             await asyncio.sleep(1.0)
             await self.broker.start()
-        finally:
-            os.killpg(group, signal.SIGCONT)
         self._say("broker started again, database resumed")
         self._count("broker killed")
 
