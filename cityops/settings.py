@@ -144,6 +144,9 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)      # larger request bodies: 413
     anonymous_max_body_bytes: int = Field(default=8192, ge=1024)  # on the routes that need no sign-in
     health_cache_s: float = Field(default=5.0, ge=0.1)           # /health probes at most this often
+    # the platform's clock kept in a file by another program (cityops/clock.py; the demo's town
+    # clock): unset in production, where the platform runs on the real UTC time
+    clock_file: Path | None = None
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -260,6 +263,21 @@ class GrittingSettings(BaseModel):
         return moment.month in self.winter_months
 
 
+class BinsSettings(BaseModel):
+    """Bin rounds on the road network (docs/bins.md, "Rounds on the roads")."""
+
+    # a refuse lorry's average speed along each road priority (1 main, 2 distributor, 3 residential),
+    # km/h: below the 30 and 20 mph limits, for a slow 26-tonne vehicle in town traffic (docs/bins.md)
+    main_road_kmh: float = Field(default=30.0, gt=0, le=100)
+    distributor_kmh: float = Field(default=25.0, gt=0, le=100)
+    residential_kmh: float = Field(default=18.0, gt=0, le=100)
+    snap_max_m: float = Field(default=150.0, gt=0, le=1000)     # a bin further from every street: straight lines
+
+    def speeds_kmh(self) -> dict[int, float]:
+        """Speed by road priority, as rules.routing.roads takes it."""
+        return {1: self.main_road_kmh, 2: self.distributor_kmh, 3: self.residential_kmh}
+
+
 class ReleasesSettings(BaseModel):
     """Fleet releases of the device agent (docs/releases.md)."""
 
@@ -334,6 +352,7 @@ class Settings(BaseSettings):
     nats: NatsSettings = NatsSettings()
     devices: DevicesSettings = DevicesSettings()
     gritting: GrittingSettings = GrittingSettings()
+    bins: BinsSettings = BinsSettings()
     alerts: AlertsSettings = AlertsSettings()
     releases: ReleasesSettings = ReleasesSettings()
     accounts: AccountsSettings = AccountsSettings()

@@ -4,7 +4,10 @@ Ashbury is a grid town of 14 x 14 junctions about 160 m apart, inside the defaul
 area (Bristol). A river runs east-west between the 10th and 11th streets; three bridges
 cross it. Every street has a name; the High Street and Bristol Road cross in the town
 centre (priority 1), four distributor roads and two bus routes are priority 2 and 3, the
-rest residential. The gritting network is split into four quadrant routes sharing one
+rest residential. In the centre Park Row and Queen Street, either side of the High Street,
+are a one-way pair (Park Row westbound, Queen Street eastbound); two closes, Acorn Close off
+Beacon Lane to the north and Heron Close off Mill Lane to the south, are dead ends with a
+turning head and a bin each. The gritting network is split into four quadrant routes sharing one
 depot. Thermal mapping: bridges run 2 degC colder than their route, the wooded valley in
 the north-west and the cutting on Bristol Road are shaded (1.2-1.8 degC colder), the
 centre is 0.8 degC warmer (heat island).
@@ -33,6 +36,11 @@ BRIDGE_COLUMNS = (2, 6, 10)
 MAIN = 6                           # the High Street (row) and Bristol Road (column)
 DISTRIBUTORS = (2, 10)
 BUS_ROUTES = (4, 8)
+ONE_WAY_ROWS = {5: -1, 7: +1}      # Park Row westbound, Queen Street eastbound ...
+ONE_WAY_COLUMNS = range(4, 9)      # ... along the five blocks of the town centre
+# the closes: name, the junction (row, col) they leave from, metres north (negative: south)
+CLOSES = (("Acorn Close", (SIZE - 1, 3), 130.0), ("Heron Close", (0, 9), -130.0))
+CLOSE_BINS = (149, 299)            # these bins stand two thirds of the way along a close
 ROW_NAMES = ("Mill Lane", "Orchard Road", "Ashley Road", "Church Street", "Victoria Street", "Park Row",
              "High Street", "Queen Street", "Albert Road", "Wharf Road", "Riverside", "Hill Street",
              "Woodland Road", "Beacon Lane")
@@ -60,6 +68,7 @@ class Street:
     thermal_offset_c: float
     bridge: bool
     shaded: bool
+    oneway: bool = False                         # only in the direction of `coords`
 
     @property
     def midpoint(self) -> tuple[float, float]:
@@ -160,7 +169,8 @@ class Town:
             "type": "Feature", "geometry": {"type": "LineString", "coordinates": [list(c) for c in s.coords]},
             "properties": {"segment_id": s.segment_id, "name": s.name, "priority": s.priority, "width_m": 7.3,
                            "thermal_offset_c": s.thermal_offset_c, "thermal_offsets": s.thermal_offsets(),
-                           "bridge": s.bridge, **({"route": s.route_id} if s.route_id else {})}}
+                           "bridge": s.bridge, "oneway": s.oneway,
+                           **({"route": s.route_id} if s.route_id else {})}}
             for s in self.streets]
         features.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [self.depot.lon,
                                                                                           self.depot.lat]},
@@ -217,9 +227,18 @@ def _street(grid: _Grid, a: tuple[int, int], b: tuple[int, int]) -> Street:
     offset = -2.0 if bridge else -1.8 if valley else -1.2 if cutting else 0.8 if centre else 0.0
     kind = "h" if horizontal else "v"
     segment_id = f"{PREFIX}{kind}{a[0]:02d}{a[1]:02d}"
-    return Street(segment_id, name + (" Bridge" if bridge else ""), priority, (grid.nodes[a], grid.nodes[b]),
+    way = ONE_WAY_ROWS.get(line, 0) if horizontal and a[1] in ONE_WAY_COLUMNS else 0
+    coords = (grid.nodes[b], grid.nodes[a]) if way < 0 else (grid.nodes[a], grid.nodes[b])
+    return Street(segment_id, name + (" Bridge" if bridge else ""), priority, coords,
                   f"{PREFIX}{_quadrant(mid_row, mid_col)}" if on_route else None, offset, bridge,
-                  valley or cutting)
+                  valley or cutting, oneway=way != 0)
+
+
+def _closes(grid: _Grid) -> list[Street]:
+    """The dead ends: a residential close off a junction on the town's edge, ending in a turning head."""
+    return [Street(f"{PREFIX}c{row:02d}{col:02d}", name, 3, (grid.nodes[row, col],
+                                                             grid.offset(grid.nodes[row, col], 0.0, north_m)),
+                   None, 0.0, False, False) for name, (row, col), north_m in CLOSES]
 
 
 def _streets(grid: _Grid) -> list[Street]:
@@ -230,7 +249,7 @@ def _streets(grid: _Grid) -> list[Street]:
                 streets.append(_street(grid, (row, col), (row, col + 1)))
             if row + 1 < SIZE and (row != RIVER_BELOW_ROW or col in BRIDGE_COLUMNS):
                 streets.append(_street(grid, (row, col), (row + 1, col)))
-    return streets
+    return streets + _closes(grid)
 
 
 def _road_sensors(streets: list[Street], seed: int) -> list[RoadSensor]:
@@ -274,6 +293,9 @@ def _bins(grid: _Grid, seed: int) -> list[Bin]:
         frac = rng.uniform(0.1, 0.9)
         (x0, y0), (x1, y1) = grid.nodes[row, col], grid.nodes[row + 1, col]
         point = grid.offset((x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)), rng.choice((-6.0, 6.0)), 0.0)
+        if i in CLOSE_BINS:      # drawn like the others (the same sequence), placed in a close
+            _, (row, col), north_m = CLOSES[CLOSE_BINS.index(i)]
+            point, frac = grid.offset(grid.nodes[row, col], 6.0, north_m * 2 / 3), 0.0
         area = _area(row + frac, col)
         kind = rng.choices(("general", "recycling", "food"), (6, 3, 1))[0]
         place = "town_centre" if area == AREAS[0] else "school" if i % 40 == 7 else ""

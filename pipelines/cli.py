@@ -185,7 +185,7 @@ async def run_rules(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidRunRequest("--every must be a positive number of minutes")
     damp_settings = DampRunSettings(outdoor_max_distance_m=args.outdoor_max_distance_m,
                                     outdoor_fallback_c=args.outdoor_fallback_c, recompute=args.recompute)
-    bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds)
+    bins_settings = BinsRunSettings(time_limit_s=args.plan_seconds, roads=settings.bins)
     started = datetime.now(UTC)
 
     def as_of() -> datetime | None:

@@ -39,9 +39,16 @@ async def test_the_days_plan_per_truck_with_geojson(world_app: FastAPI, world: W
         assert (await client.get("/bins/plans", params={"date": "not-a-date"})).status_code == 422
         one = (await client.get(f"/bins/plans/{world.bin_plan_id}/trucks/1")).json()
         features = one["geojson"]["features"]
-        assert [f["properties"]["seq"] for f in features] == [0, 1]
-        assert features[0]["geometry"]["type"] == "LineString" and features[1]["properties"]["device_id"] == \
-            world.full_bin
+        # one leg to the stop (seq 1), the stop (seq 1), the leg home (seq 2): rules.routing.plan's GeoJSON
+        assert [f["properties"]["seq"] for f in features] == [1, 1, 2]
+        assert [f["geometry"]["type"] for f in features] == ["LineString", "Point", "LineString"]
+        assert features[1]["properties"]["device_id"] == world.full_bin
+        # the world's road network (tests' gritting roads) is nowhere near this bin: no street, a
+        # straight leg whose one direction says so, and the plan does not follow the roads
+        [stop] = one["stops"]
+        assert stop["street"] is None and len(stop["directions"]) == 1
+        assert "not near a mapped street" in stop["directions"][0]
+        assert plan["follows_roads"] is False
         assert (await client.get(f"/bins/plans/{world.bin_plan_id}/trucks/7")).status_code == 404
         assert (await client.get("/bins/plans/999999")).status_code == 404
 

@@ -79,19 +79,28 @@ def test_a_truck_may_tip_and_go_out_again() -> None:
     assert len(route.trip_loads_l) >= 2 and all(load <= 1_000 for load in route.trip_loads_l)
     assert sum(route.trip_loads_l) == route.load_l == sum(b.load_l for b in bins)
     assert max(s.load_after_l for s in route.stops) <= 1_000
-    line = route.geojson(DEPOT)["features"][0]["geometry"]["coordinates"]
-    assert line.count(list(DEPOT)) == len(route.trip_loads_l) + 1      # out, back to tip, ..., home
+    legs = [f for f in route.geojson(DEPOT)["features"] if f["geometry"]["type"] == "LineString"]
+    line = [c for leg in legs for c in leg["geometry"]["coordinates"]]
+    # out, back to tip (the leg into a new trip's first stop passes the depot), ..., home
+    assert line.count(list(DEPOT)) == len(route.trip_loads_l) + 1
 
 
 def test_the_plan_as_geojson() -> None:
     result = plan(town(12, seed=4, mandatory_share=1.0), fleet())
     route = result.routes[0]
     collection = route.geojson(DEPOT)
-    line, *points = collection["features"]
-    assert line["geometry"]["type"] == "LineString"
-    assert line["geometry"]["coordinates"][0] == list(DEPOT) == line["geometry"]["coordinates"][-1]
+    legs = [f for f in collection["features"] if f["geometry"]["type"] == "LineString"]
+    points = [f for f in collection["features"] if f["geometry"]["type"] == "Point"]
+    # the contract: one leg per stop, arriving at it (`order` = its number), then the return to the depot
+    assert [leg["properties"]["order"] for leg in legs] == list(range(1, len(route.stops) + 2))
+    assert legs[0]["geometry"]["coordinates"][0] == list(DEPOT) == legs[-1]["geometry"]["coordinates"][-1]
+    assert {leg["properties"]["geometry"] for leg in legs} == {"straight"}       # no road network given
+    assert sum(leg["properties"]["distance_m"] for leg in legs) == route.distance_m == \
+        collection["properties"]["distance_m"]
     assert [p["properties"]["device_id"] for p in points] == [s.device_id for s in route.stops]
-    assert points[0]["properties"]["order"] == 1
+    assert points[0]["properties"]["order"] == 1 and points[0]["properties"]["street"] is None
+    assert "no road network imported: distances are straight lines x1.3" in result.notes[-1]
+    assert result.geometry == "straight"
 
 
 def test_more_mandatory_bins_than_the_fleet_holds_says_so() -> None:

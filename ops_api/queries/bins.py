@@ -1,6 +1,8 @@
 """Bins as the API shows them: the latest priority per bin (with when a crew last emptied it)
-and collection plans per truck, with each truck's GeoJSON. The SQL is the bins store's
-(pipelines.bins.store); this module shapes it for JSON."""
+and collection plans per truck, with each truck's GeoJSON. Each stop carries the street its bin
+is on and the directions from the stop before (None and [] for a plan made without a road
+network); a plan says whether it follows the roads (`follows_roads`). The SQL is the bins
+store's (pipelines.bins.store); this module shapes it for JSON."""
 
 from __future__ import annotations
 
@@ -37,7 +39,19 @@ async def priorities(db: Database, depot_id: str | None = None, mandatory_only: 
     return sorted(out, key=lambda i: (-(i["score"] or 0.0), i["device_id"]))
 
 
-def _trucks(geojson: list[dict[str, Any]], stops: list[asyncpg.Record]) -> list[dict[str, Any]]:
+def _stop(row: asyncpg.Record) -> dict[str, Any]:
+    """A stop row with its directions as a list (the column is jsonb; older plans have none)."""
+    stop = dict(row)
+    raw = stop.get("directions")
+    stop["directions"] = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+    return stop
+
+
+def _follows_roads(geojson: list[dict[str, Any]]) -> bool:
+    return any((c.get("properties") or {}).get("geometry") == "roads" for c in geojson)
+
+
+def _trucks(geojson: list[dict[str, Any]], stops: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_truck: dict[int, list[dict[str, Any]]] = {}
     for s in stops:
         by_truck.setdefault(s["truck"], []).append(plain(s, skip=("plan_id", "truck")))
@@ -55,7 +69,9 @@ async def plan(db: Database, plan_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no bin collection plan {plan_id}")
     body = plain(row, skip=("geojson",))
-    body["trucks"] = _trucks(json.loads(row["geojson"]), await store.plan_stops(db, plan_id))
+    geojson = json.loads(row["geojson"])
+    body["follows_roads"] = _follows_roads(geojson)
+    body["trucks"] = _trucks(geojson, [_stop(s) for s in await store.plan_stops(db, plan_id)])
     return body
 
 
@@ -67,12 +83,13 @@ async def plans_on(db: Database, day: date, depot_id: str | None = None) -> list
 
 
 async def truck_of(db: Database, plan_id: int, truck: int) -> tuple[asyncpg.Record, dict[str, Any] | None,
-                                                                      list[asyncpg.Record]]:
-    """A plan's row, one truck's GeoJSON and its stops; NotFound for an unknown plan or truck."""
+                                                                      list[dict[str, Any]]]:
+    """A plan's row, one truck's GeoJSON and its stops (each with `street`, str or None, and
+    `directions`, a list of str, maybe empty); NotFound for an unknown plan or truck."""
     row = await store.plan(db, plan_id)
     if row is None:
         raise NotFound(f"no bin collection plan {plan_id}")
-    stops = await store.plan_stops(db, plan_id, truck)
+    stops = [_stop(s) for s in await store.plan_stops(db, plan_id, truck)]
     found = [t for t in _trucks(json.loads(row["geojson"]), stops) if t["truck"] == truck]
     if not found:
         raise NotFound(f"plan {plan_id} has no truck {truck}")

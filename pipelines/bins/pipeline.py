@@ -5,8 +5,10 @@ last `lookback` days, its settings and complaints; computes forecasts, fire/tilt
 priorities (rules.bins.assess, pure); writes one priority row per bin keyed by the time the
 data runs to (stamped with the time it was computed); records new events for alerts; and,
 for each depot in `bin_depots`, plans the next shift (rules.routing.plan) and stores the
-plan with its stops. Running it twice for
-the same minute rewrites the priorities and adds another plan row (plans keep history).
+plan with its stops. Plans follow the road network imported for gritting (road_segments,
+read once per run; rules.routing.roads), each stop named by its street with directions from
+the one before; with no network imported they are straight lines, and say so. Running it
+twice for the same minute rewrites the priorities and adds another plan row (plans keep history).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
+from cityops.settings import BinsSettings
 from cityops.storage import Database
 from pipelines.bins import store
+from pipelines.gritting.store import load_network
 from rules.bins.assess import (
     DEFAULT_SHIFT_START,
     BinInput,
@@ -30,7 +34,9 @@ from rules.bins.assess import (
     next_shift,
 )
 from rules.errors import InvalidBinSetup, RoutingError
+from rules.gritting.network import RoadNetwork
 from rules.routing.plan import CollectionPlan, Fleet, PlanBin, plan_collection
+from rules.routing.roads import RoadMatrices, road_matrices
 
 log = logging.getLogger("pipelines.bins.pipeline")
 
@@ -47,6 +53,7 @@ class BinsRunSettings:
     time_limit_s: float = 30.0
     max_iterations: int | None = 2_000
     seed: int = 0
+    roads: BinsSettings = field(default_factory=BinsSettings)   # speeds by road class, snapping distance
 
 
 @dataclass
@@ -89,9 +96,10 @@ async def run_bins(db: Database, now: datetime | None = None, settings: BinsRunS
     report.bins, report.mandatory = len(bins), int(fleet.priorities.mandatory.sum())
     report.unknown = int(fleet.priorities.unknown.sum())
     report.new_events = await store.save_assessments(db, [b.data.device_id for b in bins], fleet, now)
-    if settings.plan:
+    if settings.plan and depots:
+        network = await load_network(db)             # may be empty: no network imported
         for depot in depots:
-            plan, shift_start = _plan_depot(depot, depots[0]["depot_id"], bins, fleet, now, settings)
+            plan, shift_start = _plan_depot(depot, depots[0]["depot_id"], bins, fleet, now, settings, network)
             await store.save_plan(db, depot, shift_start, plan)
             report.plans.append(f"depot {depot['depot_id']}: {len(plan.visited)} bins on {len(plan.routes)} trucks, "
                                 f"{plan.distance_m / 1000:.1f} km" + ("" if plan.feasible else " (NOT feasible)"))
@@ -118,7 +126,7 @@ def _bin(row: asyncpg.Record, readings: list[asyncpg.Record]) -> _Bin:
 
 
 def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], assessment: FleetAssessment, now: datetime,
-                settings: BinsRunSettings) -> tuple[CollectionPlan, datetime]:
+                settings: BinsRunSettings, network: RoadNetwork) -> tuple[CollectionPlan, datetime]:
     shift_start = next_shift(now, depot["shift_start"])
     priorities = assessment.priorities
     fleet = Fleet(depot["lon"], depot["lat"], depot["trucks"], depot["capacity_l"], shift_start,
@@ -135,9 +143,21 @@ def _plan_depot(depot: asyncpg.Record, first_depot: str, bins: list[_Bin], asses
         load = b.volume_l if not np.isfinite(fill) else max(1, round(fill * b.volume_l))
         stops.append(PlanBin(b.data.device_id, b.lon, b.lat, int(load), mandatory, float(priorities.score[i])))
     try:
+        roads = on_roads(network, fleet, stops, settings.roads) if stops else None
         plan = plan_collection(stops, fleet, seed=settings.seed, time_limit_s=settings.time_limit_s,
-                               max_iterations=settings.max_iterations)
+                               max_iterations=settings.max_iterations, roads=roads)
     except RoutingError as exc:
         plan = CollectionPlan([], [s.device_id for s in stops if not s.mandatory],
                               [s.device_id for s in stops if s.mandatory], False, 0, 0.0, [f"no plan: {exc}"])
     return plan, shift_start
+
+
+def on_roads(network: RoadNetwork, fleet: Fleet, stops: list[PlanBin], settings: BinsSettings
+             ) -> RoadMatrices | None:
+    """The depot's and the bins' matrices over the road network; None when no network is imported."""
+    if not network.segments:
+        return None
+    return road_matrices(network, [fleet.depot_lon, *(b.lon for b in stops)],
+                         [fleet.depot_lat, *(b.lat for b in stops)], speeds_kmh=settings.speeds_kmh(),
+                         snap_max_m=settings.snap_max_m, detour_factor=fleet.detour_factor,
+                         fallback_kmh=fleet.speed_kmh)

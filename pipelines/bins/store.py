@@ -116,11 +116,14 @@ async def save_plan(db: Database, depot: asyncpg.Record, shift_start: datetime, 
             depot["depot_id"], shift_start, plan.feasible, plan.distance_m, plan.seconds, json.dumps(plan.skipped),
             json.dumps(plan.missed_mandatory), json.dumps(plan.notes), json.dumps(geojson))
         await conn.execute(
-            "INSERT INTO bin_plan_stops (plan_id, truck, seq, device_id, arrive, depart, trip, load_after_l) "
-            "SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[], "
-            "$7::int[], $8::int[])", plan_id, [t for t, _, _ in stops], [q for _, q, _ in stops],
+            "INSERT INTO bin_plan_stops (plan_id, truck, seq, device_id, arrive, depart, trip, load_after_l, "
+            "street, directions) "
+            "SELECT $1, t, q, d, a, l, tr, lo, st, di::jsonb FROM unnest($2::int[], $3::int[], $4::text[], "
+            "$5::timestamptz[], $6::timestamptz[], $7::int[], $8::int[], $9::text[], $10::text[]) "
+            "AS x(t, q, d, a, l, tr, lo, st, di)", plan_id, [t for t, _, _ in stops], [q for _, q, _ in stops],
             [s.device_id for _, _, s in stops], [s.arrive for _, _, s in stops], [s.leave for _, _, s in stops],
-            [s.trip for _, _, s in stops], [s.load_after_l for _, _, s in stops])
+            [s.trip for _, _, s in stops], [s.load_after_l for _, _, s in stops], [s.street for _, _, s in stops],
+            [json.dumps(list(s.directions)) for _, _, s in stops])
 
 
 # --- what the API, the jobs and the demo read ----------------------------------------------
@@ -163,7 +166,8 @@ async def plan_ids_on(db: Database, start: datetime, end: datetime, depot_id: st
 async def plan_stops(db: Database, plan_id: int, truck: int | None = None) -> list[asyncpg.Record]:
     """A plan's stops (one truck's, or all) in driving order, with each bin's place."""
     return await db.fetch(
-        "SELECT s.plan_id, s.truck, s.seq, s.device_id, s.arrive, s.depart, s.trip, s.load_after_l, d.lon, d.lat "
+        "SELECT s.plan_id, s.truck, s.seq, s.device_id, s.arrive, s.depart, s.trip, s.load_after_l, s.street, "
+        "s.directions, d.lon, d.lat "
         "FROM bin_plan_stops s LEFT JOIN devices d USING (device_id) WHERE s.plan_id = $1 "
         "AND ($2::int IS NULL OR s.truck = $2) ORDER BY s.truck, s.seq", plan_id, truck)
 

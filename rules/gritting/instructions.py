@@ -5,6 +5,8 @@ spreading), make one step ("Spread 8 g/m² along A38 Bristol Road, 1.2 km"). Bet
 the turn is told from the headings where one road ends and the next begins: continue
 (within 30 degrees), bear, turn, sharp turn, U-turn; junctions are named by the roads
 that meet there. A trip ends "return to the depot to reload" unless it is the vehicle's last.
+The pieces (`heading`, `extend`, `turn_into`, `distance_words`) word the bin rounds' directions
+too (rules.routing.roads).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def oriented(segment: Segment, from_node: str) -> list[tuple[float, float]]:
     return coords if from_node == segment.start_node else coords[::-1]
 
 
-def _heading(coords: Sequence[tuple[float, float]], at_end: bool, projection: LocalProjection) -> float:
+def heading(coords: Sequence[tuple[float, float]], at_end: bool, projection: LocalProjection) -> float:
     pts = np.asarray(coords[-2:] if at_end else coords[:2], dtype=np.float64)
     x, y = projection.xy(pts[:, 0], pts[:, 1])
     return float(bearing_deg(x[1] - x[0], y[1] - y[0]))
@@ -85,19 +87,32 @@ def legs(traversals: Sequence[Any], network: RoadNetwork, rates: Mapping[str, fl
         coords = oriented(seg, t.from_node)
         rate = rates.get(t.edge_id, 0.0) if t.service else 0.0
         kg = salt.get(t.edge_id, 0.0) if t.service else 0.0
-        h_in, h_out = _heading(coords, False, projection), _heading(coords, True, projection)
-        last = out[-1] if out else None
-        if last and last.road == seg.name and last.service == t.service and last.rate_g_m2 == rate \
-                and last.end_node == t.from_node and abs(turn_deg(last.heading_out, h_in)) < 30:
-            out[-1] = Leg(last.road, last.service, rate, last.length_m + seg.length_m, last.start_node,
-                          t.to_node, last.heading_in, h_out, last.salt_kg + kg)
-        else:
-            out.append(Leg(seg.name, bool(t.service), rate, seg.length_m, t.from_node, t.to_node, h_in, h_out, kg))
+        h_in, h_out = heading(coords, False, projection), heading(coords, True, projection)
+        extend(out, Leg(seg.name, bool(t.service), rate, seg.length_m, t.from_node, t.to_node, h_in, h_out, kg))
     return out
 
 
-def _distance(metres: float) -> str:
+def extend(out: list[Leg], leg: Leg) -> None:
+    """Add a leg, joined to the last one when it carries on along the same road, the same way."""
+    last = out[-1] if out else None
+    if last and last.road == leg.road and last.service == leg.service and last.rate_g_m2 == leg.rate_g_m2 \
+            and last.end_node == leg.start_node and abs(turn_deg(last.heading_out, leg.heading_in)) < 30:
+        out[-1] = Leg(last.road, last.service, leg.rate_g_m2, last.length_m + leg.length_m, last.start_node,
+                      leg.end_node, last.heading_in, leg.heading_out, last.salt_kg + leg.salt_kg)
+    else:
+        out.append(leg)
+
+
+def distance_words(metres: float) -> str:
     return f"{metres / 1000:.1f} km" if metres >= 1000 else f"{metres:.0f} m"
+
+
+def turn_into(previous: Leg, leg: Leg, junctions: Mapping[str, str]) -> str:
+    """The turn from one leg to the next, where: "Turn left onto X at the junction of A and B"."""
+    turn = turn_words(turn_deg(previous.heading_out, leg.heading_in))
+    where = junctions.get(leg.start_node, leg.start_node)
+    onto = "along" if turn == "Continue" and previous.road == leg.road else "onto"
+    return f"{turn} {onto} {leg.road} at {where}"
 
 
 def trip_steps(trip_legs: Sequence[Leg], depot: Depot, junctions: Mapping[str, str], *, last_trip: bool,
@@ -105,16 +120,13 @@ def trip_steps(trip_legs: Sequence[Leg], depot: Depot, junctions: Mapping[str, s
     steps = [f"Trip {trip_no} (gritter {vehicle}): load at least {load_kg:,.0f} kg of salt at {depot.name}."]
     previous: Leg | None = None
     for leg in trip_legs:
-        action = (f"spread {leg.rate_g_m2:g} g/m² along {leg.road} ({_distance(leg.length_m)}, "
+        action = (f"spread {leg.rate_g_m2:g} g/m² along {leg.road} ({distance_words(leg.length_m)}, "
                   f"{leg.salt_kg:,.0f} kg)") if leg.service else \
-            f"drive without spreading along {leg.road} ({_distance(leg.length_m)})"
+            f"drive without spreading along {leg.road} ({distance_words(leg.length_m)})"
         if previous is None:
             steps.append(f"Leave {depot.name} and {action}.")
         else:
-            turn = turn_words(turn_deg(previous.heading_out, leg.heading_in))
-            where = junctions.get(leg.start_node, leg.start_node)
-            onto = "along" if turn == "Continue" and previous.road == leg.road else "onto"
-            steps.append(f"{turn} {onto} {leg.road} at {where}, then {action}.")
+            steps.append(f"{turn_into(previous, leg, junctions)}, then {action}.")
         previous = leg
     if last_trip:
         steps.append(f"Return to {depot.name}: this gritter's work is done.")

@@ -7,8 +7,9 @@ direction. Going from client a to client b costs the shortest path from a's head
 plus b's own edge (the service is folded into the arc that reaches it); the depot reaches a
 client's tail, and a client's head returns to the depot, the same way. So a route's PyVRP
 distance is exactly the CARP cost: every serviced edge plus every deadheading traversal, depot
-to depot. Shortest paths are Dijkstra over the whole graph (one-way edges only forward), with
-integer weights: benchmark costs are integers, road lengths are rounded to whole metres.
+to depot. Shortest paths are Dijkstra over the whole graph (rules.routing.graph, shared with the
+bin rounds; one-way edges only forward), with integer weights: benchmark costs are integers,
+road lengths are rounded to whole metres.
 
 Demands become integers conservatively: scaled (x1000 unless all are whole) and rounded up,
 the capacity rounded down, so a plan the solver calls feasible is feasible in the real units.
@@ -22,7 +23,6 @@ the search before `time_limit_s` does.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 from collections import Counter
@@ -36,21 +36,11 @@ import pyvrp
 from rules.errors import InvalidArcRouting, RoutingError, UnreachableTask
 from rules.routing import solver
 from rules.routing.carp_format import CarpInstance
+from rules.routing.graph import UNREACHABLE, Edge, RoadGraph
 
 log = logging.getLogger("rules.routing.carp")
 
-UNREACHABLE = int(np.iinfo(np.int64).max // 4)
 DEMAND_SCALE = 1000                     # units per demand unit when demands are not whole numbers
-
-
-@dataclass(frozen=True)
-class Edge:
-    """An undirected road segment in the graph (oneway=True: only tail -> head)."""
-    edge_id: str
-    tail: str
-    head: str
-    length_m: float
-    oneway: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,7 +105,7 @@ def plan_arc_routes(edges: Sequence[Edge], tasks: Sequence[Task], depot_node: st
     feasible=False (and any task it could not place in `unserved`)."""
     if time_limit_s is None and max_iterations is None:
         max_iterations = 2_000
-    network = _Network(edges, weights=[_metres(e) for e in edges])
+    network = RoadGraph(edges, weights=[_metres(e) for e in edges])
     _check_fleet(capacity, vehicles, max_trips)
     demands = _task_demands(tasks, network, capacity)
     network.node_index(depot_node, "the depot")
@@ -149,7 +139,7 @@ def solve_carp_instance(instance: CarpInstance, seed: int = 1, time_limit_s: flo
         return CarpSolution(0, 0, 0, True, 0.0)
     edges = [Edge(f"r{k}", str(e.u), str(e.v), e.cost) for k, e in enumerate(instance.required)]
     edges += [Edge(f"o{k}", str(e.u), str(e.v), e.cost) for k, e in enumerate(instance.other)]
-    network = _Network(edges, weights=[int(e.length_m) for e in edges])
+    network = RoadGraph(edges, weights=[int(e.length_m) for e in edges])
     model = _ArcModel(network, list(range(len(instance.required))), str(instance.depot))
     demands = [float(e.demand) for e in instance.required]
     fleets = sorted({max(1, -(-instance.total_demand // instance.capacity)), len(instance.required)})
@@ -187,7 +177,7 @@ def _check_fleet(capacity: float, vehicles: int, max_trips: int) -> None:
         raise InvalidArcRouting(f"a vehicle makes at least one trip, got max_trips={max_trips}")
 
 
-def _task_demands(tasks: Sequence[Task], network: _Network, capacity: float) -> list[float]:
+def _task_demands(tasks: Sequence[Task], network: RoadGraph, capacity: float) -> list[float]:
     seen: set[str] = set()
     for task in tasks:
         if task.edge_id not in network.edge_index:
@@ -207,71 +197,6 @@ def _task_demands(tasks: Sequence[Task], network: _Network, capacity: float) -> 
     return [float(task.demand) for task in tasks]
 
 
-class _Network:
-    """The road graph with integer weights; Dijkstra with the edge each node was reached by."""
-
-    def __init__(self, edges: Sequence[Edge], weights: Sequence[int]) -> None:
-        if not edges:
-            raise InvalidArcRouting("the road graph has no edges", hint="give the route's road segments")
-        self.edges = list(edges)
-        self.weights = list(weights)
-        self.nodes: list[str] = []
-        self.index: dict[str, int] = {}
-        self.edge_index: dict[str, int] = {}
-        for k, edge in enumerate(self.edges):
-            if edge.edge_id in self.edge_index:
-                raise InvalidArcRouting(f"edge {edge.edge_id} appears twice in the graph")
-            self.edge_index[edge.edge_id] = k
-            for node in (edge.tail, edge.head):
-                if node not in self.index:
-                    self.index[node] = len(self.nodes)
-                    self.nodes.append(node)
-        self.out: list[list[tuple[int, int, int]]] = [[] for _ in self.nodes]     # (to, weight, edge)
-        for k, edge in enumerate(self.edges):
-            tail, head = self.index[edge.tail], self.index[edge.head]
-            self.out[tail].append((head, self.weights[k], k))
-            if not edge.oneway and tail != head:
-                self.out[head].append((tail, self.weights[k], k))
-
-    def node_index(self, node: str, what: str) -> int:
-        if node not in self.index:
-            raise InvalidArcRouting(f"{what} node {node} is on no edge of the graph",
-                                    hint="the depot must be a node of the road graph")
-        return self.index[node]
-
-    def dijkstra(self, source: int, targets: set[int]) -> tuple[list[int], list[int]]:
-        """Distances from `source` (UNREACHABLE where there is no path) and each node's incoming edge.
-
-        Stops once every target is settled; plain lists, as numpy scalars are slow in this loop."""
-        size = len(self.nodes)
-        dist = [UNREACHABLE] * size
-        via = [-1] * size
-        settled = bytearray(size)
-        dist[source] = 0
-        heap = [(0, source)]
-        left = len(targets)
-        out = self.out
-        while heap and left:
-            d, node = heapq.heappop(heap)
-            if settled[node]:
-                continue
-            settled[node] = 1
-            if node in targets:
-                left -= 1
-            for to, weight, edge in out[node]:
-                nd = d + weight
-                if nd < dist[to] and not settled[to]:
-                    dist[to] = nd
-                    via[to] = edge
-                    heapq.heappush(heap, (nd, to))
-        return [d if settled[n] else UNREACHABLE for n, d in enumerate(dist)], via
-
-    def other_end(self, edge: int, node: int) -> int:
-        e = self.edges[edge]
-        tail, head = self.index[e.tail], self.index[e.head]
-        return head if node == tail else tail
-
-
 @dataclass(frozen=True)
 class _Direction:
     task: int                            # index into the caller's tasks
@@ -283,7 +208,7 @@ class _Direction:
 class _ArcModel:
     """Tasks as directed clients; shortest paths between them; solutions back to walks."""
 
-    def __init__(self, network: _Network, task_edges: Sequence[int], depot_node: str) -> None:
+    def __init__(self, network: RoadGraph, task_edges: Sequence[int], depot_node: str) -> None:
         self.network = network
         self.depot = network.node_index(depot_node, "the depot")
         self.directions: list[_Direction] = []
@@ -384,13 +309,5 @@ class _ArcModel:
         return Trip(tuple(steps), sum(demands[d.task] for d in visits), float(distance), vehicle)
 
     def _path(self, source: int, target: int) -> Iterable[Traversal]:
-        via = self.via[self.row[source]]
-        back: list[Traversal] = []
-        node = target
-        while node != source:
-            edge = via[node]
-            previous = self.network.other_end(edge, node)
-            back.append(Traversal(self.network.edges[edge].edge_id, self.network.nodes[previous],
-                                  self.network.nodes[node], False))
-            node = previous
-        return reversed(back)
+        return [Traversal(self.network.edges[edge].edge_id, self.network.nodes[tail], self.network.nodes[head], False)
+                for edge, tail, head in self.network.path_to(self.via[self.row[source]], target)]
