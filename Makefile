@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TIER   := tests/timescale/node_modules/.installed
+AXE    := tests/browser/node_modules/.installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -14,7 +15,7 @@ demo: $(STAMP)
 ## test: lint, type-check and run every test against real services
 test: lint typecheck pytest
 
-pytest: $(STAMP) $(TIER)
+pytest: $(STAMP) $(TIER) $(AXE)
 	@scripts/system-deps.sh
 	$(BIN)/pytest
 
@@ -36,14 +37,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-$(TIER): tests/timescale/package.json tests/timescale/package-lock.json
+# npm ci into a folder of tests/, or say what is skipped when there is no npm:
+# $(call npm_ci,<folder>,<what it installs>,<what is skipped without it>)
+define npm_ci
 	@scripts/system-deps.sh  # node and npm, before npm ci
 	@if command -v npm >/dev/null 2>&1; then \
-		echo "installing PGlite with TimescaleDB for the conformance tier ..."; \
-		npm ci --prefix tests/timescale --no-audit --no-fund --loglevel=error && touch $@; \
+		echo "installing $(2) ..."; \
+		npm ci --prefix $(1) --no-audit --no-fund --loglevel=error && touch $@; \
 	else \
-		echo "npm not found: the TimescaleDB conformance tier will be skipped"; \
+		echo "npm not found: $(3) will be skipped"; \
 	fi
+endef
+
+$(TIER): tests/timescale/package.json tests/timescale/package-lock.json
+	$(call npm_ci,tests/timescale,PGlite with TimescaleDB for the conformance tier,the TimescaleDB conformance tier)
+
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	$(call npm_ci,tests/browser,axe-core for the pages' accessibility tests,the pages' accessibility tests)
 
 clean:
-	rm -rf $(VENV) tests/timescale/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tests/timescale/node_modules tests/browser/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -5,8 +5,10 @@ wheel, an MQTT broker), migrates, seeds the demo town (democity: roads, sensors,
 homes, bins, users), serves the web pages, then brings the town to life: `cityops
 ingest`, the simulated devices and the rules run as child processes, replaying a winter
 week up to now and then going on live. It prints the URLs and demo logins, then progress
-until the pages have everything to show. Ctrl-C stops everything in reverse order. With
-CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL set, the same command uses those services instead.
+until the pages have everything to show. The API runs on the town's clock: the demo keeps
+it in a clock file (cityops.clock) that it rewrites as the town's time moves. Ctrl-C stops
+everything in reverse order. With CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL set, the same
+command uses those services instead.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         if town is not None:
             story = Story(database_url, mqtt_url, work_dir, timeline,
                           StoryOptions(seed=args.seed, days=args.days, speed=args.speed), accounts)
+            story.write_clock()   # before the API starts: never a last run's clock
 
-        server = http_server(create_app(_web_settings(settings, accounts), db=db,
+        server = http_server(create_app(_web_settings(settings, accounts, story.clock_path if story else None), db=db,
                                         mqtt_url=accounts.api_url if accounts else mqtt_url),
                              settings.api.host, port)
         serving = asyncio.create_task(server.serve())
@@ -178,10 +181,13 @@ async def _embedded_broker(db: Database, settings: Settings, town: Town | None, 
     return broker, None
 
 
-def _web_settings(settings: Settings, accounts: TownAccounts | None) -> Settings:
+def _web_settings(settings: Settings, accounts: TownAccounts | None, clock_file: Path | None = None) -> Settings:
     """The API's settings in the demo: plain http on this machine (so the session cookie cannot
-    be Secure or __Host- prefixed), and the broker's admin account for the admin pages."""
+    be Secure or __Host- prefixed), the broker's admin account for the admin pages, and the
+    town's clock file (None: the real clock)."""
     update: dict[str, Any] = {"accounts": settings.accounts.model_copy(update={"insecure_localhost": True})}
+    if clock_file is not None:
+        update["api"] = settings.api.model_copy(update={"clock_file": clock_file})
     if accounts is not None:
         update["devices"] = settings.devices.model_copy(update={
             "broker_admin_url": SecretStr(accounts.admin_url), "ingest_consumers": accounts.consumers})
@@ -215,7 +221,8 @@ def _print_welcome(base: str, story: Story) -> None:
 
 
 async def _watch(story: Story, db: Database, progress: _Progress, stop: asyncio.Event) -> None:
-    """Progress until the pages have everything, then a status line now and then."""
+    """Progress until the pages have everything, then a status line now and then; the town's
+    clock for the API each time round."""
     seen: set[str] = set()
     last_line = 0.0
     while not stop.is_set():
@@ -223,6 +230,7 @@ async def _watch(story: Story, db: Database, progress: _Progress, stop: asyncio.
             await asyncio.wait_for(stop.wait(), WATCH_EVERY_S)
         if stop.is_set():
             return
+        story.write_clock()
         try:
             news = await milestones(db)
         except CityOpsError as exc:

@@ -193,7 +193,7 @@ async def seed_settings(db: Database, town: Town) -> None:
 
 async def seed_users(db: Database, town: Town, member_since: datetime | None = None) -> tuple[int, dict[str, str]]:
     """The demo logins (ops_api.accounts), created once; returns (created, username -> user_id).
-    The householder's tenancy starts at `member_since` (the replayed week's start)."""
+    The householder's tenancy starts at `member_since` (see `seed`)."""
     from ops_api.accounts.store import create_user
 
     added = 0
@@ -231,5 +231,9 @@ async def seed(db: Database, town: Town, timeline: Timeline, settings: Settings,
     report.segments = await import_network(db, network, settings)
     report.devices_added, report.devices = await register_devices(db, town, timeline, settings)
     await seed_settings(db, town)
-    report.users_added, report.users = await seed_users(db, town, timeline.registered_at)
+    # Hana moved in a month before the monitor was fitted: a tenant sees the damp risk once it
+    # rests on her tenancy's readings alone (RISK_HISTORY), which a week from her moving in never would
+    from ops_api.queries.households import RISK_HISTORY
+
+    report.users_added, report.users = await seed_users(db, town, timeline.registered_at - RISK_HISTORY)
     return report

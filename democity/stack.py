@@ -7,7 +7,8 @@ it has its own session (Ctrl-C reaches only the demo, which stops them in order)
 with the demo if the demo is killed. `cityops demo`, the end-to-end test and the soak
 benchmark all use it; the soak also kills and restarts ingest through it.
 
-`milestones` reads from the database what a visitor would see on the pages.
+`milestones` reads from the database what a visitor would see on the pages; `town_clock`
+is the town's time for the API's clock file (cityops.clock).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cityops.clock import ClockAnchor, write_anchor
 from cityops.embedded.process import spawn, stop_process
 from cityops.storage import Database
 from democity.accounts import TownAccounts
@@ -63,6 +65,7 @@ class Story:
         self.worker: subprocess.Popen[bytes] | None = None
         self.parts = parts_for(len(build_town(self.options.seed).device_ids))
         self.status_path = work_dir / "worker-status.json"
+        self.clock_path = work_dir / "clock.json"     # the town's clock, for the API (CITYOPS_API__CLOCK_FILE)
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "CITYOPS_DATABASE_URL": self.database_url, "CITYOPS_MQTT_URL": self.mqtt_url,
@@ -146,6 +149,22 @@ class Story:
                 "done": all(p["done"] for p in known), "backlog_done": min(p["backlog_done"] for p in known),
                 "produced": sum(p["produced"] for p in known), "acked": sum(p["acked"] for p in known),
                 "per_device": per_device if all("per_device" in p for p in known) else None}
+
+    def town_clock(self) -> ClockAnchor:
+        """The town's time for the API (cityops.clock): where the furthest device process has got
+        to, so no reading is later than it, running at the story's speed while they are live
+        (never past the real clock); before any process reports, the week's start."""
+        real = datetime.now(UTC)
+        parts = [p for p in (_read_json(self._progress_path(k)) for k in range(self.parts)) if p is not None]
+        if not parts:
+            return ClockAnchor(self.timeline.start, real, rate=0.0)
+        furthest = max(datetime.fromisoformat(p["sim_now"]) for p in parts)
+        running = any(p["live"] and not p["done"] for p in parts)
+        return ClockAnchor(furthest, real, rate=self.options.speed if running else 0.0)
+
+    def write_clock(self) -> None:
+        """The town's clock into `clock_path`, where the API reads its time (cityops.clock)."""
+        write_anchor(self.clock_path, self.town_clock())
 
     def worker_status(self) -> dict[str, Any] | None:
         return _read_json(self.status_path)

@@ -2,8 +2,8 @@
 # Installs the Debian packages the tests use, when they are missing and we may (root with
 # apt-get): mosquitto (the real broker the tests start), nats-server (the 3-node NATS
 # JetStream cluster of tests/test_nats_*.py), nodejs/npm (the TimescaleDB
-# conformance tier) and chromium/chromium-driver (the pages' browser tests). Elsewhere it
-# says what is missing; the tests then skip with a reason.
+# conformance tier; axe-core for the pages' accessibility tests) and chromium/chromium-driver
+# (the pages' browser tests). Elsewhere it says what is missing; the tests then skip with a reason.
 set -euo pipefail
 
 missing=()

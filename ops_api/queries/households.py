@@ -4,7 +4,12 @@ the activity diary and the landlord evidence report (rules.damp does the judging
 Every function takes a HouseholdView (ops_api.queries.scope): staff see the whole history, a
 householder only from their tenancy's start (`view.since`). Readings, diary entries and
 reports before it are left out; the runner's risk is shown once it rests on the tenancy's
-own readings alone (RISK_HISTORY after the start)."""
+own readings alone (RISK_HISTORY after the start).
+
+The risk is one message (docs/damp.md, "What the householder's page shows"): the level's
+headline, one sentence of why (`why`: the first of that level's rules in rules.damp.risk that
+the assessment's numbers meet, in plain words) and the advice for the level. No score beside
+it: a number on the page is one the sentence names (hours of a week), never a rescaled index."""
 
 from __future__ import annotations
 
@@ -23,16 +28,23 @@ from pipelines.damp.pipeline import diary_analysis, load_evidence
 from pipelines.errors import PipelineError
 from rules.damp.diary import Activity, DiaryEntry, as_utc_minute
 from rules.damp.report import LEVEL_COLOURS, evidence_report
-from rules.damp.risk import LEVELS, UNKNOWN
+from rules.damp.risk import (
+    ASHRAE_RH_LIMIT,
+    ASHRAE_T_RANGE_C,
+    DAMP_INDOOR_RH,
+    LEVELS,
+    UNKNOWN,
+    WEEK_H,
+)
 from rules.errors import InvalidDiaryEntry, RulesError
 
-HEADLINES = {
-    "none": "No sign of damp: keep doing what you are doing.",
-    "low": "Low risk of mould: the air is sometimes damp.",
-    "medium": "Medium risk of mould: the coldest wall is often damp.",
-    "high": "High risk of mould: mould can grow on the coldest wall.",
-    "severe": "Severe: mould is likely growing. Tell your landlord.",
-    "unknown": "Not enough readings yet to judge the risk.",
+HEADLINES = {   # the level alone: the sentence of why says the rest (`why`)
+    "none": "No sign of damp",
+    "low": "Low risk of mould",
+    "medium": "Medium risk of mould",
+    "high": "High risk of mould",
+    "severe": "Severe risk: mould is likely",
+    "unknown": "Not enough readings yet to judge the risk",
 }
 ADVICE = {
     "none": ["Keep heating and airing the home as you do now."],
@@ -90,18 +102,78 @@ async def current_reading(db: Database, devices: list[str], since: datetime | No
             "air_temp_c": round(row["air_temp_c"], 2), "rh_pct": round(row["rh_pct"], 1), "dew_point_c": dew}
 
 
-def risk_json(row: asyncpg.Record) -> dict[str, Any]:
+def _hours(count: int) -> str:
+    return f"{count} hour" if count == 1 else f"{count} hours"
+
+
+def why(level: str, numbers: dict[str, Any], reasons: list[str]) -> str:
+    """One plain sentence on why the assessment is at `level`: the first of that level's rules
+    (rules.damp.risk.levels, in its order) that its numbers meet. With none met (numbers
+    missing), the assessment's own first reason."""
+    m = float(numbers.get("mould_index") or 0.0)
+    damp = int(numbers.get("damp_hours_7d") or 0)
+    wet = int(numbers.get("condensation_hours_7d") or 0)
+    usable = int(numbers.get("usable_hours_7d") or 0)
+    indoor_rh = numbers.get("indoor_rh_7d")
+    rh30, t30 = numbers.get("surface_rh_30d"), numbers.get("surface_t_30d")
+    ashrae = (rh30 is not None and t30 is not None and rh30 >= ASHRAE_RH_LIMIT
+              and ASHRAE_T_RANGE_C[0] <= t30 <= ASHRAE_T_RANGE_C[1])
+    week = "in the last 7 days"
+    wet_week = f"Water formed on the coldest wall for {_hours(wet)} {week}."
+    damp_week = f"The coldest wall was damp enough for mould to grow for {_hours(damp)} {week}."
+    damp_month = "Over the last 30 days the coldest wall has been damp enough for mould on average"
+    rules: dict[str, list[tuple[bool, str]]] = {
+        "severe": [(m >= 3, "Mould you can see is likely on the coldest wall."),
+                   (m >= 1 and wet >= 48, f"Water formed on the coldest wall for {_hours(wet)} {week}, "
+                                          "and mould has probably started to grow there.")],
+        "high": [(m >= 1, "Mould has probably started to grow on the coldest wall, even if you cannot see it yet."),
+                 (wet >= 24, wet_week),
+                 (ashrae and damp >= WEEK_H // 2, f"{damp_month}, and for {_hours(damp)} {week}.")],
+        "medium": [(m >= 0.5, "The coldest wall has been damp for long enough for mould to start growing."),
+                   (damp >= 24, damp_week), (wet > 0, wet_week), (ashrae, f"{damp_month}.")],
+        "low": [(damp > 0, damp_week),
+                (indoor_rh is not None and indoor_rh >= DAMP_INDOOR_RH,
+                 f"The air indoors was humid {week}: {float(indoor_rh or 0):.0f} % on average."),
+                (m > 0.01, "The coldest wall was damp enough for mould earlier and has not fully dried out.")],
+        "none": [(True, f"The coldest wall stayed too dry for mould to grow {week}.")],
+        UNKNOWN: [(usable > 0, f"Your monitor sent good readings for only {_hours(usable)} of the last "
+                               f"{WEEK_H} hours."),
+                  (True, f"Your monitor sent no good readings {week}.")],
+    }
+    sentence = next((text for met, text in rules.get(level, []) if met), None)
+    return sentence or (reasons[0] if reasons else HEADLINES.get(level, HEADLINES[UNKNOWN]))
+
+
+def risk_json(row: asyncpg.Record, numbers: dict[str, Any]) -> dict[str, Any]:
+    """The risk as the page shows it (headline, why, advice) and, for staff, the assessment's
+    mould index, reasons and changes. `numbers`: the assessment's metrics."""
     level = row["level"]
+    reasons = _json_list(row["reasons"])
     return {"level": level, "colour": LEVEL_COLOURS.get(level, LEVEL_COLOURS[UNKNOWN]),
-            "score_0_10": round(min(max(float(row["mould_index"]), 0.0), 6.0) / 6.0 * 10.0, 1),
-            "mould_index": round(float(row["mould_index"]), 2), "headline": HEADLINES.get(level, HEADLINES[UNKNOWN]),
-            "advice": ADVICE.get(level, ADVICE[UNKNOWN]), "reasons": _json_list(row["reasons"]),
-            "changes": _json_list(row["changes"]), "data_until": row["data_until"].isoformat(),
+            "headline": HEADLINES.get(level, HEADLINES[UNKNOWN]), "why": why(level, numbers, reasons),
+            "advice": ADVICE.get(level, ADVICE[UNKNOWN]), "mould_index": round(float(row["mould_index"]), 2),
+            "reasons": reasons, "changes": _json_list(row["changes"]), "data_until": row["data_until"].isoformat(),
             "device_id": row["device_id"]}
 
 
 def _json_list(value: Any) -> list[str]:
     return list(json.loads(value)) if isinstance(value, str) else list(value or [])
+
+
+def _json_dict(value: Any) -> dict[str, Any]:
+    return dict(json.loads(value)) if isinstance(value, str) else dict(value or {})
+
+
+async def assessment_numbers(db: Database, device_id: str, data_until: datetime) -> dict[str, Any]:
+    """One assessment's metrics (rules.damp.risk.describe's numbers), its columns winning."""
+    row = await db.fetchrow(
+        "SELECT mould_index, damp_hours_7d, condensation_hours_7d, surface_rh_30d, surface_t_30d, metrics "
+        "FROM damp_assessments WHERE device_id = $1 AND data_until = $2", device_id, data_until)
+    if row is None:
+        return {}
+    columns = {key: row[key] for key in ("mould_index", "damp_hours_7d", "condensation_hours_7d",
+                                         "surface_rh_30d", "surface_t_30d") if row[key] is not None}
+    return {**_json_dict(row["metrics"]), **columns}
 
 
 def _severity(level: str) -> int:
@@ -116,15 +188,17 @@ async def latest_risk(db: Database, household_id: str, devices: list[str], since
                                                since + RISK_HISTORY if since is not None else None)
     if not rows:
         return None
-    return risk_json(max(rows, key=lambda r: (_severity(r["level"]), r["mould_index"])))
+    worst = max(rows, key=lambda r: (_severity(r["level"]), r["mould_index"]))
+    return risk_json(worst, await assessment_numbers(db, worst["device_id"], worst["data_until"]))
 
 
-async def summary(db: Database, view: HouseholdView) -> dict[str, Any]:
+async def summary(db: Database, view: HouseholdView, now: datetime) -> dict[str, Any]:
+    """`now`: the platform's clock (cityops.clock), for the page to judge the reading's age by."""
     household_id, since = view.household_id, view.since
     devices = await household_devices(db, household_id)
     if not devices and not await known_household(db, household_id):
         raise NotFound("no such household")
-    return {"household_id": household_id, "devices": devices,
+    return {"household_id": household_id, "now": now.isoformat(), "devices": devices,
             "member_since": since.isoformat() if since is not None else None,
             "current": await current_reading(db, devices, since) if devices else None,
             "risk": await latest_risk(db, household_id, devices, since) if devices else None}

@@ -1,5 +1,8 @@
 // The householder's page: the current reading, the damp risk with advice, the week's chart,
 // and the diary. Everything comes from /households/me/... with the session cookie.
+// "Now" is the platform's clock (`now` in /households/me: the real time in production, the
+// town's in the demo), never the browser's: a reading's age, the chart's week and the diary's
+// default time all count from it.
 import { drawChart } from "/static/chart.js";
 import { api, el, fmt, homeFor, showError, signedIn, when } from "/static/common.js";
 
@@ -8,7 +11,9 @@ const ACTIVITIES = Object.fromEntries([...document.querySelectorAll("#activity o
   .map((o) => [o.value, o.textContent]));
 const error = document.getElementById("error");
 
-function showCurrent(current) {
+const STALE_MINUTES = 60;
+
+function showCurrent(current, nowMs) {
   const at = document.getElementById("reading-at");
   if (!current) {
     at.textContent = "No readings from your monitor yet. Check that it is plugged in.";
@@ -17,8 +22,10 @@ function showCurrent(current) {
   document.getElementById("air-temp").textContent = fmt(current.air_temp_c);
   document.getElementById("rh").textContent = fmt(current.rh_pct, 0);
   document.getElementById("dew-point").textContent = fmt(current.dew_point_c);
-  const age = (Date.now() - Date.parse(current.ts)) / 60_000;
-  at.textContent = `Measured ${when(current.ts)}` + (age > 60 ? " (the monitor has not reported since)." : ".");
+  const age = (nowMs - Date.parse(current.ts)) / 60_000;
+  at.textContent = `Measured ${when(current.ts)}`
+    + (age > STALE_MINUTES ? ". Your monitor has not sent a reading since then." : ".");
+  at.dataset.stale = age > STALE_MINUTES ? "yes" : "no";
 }
 
 // Text on the band is black or white, whichever reads better on the API's colour.
@@ -33,27 +40,29 @@ function contrastText(band) {
   band.classList.toggle("dark-text", luminance > 0.18);
 }
 
+// One message: the level's headline, one sentence of why, and what to do. No score beside it.
 function showRisk(risk) {
   const band = document.getElementById("risk");
-  const level = document.getElementById("risk-level");
+  const why = document.getElementById("risk-why");
   const advice = document.getElementById("risk-advice");
   band.dataset.level = risk ? risk.level : "unknown";
   if (!risk) {
     document.getElementById("risk-headline").textContent = "No damp assessment yet";
-    level.textContent = "The first one appears after a day of readings.";
+    why.textContent = "The first one appears after a day of readings.";
     advice.replaceChildren();
+    document.getElementById("risk-todo").hidden = true;
     return;
   }
   if (risk.colour && CSS.supports("color", risk.colour)) band.style.backgroundColor = risk.colour;
   contrastText(band);
   document.getElementById("risk-headline").textContent = risk.headline;
-  const score = risk.score_0_10 === undefined || risk.score_0_10 === null ? "" : ` (score ${fmt(risk.score_0_10)} of 10)`;
-  level.textContent = `Risk level: ${risk.level}${score}`;
+  why.textContent = risk.why || "";
+  document.getElementById("risk-todo").hidden = !(risk.advice || []).length;
   advice.replaceChildren(...(risk.advice || []).map((text) => el("li", { text })));
 }
 
-function showHistory(history) {
-  const to = Date.now();
+function showHistory(history, nowMs) {
+  const to = nowMs;
   const from = to - HOURS * 3_600_000;
   const gap = Math.max(1800, 2.5 * (history.bucket_s || 300));
   drawChart(document.getElementById("chart-temp"), history.points,
@@ -88,12 +97,12 @@ function localInputValue(date) {
   return shifted.toISOString().slice(0, 16);
 }
 
-function setUpDiary() {
+function setUpDiary(nowMs) {
   const form = document.getElementById("diary-form");
   const formError = document.getElementById("diary-error");
   const saved = document.getElementById("diary-saved");
   const submit = document.getElementById("diary-submit");
-  form.at.value = localInputValue(new Date());
+  form.at.value = localInputValue(new Date(nowMs));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     showError(formError, null);
@@ -133,13 +142,14 @@ async function main() {
     location.replace(homeFor(user.role));
     return;
   }
-  setUpDiary();
   const [me, history, diary] = await Promise.all([
     api("/households/me"), api(`/households/me/history?hours=${HOURS}`), api("/households/me/diary"),
   ]);
-  showCurrent(me.current);
+  const nowMs = Date.parse(me.now);
+  setUpDiary(nowMs);
+  showCurrent(me.current, nowMs);
   showRisk(me.risk);
-  showHistory(history);
+  showHistory(history, nowMs);
   showDiary(diary);
   document.body.dataset.ready = "yes";
 }

@@ -100,7 +100,9 @@ def svg_lines(hours: npt.NDArray[np.datetime64], lines: list[tuple[str, FloatArr
     def y(v: float) -> float:
         return 10 + (height - bottom - 10) * (1 - (min(max(v, lo), hi) - lo) / (hi - lo))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+    names = ", ".join(label for label, _, _ in lines)
+    parts = [_svg_open(width, height, f"chart of {names}" + (f" from {str(hours[0])[:10]} to {str(hours[-1])[:10]}"
+                                                              if len(hours) else "")),
              f'<rect x="{left}" y="10" width="{width - left - 10}" height="{height - bottom - 10}" '
              f'fill="none" stroke="#bbb"/>']
     for value, label in marks:
@@ -135,8 +137,14 @@ def svg_timeline(levels: list[tuple[date, str]], width: int = 720, height: int =
     blocks = [f'<rect x="{40 + i * step:.1f}" y="4" width="{max(step - 1, 1):.1f}" height="{height - 8}" '
               f'fill="{LEVEL_COLOURS[level]}"><title>{day:%d %b}: {level}</title></rect>'
               for i, (day, level) in enumerate(levels)]
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">'
-            + "".join(blocks) + "</svg>")
+    summary = ", ".join(f"{day:%d %b} {level}" for day, level in levels)
+    return _svg_open(width, height, f"risk level by day: {summary}") + "".join(blocks) + "</svg>"
+
+
+def _svg_open(width: int, height: int, label: str) -> str:
+    """An SVG that shrinks to a narrow screen (a phone at 320 px) and says what it shows."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+            f'style="max-width:{width}px;height:auto" role="img" aria-label="{html.escape(label)}">')
 
 
 def evidence_report(data: EvidenceInput) -> str:
@@ -161,9 +169,11 @@ def evidence_report(data: EvidenceInput) -> str:
     ]
     legend = " ".join(f'<span class="key" style="background:{c}"></span>{esc(k)}' for k, c in LEVEL_COLOURS.items())
     parts = [
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
         f"<title>Damp and mould evidence: {esc(data.home_label)}</title>",
-        "<style>body{font-family:sans-serif;max-width:760px;margin:1em auto;color:#222}"
+        "<style>body{font-family:sans-serif;max-width:760px;margin:1em auto;padding:0 .5em;color:#222;"
+        "overflow-wrap:anywhere}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
         ".key{display:inline-block;width:12px;height:12px;margin:0 4px 0 10px}"
         "@media print{body{margin:0}h2{page-break-after:avoid}svg{page-break-inside:avoid}}</style></head><body>",
