@@ -12,9 +12,10 @@ from typing import Any
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     from benchmarks import api as api_bench
+    from benchmarks import bins_roads, write
     from benchmarks import ingest as ingest_bench
+    from benchmarks import pages as pages_bench
     from benchmarks import rules as rules_bench
-    from benchmarks import write
     from democity import soak
 
     bench = commands.add_parser("bench", help="measure the platform's speed on this machine",
@@ -25,3 +26,5 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     soak.register_bench(which)
     rules_bench.register_bench(which)
     api_bench.register_bench(which)
+    pages_bench.register_bench(which)
+    bins_roads.register_bench(which)

@@ -7,7 +7,9 @@ damp (frog frontier), bins (bin frontier; a collection plan every `plan_every` s
 hours), gritting (road frontier, with its route plans), and the alerts runner with its
 clock at the oldest frontier. Once the week has caught up (as of `live_from` less an hour),
 the operator hands work to the demo crews through the jobs lifecycle (jobs/): every route to
-send gets a gritting job, each truck of the first collection plan for a shift a bins job.
+send gets a gritting job, each truck of the first collection plan for a shift a bins job; and
+the waste crew works its round, one bin marked emptied each time (so the operator's page shows
+the progress), leaving the completion to a person.
 
 Run as a child of the demo (`python -m democity.worker ...`, database and broker
 in CITYOPS_DATABASE_URL / CITYOPS_MQTT_URL); it writes its status (the last successful
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +50,7 @@ from pipelines.open_data.pipeline import publish_snapshots
 log = logging.getLogger("democity.worker")
 
 KINDS = {"frog": "frog_readings", "road": "road_readings", "bin": "bin_readings"}
+OPEN_STATES = ("assigned", "started")
 
 
 class FixedClock:
@@ -122,7 +126,8 @@ class Worker:
             assert bins is not None
             plan = self._planned_at is None or bins - self._planned_at >= self.plan_every or (
                 self._planned_at < self.live_from - timedelta(hours=1) <= bins)
-            await run_bins(self.db, now=bins, settings=BinsRunSettings(plan=plan, time_limit_s=self.plan_seconds))
+            await run_bins(self.db, now=bins, settings=BinsRunSettings(plan=plan, time_limit_s=self.plan_seconds,
+                                                                          roads=self.settings.bins))
             if plan:
                 self._planned_at = bins
             self._ok("bins", bins)
@@ -145,11 +150,16 @@ class Worker:
             self.status.jobs += await assign_jobs(self.db)
         self._alerted_after = ran
 
+    async def _crews(self) -> None:
+        """The waste crew empties a bin a cycle of the rounds the operator handed out."""
+        if self.assign_jobs:
+            await work_a_stop(self.db)
+
     def tasks(self) -> list[Task]:
         """A cycle: the frontiers, then each rule on its own (one rule's failure does not skip
         another's; cityops/periodic.py retries it), then the status file."""
         return [Task("frontiers", self._frontiers), Task("damp", self._damp), Task("bins", self._bins),
-                Task("gritting", self._gritting), Task("alerts", self._alerts_and_jobs)]
+                Task("gritting", self._gritting), Task("alerts", self._alerts_and_jobs), Task("crews", self._crews)]
 
     async def _alerts(self, now: datetime) -> None:
         from alerts.runner import AlertsRunner
@@ -197,6 +207,33 @@ async def assign_jobs(db: Database) -> int:
                 await lifecycle.assign_bins(db, plan["plan_id"], truck, waste, operator)
                 made += 1
     return made
+
+
+async def work_a_stop(db: Database) -> str | None:
+    """The demo waste crew's next bin on its oldest unfinished round, marked done (starting the job
+    first); the bin, or None when there is nothing to mark. The mark's id is the job's and the
+    bin's, so a retried cycle marks it once."""
+    waste = await db.fetchval("SELECT user_id FROM users WHERE username = $1", f"{PREFIX}waste")
+    if waste is None:
+        return None
+    rounds = [r for r in await lifecycle.list_jobs(db, member=waste, kind="bins") if r["state"] in OPEN_STATES]
+    if not rounds:
+        return None
+    states = await lifecycle.progress_of(db, rounds)
+    todo = [(job, stop) for job in sorted(rounds, key=lambda r: r["job_id"])
+            for stop, state in states[job["job_id"]].items() if state.status == "pending"]
+    if not todo:
+        return None
+    job, stop = todo[0]
+    now = datetime.now(UTC)
+    with contextlib.suppress(JobError):
+        if job["state"] == "assigned":
+            await lifecycle.start(db, job["job_id"], now, waste)
+        mark_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"cityops-demo:{job['job_id']}:{stop}"))
+        await lifecycle.record_marks(db, job["job_id"], waste, False,
+                                     [lifecycle.MarkIn(mark_id, stop, "done", None, "", now)], now)
+        return stop
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,6 +68,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/home"): PUBLIC,
     ("GET", "/crew"): PUBLIC,
     ("GET", "/crew/jobs/{job_id}"): PUBLIC,
+    ("GET", "/operator"): PUBLIC,   # the shell; operator.js sends anyone else to their own page
+    ("GET", "/sw.js"): PUBLIC,      # the service worker: the crew's pages offline
     ("GET", "/releases/{version}/agent.tar.gz"): DEVICE,
     # accounts
     ("POST", "/auth/login"): PUBLIC,
@@ -115,12 +117,17 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/bins/plans"): WASTE,
     ("GET", "/bins/plans/{plan_id}"): WASTE,
     ("GET", "/bins/plans/{plan_id}/trucks/{truck}"): WASTE,
+    # the basemap: streets and depots in a box, under the pages' maps
+    ("GET", "/basemap"): CREWS,
     # jobs
     ("GET", "/jobs"): CREWS,
     ("POST", "/jobs"): STAFF,
     ("GET", "/jobs/{job_id}"): CREWS,
     ("POST", "/jobs/{job_id}/start"): CREWS,
     ("POST", "/jobs/{job_id}/complete"): CREWS,
+    ("POST", "/jobs/{job_id}/marks"): CREWS,
+    ("POST", "/jobs/{job_id}/cancel"): STAFF,
+    ("POST", "/jobs/{job_id}/reassign"): STAFF,
     ("GET", "/jobs/{job_id}/sheet"): CREWS,
     # alerts and the in-app feed
     ("GET", "/alerts"): SCOPED,

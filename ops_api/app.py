@@ -24,6 +24,7 @@ from ops_api.routes import (
     admin_devices,
     alerts,
     auth,
+    basemap,
     bins,
     devices,
     gritting,
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(admin_devices.router)
-    for resource in (devices, readings, households, gritting, bins, jobs, alerts, open_data):
+    for resource in (devices, readings, households, gritting, bins, jobs, alerts, open_data, basemap):
         app.include_router(resource.router)
     app.add_exception_handler(CityOpsError, _domain_error)  # type: ignore[arg-type]
     api = settings.api

@@ -16,7 +16,7 @@ app.py's one handler turns them into `{"error": ..., "hint": ...}` with the stat
 are the request's fault (a 422, not a 503); `DOMAIN_ERRORS` how the services' own errors are
 answered (`as_api_error`):
 
-    jobs.errors.JobNotFound                 404    jobs.errors.JobConflict                 409
+    jobs.errors.JobNotFound                 404    jobs.errors.JobConflict (JobCancelled)  409
     jobs.errors.InvalidJob                  422    rules.errors.DecisionLogError           422
     pipelines.errors.RouteDecisionNotFound  404
 """

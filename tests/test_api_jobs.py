@@ -53,6 +53,12 @@ async def test_a_gritting_job_from_assignment_to_treated_route(world_app: FastAP
         assert twice.status_code == 200 and twice.json()["already_completed"] is True
         assert twice.json()["note"] == "all salted, icy by the mill"
         assert (await client.post(f"/jobs/{job['job_id']}/start")).status_code == 409
+        # the history, oldest first, says who did what; completing settles the unmarked sections as done
+        completed = (await client.get(f"/jobs/{job['job_id']}")).json()
+        assert [(e["what"], e["by"]) for e in completed["events"]] == [
+            ("assigned", job["assigned_by"]), ("started", crew.user_id), ("completed", crew.user_id)]
+        assert completed["progress"]["done"] == completed["progress"]["total"] == len(completed["steps"]) > 0
+        assert completed["crew"] == [] and completed["cancelled_at"] is None
 
         treatments = await db.fetch("SELECT * FROM gritting_treatments WHERE job_id = $1", job["job_id"])
         assert len(treatments) == 1 and treatments[0]["route_id"] == "R1" and treatments[0]["salt_kg"] > 0
@@ -86,6 +92,8 @@ async def test_a_bins_job_marks_its_bins_emptied_and_the_runner_honours_it(world
         # staff may complete on a crew member's behalf
         done = await op.post(f"/jobs/{job['job_id']}/complete", json={"note": "done by 07:00"})
         assert done.status_code == 200 and done.json()["state"] == "completed"
+        emptied = (await op.get(f"/jobs/{job['job_id']}")).json()["steps"][1]
+        assert (emptied["stop"], emptied["status"], emptied["done"]) == (world.full_bin, "done", True)
     collected = await db.fetch("SELECT device_id, collected_at FROM bin_collections WHERE job_id = $1", job["job_id"])
     assert [c["device_id"] for c in collected] == [world.full_bin]
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from ops_api.pages import HTML, STATIC
 from tests.api_helpers import api_client
 
-PAGES = ["/login", "/invite/abc123", "/home", "/crew", "/crew/jobs/1"]
+PAGES = ["/login", "/invite/abc123", "/home", "/crew", "/crew/jobs/1", "/operator"]
 # The one absolute URL allowed in an asset: the SVG namespace, an identifier that is never fetched.
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 EXTERNAL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|@import|url\(\s*['"]?(?!data:|/|#)""")
@@ -26,7 +26,7 @@ def _assets() -> list[Path]:
 def test_there_are_pages_and_assets_to_check() -> None:
     names = {path.name for path in _assets()}
     assert {"login.html", "home.html", "crew.html", "job.html", "invite.html",
-            "cityops.css", "common.js", "chart.js", "map.js"} <= names
+            "operator.html", "cityops.css", "common.js", "chart.js", "map.js", "sw.js", "outbox.js"} <= names
 
 
 @pytest.mark.parametrize("path", _assets(), ids=lambda p: p.name)

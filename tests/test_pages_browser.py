@@ -1,9 +1,11 @@
 """The web pages in a real browser: headless Debian Chromium driven by selenium, against
 `cityops api` in a child process on the session's database.
 
-A householder signs in, sees the readings we stored and adds a diary entry (which lands in
-the database); a crew member signs in, sees the route drawn and marks the job done (which
-completes it in the database). Both at a phone's width (360 CSS px). Screenshots go to
+A householder signs in, sees the readings we stored and the risk as one message, and adds a
+diary entry (which lands in the database); on a platform clock days behind the browser's,
+the page still counts a reading's age by the platform's clock; a crew member signs in, sees
+the route drawn and marks the job done (which completes it in the database). All at a
+phone's width (360 CSS px; tests/test_pages_accessibility.py checks every page at 320). Screenshots go to
 tests/artifacts/. Without chromium and chromedriver the tests skip with the reason
 (`scripts/system-deps.sh` installs them as root); under CITYOPS_TEST_STRICT=1 they fail.
 The fixtures are tests/browser_helpers.py's.
@@ -14,27 +16,48 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from benchmarks.api import week_of_readings
+from benchmarks.api import api_server, week_of_readings
+from cityops.clock import ClockAnchor, write_anchor
 from cityops.storage import Database
 from ops_api.accounts.invitations import create_invitation
 from ops_api.accounts.store import create_user
+from ops_api.queries.households import ADVICE
 from rules.psychro import dew_point
 from tests.api_helpers import ALWAYS
-from tests.browser_helpers import browser, console, fits_the_phone, ready, screenshot, sign_in, site, wait_for
+from tests.browser_helpers import (
+    PHONE_WIDTH,
+    browser,
+    console,
+    fits_the_phone,
+    ready,
+    screenshot,
+    sign_in,
+    site,
+    wait_for,
+)
 
 __all__ = ["browser", "site"]   # the fixtures, imported for pytest
 
 
-async def householder_with_a_week_of_readings(db: Database, unique: str) -> tuple[str, str, str]:
+async def householder_with_a_week_of_readings(db: Database, unique: str, now: datetime | None = None
+                                              ) -> tuple[str, str, str]:
+    """A householder whose frog box read every 5 minutes for a week up to a minute before `now`
+    (the real time unless given), assessed "medium" by its mould index of 0.7 (docs/damp.md:
+    medium from 0.5, high from 1)."""
     household, device = f"hh-{unique}", f"{unique}-frog"
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     readings = week_of_readings(device, now - timedelta(minutes=5))
     readings.append((device, now - timedelta(minutes=1), 19.3, 71.0))  # the current reading
     await db.execute("INSERT INTO devices (device_id, kind, household_id) VALUES ($1, 'frog', $2)", device, household)
@@ -44,7 +67,7 @@ async def householder_with_a_week_of_readings(db: Database, unique: str) -> tupl
     await db.execute(
         "INSERT INTO damp_assessments (device_id, data_until, household_id, level, mould_index, damp_hours_7d, "
         "condensation_hours_7d, reasons, changes, faults, metrics) "
-        "VALUES ($1, $2, $3, 'medium', 2.4, 30, 4, $4, '[]', '[]', '{}')",
+        "VALUES ($1, $2, $3, 'medium', 0.7, 30, 4, $4, '[]', '[]', '{}')",
         device, now.replace(minute=0, second=0), household, json.dumps(["the coldest wall is often damp"]))
     password = secrets.token_urlsafe(12)
     await create_user(db, username=f"home-{unique}", password=password, role="householder",
@@ -62,8 +85,13 @@ async def test_a_householder_signs_in_sees_their_numbers_and_adds_a_diary_entry(
                     "dew-point": f"{float(dew_point(19.3, 71.0)):.1f}"}
     band = browser.find_element(By.ID, "risk")
     assert band.get_attribute("data-level") == "medium"
-    assert "Medium risk" in browser.find_element(By.ID, "risk-headline").text
-    assert len(band.find_elements(By.CSS_SELECTOR, "#risk-advice li")) >= 1
+    # one message: the level, why (mould index 0.7 >= 0.5, the first medium rule of docs/damp.md), what to do
+    assert browser.find_element(By.ID, "risk-headline").text == "Medium risk of mould"
+    assert browser.find_element(By.ID, "risk-why").text == ("The coldest wall has been damp for long enough for "
+                                                            "mould to start growing.")
+    assert [li.text for li in band.find_elements(By.CSS_SELECTOR, "#risk-advice li")] == ADVICE["medium"]
+    assert not re.search(r"score|of 10|0\.7", band.text)              # no number that could disagree
+    assert "has not sent" not in browser.find_element(By.ID, "reading-at").text
     # the week drawn as SVG lines with a point per bucket (336 half-hours in 7 days)
     for chart, series in (("chart-temp", "air_temp_c"), ("chart-temp", "dew_point_c"), ("chart-rh", "rh_pct")):
         path = browser.find_element(By.CSS_SELECTOR, f"#{chart} path[data-series={series}]")
@@ -83,6 +111,42 @@ async def test_a_householder_signs_in_sees_their_numbers_and_adds_a_diary_entry(
     assert note in browser.find_element(By.ID, "diary-entries").text
     screenshot(browser, "householder-diary")
     assert console(browser) == []
+
+
+@pytest.fixture(scope="module")
+async def town_site(db: Database, database_url: str, tmp_path_factory: pytest.TempPathFactory
+                    ) -> AsyncIterator[tuple[str, Path]]:
+    """`cityops api` on a clock file (cityops.clock) as the demo runs it: the URL and the file."""
+    folder = tmp_path_factory.mktemp("town-api")
+    clock = folder / "clock.json"
+    write_anchor(clock, ClockAnchor(at=datetime.now(UTC), real=datetime.now(UTC), rate=1.0))
+    async with api_server(database_url, folder / "api.log", env={
+            "CITYOPS_ACCOUNTS__INSECURE_LOCALHOST": "true", "CITYOPS_API__CLOCK_FILE": str(clock)}) as api:
+        yield api.url, clock
+
+
+async def test_the_home_page_counts_a_readings_age_by_the_platforms_clock_not_the_browsers(
+        town_site: tuple[str, Path], browser: WebDriver, db: Database, unique: str) -> None:
+    """The town's clock three days behind the browser's; the last reading 10 minutes before it."""
+    site, clock = town_site
+    town_now = (datetime.now(UTC) - timedelta(days=3)).replace(second=0, microsecond=0)
+    write_anchor(clock, ClockAnchor(at=town_now, real=datetime.now(UTC), rate=0.0))
+    _, username, password = await householder_with_a_week_of_readings(db, unique, now=town_now - timedelta(minutes=9))
+    sign_in(browser, site, "/home", username, password)
+    reading_at = browser.find_element(By.ID, "reading-at")
+    assert reading_at.get_attribute("data-stale") == "no" and "has not sent" not in reading_at.text
+    # the week drawn is the town's week (7 days up to town_now), not empty days up to the browser's now
+    path = browser.find_element(By.CSS_SELECTOR, "#chart-rh path[data-series=rh_pct]")
+    assert len(re.findall(r"[ML]", path.get_attribute("d") or "")) > 300
+    shown_at = browser.execute_script("return new Date(document.getElementById('at').value).getTime()")
+    assert datetime.fromtimestamp(shown_at / 1000, UTC) == town_now    # the diary's default time: the town's now
+
+    write_anchor(clock, ClockAnchor(at=town_now + timedelta(hours=2), real=datetime.now(UTC), rate=0.0))
+    browser.refresh()
+    wait_for(browser, "the page on the later clock", ready)
+    reading_at = browser.find_element(By.ID, "reading-at")               # two hours on: the monitor is quiet
+    assert reading_at.get_attribute("data-stale") == "yes" and "has not sent a reading since" in reading_at.text
+    screenshot(browser, "householder-town-clock")
 
 
 async def test_the_login_page_shows_the_api_error_for_a_wrong_password(
@@ -178,6 +242,8 @@ async def test_a_crew_member_sees_the_route_drawn_and_marks_the_job_done(
         screenshot(browser, "crew-jobs")
         link.click()
         wait_for(browser, "the job page", lambda b: b.current_url.endswith(f"/crew/jobs/{job_id}") and ready(b))
+        wait_for(browser, "the map, streets and all",
+                 lambda b: b.find_element(By.ID, "map").get_attribute("data-drawn"))
 
         paths = browser.find_elements(By.CSS_SELECTOR, "#map path.route")
         assert len(paths) == len(BRISTOL_ROUTE)
@@ -187,9 +253,36 @@ async def test_a_crew_member_sees_the_route_drawn_and_marks_the_job_done(
             assert all(0 <= float(x) <= 400 and float(y) >= 0 for x, y in points)  # inside the map's box
         assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.route.deadhead")) == 1
         assert len(browser.find_elements(By.CSS_SELECTOR, "#steps li")) == 5
+        assert "Solid line: spread salt; dashed: drive without spreading" in browser.find_element(By.ID, "legend").text
         assert browser.find_element(By.ID, "sheet").get_attribute("href").endswith(f"/jobs/{job_id}/sheet")
         assert fits_the_phone(browser), "the job page scrolls sideways at 360 px"
         screenshot(browser, "crew-job")
+
+        # a section marked done with the keyboard alone: Enter on its button; the focus stays on the section
+        key = browser.execute_script("return document.querySelector('#steps li[data-stop]').dataset.stop")
+
+        def enter(b: WebDriver) -> bool:   # again if the list was redrawn between finding the button and typing
+            try:
+                button = b.find_element(By.CSS_SELECTOR, f"#steps li[data-stop='{key}'] button[data-do=done]")
+                button.send_keys(Keys.ENTER)
+            except StaleElementReferenceException:
+                return False
+            return True
+        wait_for(browser, "Enter on the section's button", enter)
+        wait_for(browser, "the section marked and sent", lambda b: b.execute_script(
+            "const li = document.querySelector(`#steps li[data-stop='${arguments[0]}']`);"
+            "return li && li.dataset.status === 'done' && document.body.dataset.waiting === '0'"
+            " && li.contains(document.activeElement)", key))
+        assert [tuple(r) for r in await db.fetch("SELECT stop, status FROM job_marks WHERE job_id = $1", job_id)] == [
+            (key, "done")]
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",   # the narrowest phones still in use
+                                {"width": 320, "height": 700, "deviceScaleFactor": 2, "mobile": True})
+        try:
+            assert fits_the_phone(browser), "the job page scrolls sideways at 320 px"
+            screenshot(browser, "crew-job-320")
+        finally:
+            browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": PHONE_WIDTH, "height": 780, "deviceScaleFactor": 2, "mobile": True})
 
         browser.find_element(By.ID, "start").click()
         wait_for(browser, "the job to start", lambda b: b.find_element(By.TAG_NAME, "body")

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from ops_api.deps import DB, GrittingReader, Staff
+from ops_api.queries import basemap as basemap_q
 from ops_api.queries import gritting as q
 from ops_api.queries.jobs import in_driving_order
 from ops_api.queries.sheet import job_sheet
@@ -71,7 +72,8 @@ async def route_sheet(route_id: str, db: DB, user: GrittingReader, run_id: int |
     sheet = {"kind": "gritting", "route_id": route_id, "plan_id": plan["plan_id"], "geojson": plan["geojson"],
              "steps": plan["steps"], "created_at": plan["computed_at"]}
     return HTMLResponse(job_sheet(sheet, heading=f"Gritting route {plan.get('name') or route_id} "
-                                                 f"(run {plan['run_id']})"))
+                                                 f"(run {plan['run_id']})",
+                                  streets=await basemap_q.around(db, plan["geojson"])))
 
 
 @router.post("/runs/{run_id}/routes/{route_id}/acknowledge", status_code=201,

@@ -96,6 +96,7 @@ export async function signedIn() {
     out.hidden = false;
     out.addEventListener("click", async () => {
       try { await api("/auth/logout", { method: "POST", allow401: true }); } catch { /* signed out anyway */ }
+      if (self.caches) await caches.delete(API_CACHE);   // the next person on this phone sees none of it
       location.assign("/login");
     });
   }
@@ -122,4 +123,48 @@ export function when(iso) {
   const d = new Date(iso);
   return d.toLocaleString(undefined, { weekday: "short", day: "numeric", month: "short",
                                        hour: "2-digit", minute: "2-digit" });
+}
+
+// --- offline (sw.js keeps copies of the API's answers in API_CACHE) ---------------------------
+export const API_CACHE = "cityops-api";
+
+// The copy of a GET answer the service worker kept, or null: for drawing a page at once,
+// before (or without) the network's answer.
+export async function cachedJson(path) {
+  if (!self.caches) return null;
+  try {
+    const hit = await caches.match(path, { cacheName: API_CACHE });
+    return hit ? await hit.json() : null;
+  } catch { return null; }
+}
+
+// Keep `value` as the cached answer for GET `path` (after a POST answered with it).
+export async function keepJson(path, value) {
+  if (!self.caches) return;
+  const cache = await caches.open(API_CACHE);
+  await cache.put(path, new Response(JSON.stringify(value), { headers: { "Content-Type": "application/json" } }));
+}
+
+// The signed-in user as signedIn() gives it, kept on the phone; with no signal, the kept one
+// (a 401 still sends the browser to the login page).
+export async function signedInOrKept() {
+  try {
+    const user = await signedIn();
+    const before = await cachedJson("/auth/me");
+    if (before && before.user_id !== user.user_id && self.caches) await caches.delete(API_CACHE);  // someone else's
+    await keepJson("/auth/me", user);
+    return user;
+  } catch (err) {
+    const kept = err.status !== 401 ? await cachedJson("/auth/me") : null;
+    if (!kept) throw err;
+    const who = document.getElementById("who");
+    if (who) who.textContent = kept.display_name || kept.username;
+    return kept;
+  }
+}
+
+// Install the service worker (sw.js) once the page is usable, so its downloads do not slow the first view.
+export function offlineReady() {
+  if (!("serviceWorker" in navigator)) return Promise.resolve(null);
+  return navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => null);
 }

@@ -1,7 +1,9 @@
 // A route map drawn from GeoJSON as SVG, without tiles: lon/lat projected into the box
 // (equirectangular, x scaled by cos(latitude), which is true enough across a city).
 // LineStrings are the roads driven, in driving order (deadheading dashed); Points are
-// numbered stops, except the depot (role "depot"), drawn as the start.
+// numbered stops, except the depot (role "depot"), drawn as the start. Under the route, the
+// streets around it (GET /basemap, the imported road network) in light grey, the larger
+// ones named along their line.
 
 const NS = "http://www.w3.org/2000/svg";
 const W = 400, PAD = 16;  // drawn near its size on a phone, so labels stay legible
@@ -46,8 +48,66 @@ export function fit(coordinates, maxHeight = 320) {
   return { project, height };
 }
 
-// Draw the FeatureCollection into `svg`; returns how many lines and stops were drawn.
-export function drawRoute(svg, collection) {
+const STREET_LABELS = 15;   // names along at most this many streets: more would hide the route
+const GRID = 0.005;          // the basemap's box, rounded out to this (degrees): one URL per job, cached
+
+// The route's box padded by a fifth, rounded out to the grid: /basemap?bbox=... or null.
+export function basemapPath(collection) {
+  const all = ((collection && collection.features) || []).flatMap((f) => [...lines(f.geometry).flat(), ...points(f.geometry)])
+    .filter((c) => Array.isArray(c) && Number.isFinite(c[0]) && Number.isFinite(c[1]));
+  if (!all.length) return null;
+  const lons = all.map((c) => c[0]), lats = all.map((c) => c[1]);
+  const padX = (Math.max(...lons) - Math.min(...lons)) / 5 + GRID, padY = (Math.max(...lats) - Math.min(...lats)) / 5 + GRID;
+  const down = (v) => (Math.floor(v / GRID) * GRID).toFixed(3), up = (v) => (Math.ceil(v / GRID) * GRID).toFixed(3);
+  return `/basemap?bbox=${down(Math.min(...lons) - padX)},${down(Math.min(...lats) - padY)},`
+         + `${up(Math.max(...lons) + padX)},${up(Math.max(...lats) + padY)}`;
+}
+
+// What the map's marks mean, for this kind of job.
+export function legendFor(kind) {
+  const streets = " Thin grey lines: the streets around it.";
+  if (kind === "bins") {
+    return "The collection round in driving order: the blue line is the way to drive, numbered circles are the bins "
+           + `in the order to empty them, the green dot is the depot.${streets}`;
+  }
+  return `Numbers give the driving order. Solid line: spread salt; dashed: drive without spreading. The green dot is the depot.${streets}`;
+}
+
+function drawStreets(svg, project, streets) {
+  const named = new Set();
+  let labelled = 0;
+  for (const feature of (streets && streets.features) || []) {
+    const props = feature.properties || {};
+    if (props.kind === "place") {
+      for (const point of points(feature.geometry)) {
+        const [x, y] = project(point);
+        const g = svgEl("g", { class: "place" });
+        g.append(svgEl("rect", { x: x - 4, y: y - 4, width: 8, height: 8 }), svgEl("text", { x: x + 7, y: y + 4 }, props.name || ""));
+        svg.append(g);
+      }
+      continue;
+    }
+    for (let line of lines(feature.geometry)) {
+      if (line.length < 2) continue;
+      if (project(line[0])[0] > project(line[line.length - 1])[0]) line = [...line].reverse();  // names read left to right
+      const d = line.map((c, i) => `${i ? "L" : "M"}${project(c).map((v) => v.toFixed(1)).join(" ")}`).join(" ");
+      const path = svgEl("path", { class: `street${props.major ? " major" : ""}`, d });
+      svg.append(path);
+      if (props.major && props.name && !named.has(props.name) && labelled < STREET_LABELS) {
+        named.add(props.name);
+        labelled += 1;
+        path.id = `street-${labelled}`;
+        const text = svgEl("text", { class: "street-name" });
+        text.append(svgEl("textPath", { href: `#street-${labelled}`, startOffset: "50%", "text-anchor": "middle" }, props.name));
+        svg.append(text);
+      }
+    }
+  }
+}
+
+// Draw the FeatureCollection into `svg` (over `streets`, a basemap FeatureCollection, if
+// given); returns how many lines and stops were drawn.
+export function drawRoute(svg, collection, streets) {
   const title = svg.querySelector("title");
   svg.replaceChildren(...(title ? [title] : []));
   const features = (collection && collection.features) || [];
@@ -61,6 +121,7 @@ export function drawRoute(svg, collection) {
   const { project, height } = fit(all);
   svg.setAttribute("viewBox", `0 0 ${W} ${height}`);
   svg.append(svgEl("rect", { class: "frame", x: 0.5, y: 0.5, width: W - 1, height: height - 1 }));
+  if (streets) drawStreets(svg, project, streets);
 
   let drawn = 0;
   const stops = [];
