@@ -39,7 +39,7 @@ from tests.browser_helpers import (
     tab_through,
     wait_for,
 )
-from tests.test_pages_browser import gritting_job_for_a_crew_member, householder_with_a_week_of_readings
+from tests.pages_helpers import gritting_job_for_a_crew_member, householder_with_a_week_of_readings
 
 __all__ = ["site"]   # the fixture, imported for pytest
 
