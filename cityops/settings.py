@@ -334,6 +334,24 @@ class AccountsSettings(BaseModel):
     insecure_localhost: bool = False
 
 
+class CasesSettings(BaseModel):
+    """Damp and mould cases (cases/, docs/api.md "Cases"): when the sensors suggest one, and
+    the questions Awaab's Law leaves open, answered as settings."""
+
+    # a home whose damp level was high or severe on each of this many last days gets a
+    # *suggested* case (`cityops cases suggest`); an officer triages it
+    suggest_after_days: int = Field(default=3, ge=1, le=60)
+    # the regulations do not say whether a sensor alert makes the landlord aware: off (the
+    # default), awareness starts when an officer accepts the suggestion; on, when it was suggested
+    sensor_alert_is_awareness: bool = False
+    due_soon_days: float = Field(default=2, gt=0, le=30)   # a clock this close to its due time is "due soon"
+    # householders' photos (cases/photos.py): stored re-encoded, by checksum, files 0600 in a 0700 folder
+    photo_dir: Path = Path(".cityops/case-photos")
+    photo_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)  # per file, as sent
+    photos_per_report: int = Field(default=5, ge=0, le=20)
+    reports_per_day: int = Field(default=10, ge=1, le=1000)  # per household, in any 24 hours: 429 beyond
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYOPS_",
@@ -356,6 +374,7 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = AlertsSettings()
     releases: ReleasesSettings = ReleasesSettings()
     accounts: AccountsSettings = AccountsSettings()
+    cases: CasesSettings = CasesSettings()
     pki: PkiSettings = PkiSettings()
 
     @field_validator("database_url", "mqtt_url", mode="before")

@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     "route": "benchmarks.route",
     "roads": "pipelines.gritting.cli",
     "bins": "pipelines.bins.cli",
+    "damp": "pipelines.damp.cli",
+    "cases": "cases.cli",
     "device": "devices.cli",
     "nats": "devices.nats_cli",
     "user": "ops_api.accounts.cli",

@@ -58,6 +58,7 @@ CREWS = roles(R.OPERATOR, R.GRITTING_CREW, R.WASTE_CREW)  # crews: only the jobs
 SCOPED = roles(*Role, household_scoped=True)  # householders: their household; crews: their kind of device
 OWN_HOUSEHOLD = roles(R.HOUSEHOLDER, household_scoped=True)  # an admin has no household: 404
 A_HOUSEHOLD = roles(R.OPERATOR, R.HOUSEHOLDER, household_scoped=True)
+CASEWORK = roles(R.OPERATOR, R.LANDLORD)  # landlord officers: their organisation's homes only (404 for others')
 
 ACCESS: dict[tuple[str, str], Access] = {
     # service and pages (the page shells are static; their data comes from the routes below)
@@ -99,6 +100,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("DELETE", "/households/me/diary/{entry_id}"): OWN_HOUSEHOLD,
     ("GET", "/households/me/diary/advice"): OWN_HOUSEHOLD,
     ("GET", "/households/me/report"): OWN_HOUSEHOLD,
+    ("POST", "/households/me/reports"): OWN_HOUSEHOLD,   # damp or mould, with photos: opens or joins the case
+    ("GET", "/households/me/case"): OWN_HOUSEHOLD,
+    ("GET", "/households/me/case/photos/{photo_id}"): OWN_HOUSEHOLD,
     ("GET", "/households/{household_id}"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/history"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/diary"): A_HOUSEHOLD,
@@ -129,6 +133,16 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/jobs/{job_id}/cancel"): STAFF,
     ("POST", "/jobs/{job_id}/reassign"): STAFF,
     ("GET", "/jobs/{job_id}/sheet"): CREWS,
+    # damp and mould cases, landlords and homes (householders: /households/me/reports and /case)
+    ("GET", "/cases"): CASEWORK,
+    ("POST", "/cases"): CASEWORK,
+    ("GET", "/cases/{case_id}"): CASEWORK,
+    ("POST", "/cases/{case_id}/triage"): CASEWORK,
+    ("POST", "/cases/{case_id}/events"): CASEWORK,
+    ("POST", "/cases/{case_id}/close"): CASEWORK,
+    ("GET", "/landlords"): ADMIN,
+    ("POST", "/landlords"): ADMIN,
+    ("PUT", "/homes/{household_id}"): ADMIN,
     # alerts and the in-app feed
     ("GET", "/alerts"): SCOPED,
     ("GET", "/alerts/{alert_id}"): SCOPED,

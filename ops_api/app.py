@@ -26,6 +26,7 @@ from ops_api.routes import (
     auth,
     basemap,
     bins,
+    cases,
     devices,
     gritting,
     health,
@@ -63,13 +64,14 @@ def create_app(settings: Settings, *, db: Database | None = None,
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(admin_devices.router)
-    for resource in (devices, readings, households, gritting, bins, jobs, alerts, open_data, basemap):
+    for resource in (devices, readings, households, gritting, bins, jobs, cases, alerts, open_data, basemap):
         app.include_router(resource.router)
     app.add_exception_handler(CityOpsError, _domain_error)  # type: ignore[arg-type]
     api = settings.api
     app.add_middleware(CrossSite, allowed_origins=[settings.accounts.public_base_url, *api.allowed_origins])
     app.add_middleware(BodyLimit, limit=api.max_body_bytes, small_limit=api.anonymous_max_body_bytes,
-                       small_paths=ANONYMOUS_BODIES)
+                       small_paths=ANONYMOUS_BODIES,
+                       path_limits={households.REPORT_PATH: households.report_body_limit(settings.cases)})
     app.add_middleware(ProxyHeaders, trusted=TrustedProxies.parse(api.trusted_proxies))  # outermost
     return app
 

@@ -19,12 +19,15 @@ answered (`as_api_error`):
     jobs.errors.JobNotFound                 404    jobs.errors.JobConflict (JobCancelled)  409
     jobs.errors.InvalidJob                  422    rules.errors.DecisionLogError           422
     pipelines.errors.RouteDecisionNotFound  404
+    cases.errors.CaseNotFound               404    cases.errors.CaseConflict               409
+    cases.errors.InvalidCase (InvalidPhoto) 422
 """
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
+from cases.errors import CaseConflict, CaseNotFound, InvalidCase
 from cityops.errors import CityOpsError, StorageError
 from jobs.errors import InvalidJob, JobConflict, JobNotFound
 from pipelines.errors import RouteDecisionNotFound
@@ -128,6 +131,9 @@ DOMAIN_ERRORS: tuple[tuple[type[CityOpsError], type[NotFound | Conflict | Invali
     (InvalidJob, InvalidRequest),
     (RouteDecisionNotFound, NotFound),
     (DecisionLogError, InvalidRequest),
+    (CaseNotFound, NotFound),
+    (CaseConflict, Conflict),
+    (InvalidCase, InvalidRequest),
 )
 
 

@@ -8,12 +8,13 @@ bearer token or HTTP Basic) are not browsers acting for someone else and pass.
 
 BodyLimit: a body over the limit is 413, judged on Content-Length when there is one and on
 the bytes actually sent when there is not (chunked); the routes that need no sign-in (login,
-invitations) have a smaller limit than the rest.
+invitations) have a smaller limit than the rest, and a route that takes files (a householder's
+report with photos) names its own larger one in `path_limits`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,17 +73,20 @@ class CrossSite:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, limit: int, *, small_limit: int, small_paths: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, limit: int, *, small_limit: int, small_paths: Iterable[str],
+                 path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.small_limit = small_limit
         self.small_paths = frozenset(small_paths)
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.small_limit if scope["path"] in self.small_paths else self.limit
+        path = scope["path"]
+        limit = self.small_limit if path in self.small_paths else self.path_limits.get(path, self.limit)
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > limit):
             await as_response(PayloadTooLarge(limit))(scope, receive, send)

@@ -85,7 +85,9 @@ async def site(db: Database, database_url: str, tmp_path_factory: pytest.TempPat
     """The API and pages as `cityops api` serves them, on the session's (migrated) database,
     over plain http on this machine as the demo does (so the cookie is not Secure)."""
     log = tmp_path_factory.mktemp("api") / "api.log"
-    async with api_server(database_url, log, env={"CITYOPS_ACCOUNTS__INSECURE_LOCALHOST": "true"}) as api:
+    env = {"CITYOPS_ACCOUNTS__INSECURE_LOCALHOST": "true",
+           "CITYOPS_CASES__PHOTO_DIR": str(tmp_path_factory.mktemp("case-photos"))}  # householders' photos
+    async with api_server(database_url, log, env=env) as api:
         yield api.url
 
 

@@ -51,7 +51,7 @@ class World:
                   "device_id": f"none-{uuid.uuid4().hex[:8]}" if path.startswith("/admin/") else self.devices[i],
                   "user_id": self.other_user.user_id, "job_id": str(MISSING_INT), "plan_id": str(MISSING_INT),
                   "truck": "1", "entry_id": str(MISSING_INT), "notification_id": str(MISSING_INT),
-                  "run_id": str(MISSING_INT),
+                  "run_id": str(MISSING_INT), "case_id": str(MISSING_INT), "photo_id": str(MISSING_INT),
                   "route_id": "no-such-route", "token": "not-a-token", "version": "0.0.0-none"}
         if which == "missing":
             values |= {"household_id": MISSING_ID, "device_id": MISSING_ID, "alert_id": str(MISSING_INT)}
@@ -89,6 +89,10 @@ async def world(db: Database, mosquitto: EmbeddedBroker, tmp_path_factory: pytes
     users = {role: await make_user(db, role, household_id=own[0] if role is Role.HOUSEHOLDER else None)
              for role in Role}
     other_user = await make_user(db, Role.HOUSEHOLDER, household_id=other[0])
+    # the landlord officer works for an organisation of their own (neither household is its home)
+    await db.execute("INSERT INTO landlords (landlord_id, name, kind, social) VALUES ($1, 'Matrix Homes', "
+                     "'housing_association', true)", tag)
+    await db.execute("UPDATE users SET landlord_id = $1 WHERE user_id = $2", tag, users[Role.LANDLORD].user_id)
     async with api_client(app) as client:
         client.headers["Authorization"] = f"Bearer {await open_session(db, other_user.user_id)}"
         entry = await client.post("/households/me/diary", json={
@@ -207,3 +211,19 @@ async def test_staff_see_every_household(world: World, client: httpx.AsyncClient
     response = await call(client, db, "GET", f"/households/{world.households[1]}/diary", world.users[Role.OPERATOR])
     assert response.status_code == 200 and f"secret note of {world.households[1]}" in response.text
 
+
+
+async def test_a_landlord_officer_sees_no_household_sensor_or_alert(world: World, client: httpx.AsyncClient,
+                                                                   db: Database) -> None:
+    """The landlord role reaches its cases (tests/test_cases_access.py), never the council's
+    devices, readings, alerts or any household's data: a GET the table lets them call shows
+    nothing of either household (neither is their organisation's home)."""
+    landlord = world.users[Role.LANDLORD]
+    for method, path in ROUTES:
+        access = ACCESS[(method, path)]
+        if method != "GET" or not access.allows(Role.LANDLORD) or access.public or access.device:
+            continue
+        response = await call(client, db, method, world.url(path), landlord)
+        assert response.status_code < 500, (path, response.text)
+        for secret in (*world.households, *world.devices):
+            assert secret not in response.text, f"GET {path} shows a landlord officer {secret}"

@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import hypothesis
@@ -49,9 +50,28 @@ def send(http: httpx.Client, case: schemathesis.Case, base_url: str, headers: di
     elif data is not None:
         kwargs["data"] = data
     kwargs.pop("auth", None)
-    return http.request(kwargs.pop("method"), kwargs.pop("url"), params=kwargs.pop("params", None),
-                        headers=kwargs.pop("headers", None), cookies=kwargs.pop("cookies", None) or None,
-                        **{k: v for k, v in kwargs.items() if k in ("json", "content", "data", "files")})
+    if kwargs.get("files"):
+        kwargs["files"] = [_as_file_part(part) for part in kwargs["files"]]
+    response = http.request(kwargs.pop("method"), kwargs.pop("url"), params=kwargs.pop("params", None),
+                            headers=kwargs.pop("headers", None), cookies=kwargs.pop("cookies", None) or None,
+                            **{k: v for k, v in kwargs.items() if k in ("json", "content", "data", "files")})
+    response.request.read()   # a multipart body is streamed; schemathesis reads it back for its report
+    return response
+
+
+def _as_file_part(part: Any) -> Any:
+    """A generated multipart file whose content is a number or null (schemathesis makes them from
+    a "binary" schema) sent as its text, as a browser would send any file's bytes: httpx reads
+    only bytes, text or files, and would fail in the client before the server saw anything."""
+    name, value = part
+    if isinstance(value, tuple):
+        filename, content, *rest = value
+        return name, (filename, _as_bytes(content), *rest)
+    return name, _as_bytes(value)
+
+
+def _as_bytes(content: Any) -> Any:
+    return content if isinstance(content, bytes | str) or hasattr(content, "read") else str(content).encode()
 
 
 def examples(http: httpx.Client, strategy: SearchStrategy[schemathesis.Case], base_url: str,

@@ -9,7 +9,7 @@ import sys
 from cityops.embedded.process import free_port
 
 COMMANDS = ("demo", "db", "agent", "ingest", "rules", "api", "device", "route", "roads", "alerts", "dashboards",
-            "release", "user", "bench")
+            "release", "user", "bench", "damp", "cases")
 
 
 def cityops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

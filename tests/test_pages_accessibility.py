@@ -2,19 +2,22 @@
 against `cityops api`): axe-core finds no serious or critical WCAG 2.2 A/AA violation, the page
 fits 320 CSS px without scrolling sideways (WCAG 1.4.10 Reflow), and it works with the
 keyboard alone: Tab reaches every control, each with a visible focus indicator (WCAG 2.1.1,
-2.4.7), and the login and diary forms are filled and sent with keys only.
+2.4.7), and the login, diary and damp report forms are filled and sent with keys only.
 
-Pages: login (and its error), invitation, the householder's home (with and without readings)
-and evidence report, the crew's jobs list, a job page and its printable sheet, the operator's
-page. Helpers in tests/browser_helpers.py; axe-core from tests/browser/package.json.
+Pages: login (and its error), invitation, the householder's home (with and without readings,
+with a refused photo's error and with a damp and mould case) and evidence report, the crew's
+jobs list, a job page and its printable sheet, the operator's page. Helpers in
+tests/browser_helpers.py; axe-core from tests/browser/package.json.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -141,6 +144,35 @@ async def test_the_home_page_with_readings_and_the_diary_by_keyboard(site: str, 
     assert abs(row["ts"] - datetime.now(UTC)) < timedelta(minutes=2)   # the form's default: the platform's now
     check_page(browser, "home-diary-saved")
     assert console(browser) == []
+
+
+async def test_the_home_page_reporting_damp_by_keyboard_and_the_case(site: str, browser: WebDriver, db: Database,
+                                                                    unique: str, tmp_path: Path) -> None:
+    household, username, password = await householder_with_a_week_of_readings(db, unique)
+    sign_in(browser, site, "/home", username, password)
+    not_a_photo = tmp_path / "letter.jpg"
+    not_a_photo.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    photo = tmp_path / "ceiling.png"
+    Image.new("RGB", (200, 150), (90, 90, 80)).save(photo, "PNG")
+
+    from_the_top(browser)
+    tab_to(browser, "damp-text")
+    keys(browser, f"Mould on the ceiling {unique}")
+    browser.find_element(By.ID, "damp-photos").send_keys(str(not_a_photo))  # a file chooser is the system's own
+    tab_to(browser, "damp-submit")
+    keys(browser, Keys.ENTER)
+    error = wait_for(browser, "the refused photo", lambda b: b.find_element(By.ID, "damp-error").text)
+    assert "Photo 1 (letter.jpg)" in error
+    check_page(browser, "home-report-refused")
+
+    browser.find_element(By.ID, "damp-photos").clear()
+    browser.find_element(By.ID, "damp-photos").send_keys(str(photo))
+    tab_to(browser, "damp-submit")
+    keys(browser, Keys.ENTER)
+    wait_for(browser, "the case", lambda b: not b.find_element(By.ID, "case").get_attribute("hidden")
+             and b.find_elements(By.CSS_SELECTOR, "#case-photos img"))
+    assert await db.fetchval("SELECT count(*) FROM damp_cases WHERE household_id = $1", household) == 1
+    check_page(browser, "home-case")
 
 
 async def test_the_evidence_report(site: str, browser: WebDriver, db: Database, unique: str) -> None:

@@ -2,12 +2,14 @@
 `cityops api` in a child process on the session's database.
 
 A householder signs in, sees the readings we stored and the risk as one message, and adds a
-diary entry (which lands in the database); on a platform clock days behind the browser's,
-the page still counts a reading's age by the platform's clock; a crew member signs in, sees
-the route drawn and marks the job done (which completes it in the database). All at a
-phone's width (360 CSS px; tests/test_pages_accessibility.py checks every page at 320). Screenshots go to
-tests/artifacts/. Without chromium and chromedriver the tests skip with the reason
-(`scripts/system-deps.sh` installs them as root); under CITYOPS_TEST_STRICT=1 they fail.
+diary entry (which lands in the database); reports damp with a photo (a file that is not a
+photo refused by name first) and sees their case, its next step and the photo; on a platform
+clock days behind the browser's, the page still counts a reading's age by the platform's
+clock; a crew member signs in, sees the route drawn and marks the job done (which completes
+it in the database). All at a phone's width (360 CSS px; tests/test_pages_accessibility.py
+checks every page at 320). Screenshots go to tests/artifacts/. Without chromium and
+chromedriver the tests skip with the reason (`scripts/system-deps.sh` installs them as
+root); under CITYOPS_TEST_STRICT=1 they fail.
 The fixtures are tests/browser_helpers.py's.
 """
 
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -31,6 +34,7 @@ from cityops.storage import Database
 from ops_api.accounts.invitations import create_invitation
 from ops_api.accounts.store import create_user
 from ops_api.queries.households import ADVICE
+from rules.cases.clocks import WorkingDays, due_in_words
 from rules.psychro import dew_point
 from tests.browser_helpers import (
     PHONE_WIDTH,
@@ -84,6 +88,50 @@ async def test_a_householder_signs_in_sees_their_numbers_and_adds_a_diary_entry(
     assert note in browser.find_element(By.ID, "diary-entries").text
     screenshot(browser, "householder-diary")
     assert console(browser) == []
+
+
+async def test_a_householder_reports_damp_with_a_photo_and_sees_their_case(
+        site: str, browser: WebDriver, db: Database, unique: str, tmp_path: Path) -> None:
+    household, username, password = await householder_with_a_week_of_readings(db, unique)
+    sign_in(browser, site, "/home", username, password)
+    assert browser.find_element(By.ID, "case").get_attribute("hidden") is not None   # no case yet
+
+    fake = tmp_path / "mould.jpg"
+    fake.write_bytes(b"<!doctype html><p>not a photo</p>")
+    photo = tmp_path / "wall.jpg"
+    Image.new("RGB", (320, 240), (60, 70, 50)).save(photo, "JPEG")
+    text = f"Black mould behind the wardrobe {unique}"
+    browser.find_element(By.ID, "damp-text").send_keys(text)
+    browser.find_element(By.ID, "damp-photos").send_keys(str(fake))
+    browser.find_element(By.ID, "damp-submit").click()
+    error = wait_for(browser, "the refused photo", lambda b: b.find_element(By.ID, "damp-error").text)
+    assert "Photo 1 (mould.jpg)" in error and "is not a JPEG, PNG or WebP photo" in error
+    assert await db.fetchval("SELECT count(*) FROM damp_cases WHERE household_id = $1", household) == 0
+
+    browser.find_element(By.ID, "damp-photos").clear()
+    browser.find_element(By.ID, "damp-photos").send_keys(str(photo))
+    browser.find_element(By.ID, "damp-submit").click()
+    wait_for(browser, "the case", lambda b: b.find_element(By.ID, "damp-saved").text
+             and not b.find_element(By.ID, "case").get_attribute("hidden"))
+    assert browser.find_element(By.ID, "damp-error").text == ""
+    aware = await db.fetchval("SELECT aware_at FROM damp_cases WHERE household_id = $1 AND state = 'open'", household)
+    assert aware is not None
+    # the significant hazard's first clock: investigate within 10 working days of awareness
+    # (SI 2025/1042 reg. 4), counted by the clocks' own calendar, shown as a tenant reads it
+    due = WorkingDays.england().add(aware, 10)
+    assert browser.find_element(By.ID, "case-next").text == (
+        f"Next step: your landlord must investigate the damp and mould {due_in_words(due)}.")
+    assert text in browser.find_element(By.ID, "case-timeline").text
+    image = browser.find_element(By.CSS_SELECTOR, "#case-photos img")
+    wait_for(browser, "the photo to load", lambda b: b.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth", image) == 320)
+    assert fits_the_phone(browser)
+    screenshot(browser, "householder-case")
+    assert [m for m in console(browser) if "/households/me/reports" not in m or "422" not in m] == []  # the refusal
+
+    browser.refresh()                                              # the case is there on the next visit too
+    wait_for(browser, "the page again", ready)
+    assert text in browser.find_element(By.ID, "case-timeline").text
 
 
 @pytest.fixture(scope="module")

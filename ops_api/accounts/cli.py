@@ -1,5 +1,8 @@
 """`cityops user add|invite|list|disable|password|tenancies|end-tenancy`: accounts from the command line.
 
+A landlord officer is added with their organisation: `cityops user add NAME --role landlord
+--landlord ID` (the landlord must exist: POST /landlords).
+
 Whoever may run this may reach the database, so it needs no sign-in: it is how the very
 first admin is made. Passwords are never arguments (they would sit in the shell history and
 the process list): they are typed at a prompt, or read from stdin or `--password-file`.
@@ -15,16 +18,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from cases import store as cases_store
 from cityops.errors import CityOpsError
 from cityops.services import database_for
 from cityops.settings import Settings
 from cityops.storage import Database, status
 from ops_api.accounts import invitations, store, tenancies
 from ops_api.accounts.passwords import check_strength
-from ops_api.accounts.roles import Role
+from ops_api.accounts.roles import Role, User
 from ops_api.errors import Conflict, InvalidRequest
 
 ACCOUNTS_MIGRATION = 18  # 0011 made the accounts tables, 0018 the tenancies this code writes
+LANDLORDS_MIGRATION = 29  # landlords and users.landlord_id (the landlord role)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -39,6 +44,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--household", help="householder: the household they live in")
+    add.add_argument("--landlord", help="landlord: the landlord organisation they work for (its id)")
     add.add_argument("--name", help="display name (default: the username)")
     add.add_argument("--password-file", type=Path, help="read the password from the first line of this file "
                                                         "('-' for stdin)")
@@ -119,16 +125,47 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+def check_landlord(role: str, landlord_id: str | None) -> str | None:
+    """A landlord officer needs their organisation, and only they have one."""
+    if role == Role.LANDLORD.value and not landlord_id:
+        raise InvalidRequest("a landlord officer needs the landlord organisation they work for", field="--landlord",
+                             hint="GET /landlords lists them; an admin adds one with POST /landlords")
+    if role != Role.LANDLORD.value and landlord_id:
+        raise InvalidRequest(f"only a landlord officer works for a landlord, not a {role}", field="--landlord")
+    return landlord_id
+
+
 async def run_add(args: argparse.Namespace, settings: Settings) -> int:
+    landlord_id = check_landlord(args.role, args.landlord)
     password = read_password(args.password_file)
     async with database_for(settings) as db:
         await _accounts_db_ready(db)
-        user = await store.create_user(db, username=args.username, password=password, role=args.role,
-                                       household_id=args.household, display_name=args.name, created_by="cli")
+        if landlord_id is None:
+            user = await store.create_user(db, username=args.username, password=password, role=args.role,
+                                           household_id=args.household, display_name=args.name, created_by="cli")
+        else:
+            user = await _add_landlord_officer(db, args, password, landlord_id)
     where = f" of household {user.household_id}" if user.household_id else ""
+    where += f" of landlord {landlord_id}" if landlord_id else ""
     print(f"created {user.role.value} {user.username}{where} ({user.user_id}); sign in at "
           f"{settings.accounts.public_base_url.rstrip('/')}/login")
     return 0
+
+
+async def _add_landlord_officer(db: Database, args: argparse.Namespace, password: str, landlord_id: str) -> User:
+    """The user and their organisation in one transaction (an unknown landlord makes no user)."""
+    if any(m.version <= LANDLORDS_MIGRATION for m in (await status(db)).pending):
+        raise CityOpsError("the database has no landlords yet (migrations are pending)",
+                           hint="run `cityops db migrate` first")
+    new = await store.prepare_user(username=args.username, password=password, role=Role.LANDLORD,
+                                   display_name=args.name, created_by="cli")
+    async with db.transaction() as conn:
+        if not await cases_store.landlord_exists(conn, landlord_id):
+            raise InvalidRequest(f"no landlord {landlord_id!r}", field="--landlord",
+                                 hint="an admin adds it with POST /landlords")
+        user = await store.insert_user(conn, new)
+        await cases_store.set_user_landlord(conn, user.user_id, landlord_id)
+    return user
 
 
 async def run_invite(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,6 +12,7 @@ class Role(StrEnum):
     WASTE_CREW = "waste_crew"
     HOUSEHOLDER = "householder"
     ADMIN = "admin"
+    LANDLORD = "landlord"   # a housing officer of one landlord organisation (users.landlord_id): its homes' cases
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any, cast
 
 import asyncpg
 
+from cases import store as case_store
+from cases.photos import StoredPhoto
 from cityops.storage import Database
 from ops_api.errors import InvalidRequest, NotFound
 from ops_api.queries.readings import Window, dew_points, series
@@ -286,3 +288,24 @@ async def report_html(db: Database, view: HouseholdView, start: datetime, end: d
     except (RulesError, PipelineError) as exc:
         raise NotFound(str(exc), hint=exc.hint) from None
     return evidence_report(evidence)
+
+
+# --- the householder's damp and mould case ---------------------------------------------------
+
+async def reports_since(db: Database, household_id: str, since: datetime) -> int:
+    """How many reports the household has sent since then (the daily limit counts them)."""
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM case_events e JOIN damp_cases c USING (case_id) "
+        "WHERE c.household_id = $1 AND e.kind = 'report' AND e.at >= $2", household_id, since)
+    return count
+
+
+async def case_photo(db: Database, view: HouseholdView, photo_id: int) -> StoredPhoto:
+    """A photo of the household's case that the view may see (from the tenancy's start, as
+    household_case lists them); anything else, another home's included, is 404."""
+    row = await case_store.photo(db, photo_id)
+    case = None if row is None else await case_store.get_case(db, row["case_id"])
+    if (row is None or case is None or case["household_id"] != view.household_id
+            or view.clip(row["uploaded_at"]) != row["uploaded_at"]):
+        raise NotFound(f"no photo {photo_id} in your home's case")
+    return StoredPhoto(sha256=row["sha256"], media_type=row["media_type"], bytes=row["bytes"], path=row["path"])

@@ -8,6 +8,11 @@
     DELETE /households/me/diary/{entry_id}
     GET    /households/me/diary/advice?days=7 humidity rises, what explains them, advice
     GET    /households/me/report?days=30      the landlord evidence page (HTML)
+    POST   /households/me/reports             report damp or mould (multipart: text, photos 0..5):
+                                              opens the home's case or adds to it; 201 the case
+    GET    /households/me/case                the home's open (or latest) damp and mould case as
+                                              the householder may see it, or null (200) for none
+    GET    /households/me/case/photos/{photo_id}   one of that case's photos (the image bytes)
     GET    /households/{household_id}[/history|/diary|/diary/advice|/report]
                                               staff (and the householder for their own id);
                                               another household's id is 404, crews 403
@@ -17,27 +22,45 @@ A householder's tenancy is looked up on every request: with none open they see n
 (404), and with one they see only what lies after its start (ops_api.queries.scope).
 "Now" is the platform's clock (cityops.clock: the real UTC time in production, the town's
 in the demo), for the windows, the diary's checks and the page's "last reported".
+
+A report's photos are all checked (cases.photos: decoded, re-encoded without EXIF) before
+any is written, so a refused file stores nothing; its body may be larger than other routes'
+(`report_body_limit`, given to the BodyLimit guard), and a household may send at most
+`cases.reports_per_day` reports in any 24 hours (429 beyond).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
+from cases import lifecycle
+from cases.errors import PhotoDamaged
+from cases.photos import CheckedPhoto, StoredPhoto, check_count, check_photos, open_photo, save_photo
 from cityops.clock import platform_now
+from cityops.settings import CasesSettings
 from cityops.storage import Database
 from ops_api.accounts import tenancies
 from ops_api.accounts.roles import Role
 from ops_api.deps import DB, AppSettings, CurrentUser, Staff, User, allow
+from ops_api.errors import InvalidRequest, TooManyRequests
 from ops_api.queries import households as q
 from ops_api.queries.readings import plan_window
 from ops_api.queries.scope import HouseholdView, household_for, own_household
 
+log = logging.getLogger("ops_api.households")
 router = APIRouter(prefix="/households", tags=["households"])
+REPORT_PATH = "/households/me/reports"
+REPORT_TEXT_MAX = 2000
+MULTIPART_ROOM = 64 * 1024   # the text, the field names and the multipart boundaries
 Householder = Annotated[User, Depends(allow(Role.HOUSEHOLDER))]
 Hours = Annotated[int, Query(ge=1, le=400 * 24, description="hours back from now (at most 400 days)")]
 Days = Annotated[int, Query(ge=1, le=400, description="days back from now")]
@@ -124,6 +147,99 @@ async def my_diary_advice(db: DB, user: Householder, now: Now, days: Annotated[i
 async def my_report(db: DB, user: Householder, now: Now, days: Annotated[int, Query(ge=1, le=366)] = 30,
                     reported_on: date | None = None) -> HTMLResponse:
     return await _report(db, await _mine(db, user), now, days, reported_on)
+
+
+# --- a damp and mould report, and the householder's case ----------------------------------
+
+def report_body_limit(cases: CasesSettings) -> int:
+    """The largest body POST /households/me/reports takes: every photo at its limit, and room."""
+    return cases.photos_per_report * cases.photo_max_bytes + MULTIPART_ROOM
+
+
+_REPORT_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["text"],
+    "properties": {
+        "text": {"type": "string", "minLength": 1, "maxLength": REPORT_TEXT_MAX,
+                 "description": "what you see, where, and since when"},
+        "photos": {"type": "array", "maxItems": 5, "items": {"type": "string", "format": "binary"},
+                   "description": "JPEG, PNG or WebP photos, each at most 5 MB (cases.photo_max_bytes)"}}}}}}}
+
+
+def _report_text(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise InvalidRequest("say what you see and where (1 to 2000 characters)", field="text")
+    if len(text) > REPORT_TEXT_MAX:
+        raise InvalidRequest(f"{len(text)} characters; the most is {REPORT_TEXT_MAX}", field="text",
+                             hint="shorten it, or send a second report")
+    return text
+
+
+def _file_name(upload: UploadFile) -> str | None:
+    """The name the browser gave, for messages only (never used on disk)."""
+    name = "".join(c for c in (upload.filename or "") if c.isprintable())
+    return name[:80] or None
+
+
+def _saved_photos(folder: Path, checked: list[CheckedPhoto]) -> list[StoredPhoto]:
+    return [save_photo(folder, photo) for photo in checked]
+
+
+@router.post("/me/reports", status_code=201, openapi_extra=_REPORT_FORM,
+             summary="Report damp or mould, with up to 5 photos: opens your home's case or adds to it")
+async def report_damp(request: Request, db: DB, user: Householder, now: Now, settings: AppSettings
+                      ) -> dict[str, Any]:
+    cases = settings.cases
+    view = await _mine(db, user)
+    async with request.form(max_files=50, max_fields=20) as form:   # closes the spooled files
+        text = _report_text(form.get("text"))
+        sent = form.getlist("photos")
+        if any(not isinstance(item, UploadFile) for item in sent):
+            raise InvalidRequest("send each photo as a file", field="photos")
+        files = [item for item in sent if isinstance(item, UploadFile)
+                 and (item.filename or item.size)]  # a file input left empty sends a nameless empty part
+        check_count(len(files), cases.photos_per_report)   # before reading them
+        recent = await q.reports_since(db, view.household_id, now - timedelta(days=1))
+        if recent >= cases.reports_per_day:
+            raise TooManyRequests(f"your home has sent {recent} reports in the last 24 hours; the most is "
+                                  f"{cases.reports_per_day}", retry_after_s=3600,
+                                  hint="add to your case tomorrow, or phone your landlord if it is urgent")
+        uploads = [(await f.read(cases.photo_max_bytes + 1), f.content_type, _file_name(f)) for f in files]
+    checked = await asyncio.to_thread(check_photos, uploads, max_bytes=cases.photo_max_bytes,
+                                      most=cases.photos_per_report)   # every file before any is written
+    stored = await asyncio.to_thread(_saved_photos, cases.photo_dir, checked)
+    case = await lifecycle.householder_report(db, view.household_id, user.user_id, text, stored, now,
+                                              since=view.since)   # from their tenancy
+    return case
+
+
+@router.get("/me/case", summary="Your home's damp and mould case (open, or the latest), or null for none")
+async def my_case(db: DB, user: Householder, now: Now) -> dict[str, Any] | None:
+    view = await _mine(db, user)
+    return await lifecycle.household_case(db, view.household_id, now, since=view.since)
+
+
+@router.get("/me/case/photos/{photo_id}", response_class=Response,
+            responses={200: {"content": {m: {} for m in ("image/jpeg", "image/png", "image/webp")}}},
+            summary="A photo of your home's case (only from your tenancy)")
+async def my_case_photo(photo_id: int, db: DB, user: Householder, settings: AppSettings) -> Response:
+    view = await _mine(db, user)
+    photo = await q.case_photo(db, view, photo_id)
+    try:
+        data = await asyncio.to_thread(open_photo, settings.cases.photo_dir, photo)
+    except PhotoDamaged as exc:
+        log.error("case photo %s (%s): %s", photo_id, photo.path, exc)
+        return JSONResponse({"error": "this photo cannot be shown: the stored file is damaged or missing",
+                             "hint": "send the photo again with a new report"},
+                            status_code=500)
+    return Response(data, media_type=photo.media_type, headers=PHOTO_HEADERS | {
+        "Content-Disposition": f'inline; filename="photo-{photo_id}.{photo.path.rsplit(".", 1)[-1]}"'})
+
+
+# An image served as itself and nothing else: never sniffed as HTML, never run, never cached
+# where the next person at a shared computer could find it.
+PHOTO_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+                 "Cache-Control": "private, no-store", "Cross-Origin-Resource-Policy": "same-origin"}
 
 
 # --- any household, for staff --------------------------------------------------------------

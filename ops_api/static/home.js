@@ -1,5 +1,6 @@
-// The householder's page: the current reading, the damp risk with advice, the week's chart,
-// and the diary. Everything comes from /households/me/... with the session cookie.
+// The householder's page: the current reading, the damp risk with advice, their damp and mould
+// case (its next step in plain words, what has happened, their photos), the report form, the
+// week's chart, and the diary. Everything comes from /households/me/... with the session cookie.
 // "Now" is the platform's clock (`now` in /households/me: the real time in production, the
 // town's in the demo), never the browser's: a reading's age, the chart's week and the diary's
 // default time all count from it.
@@ -136,17 +137,130 @@ function setUpDiary(nowMs) {
   });
 }
 
+// --- the damp and mould case and the report ------------------------------------------------
+
+const MAX_PHOTOS = 5;   // the API decides (cases.photos_per_report); this only spares a refused upload
+const CLOCK_WORDS = { waiting: "starts after the investigation", on_time: "on time", due_soon: "due soon",
+                      overdue: "late", met: "done", met_late: "done, but late" };
+const LONG_DATE = new Intl.DateTimeFormat("en-GB", { weekday: "long", day: "numeric", month: "long",
+                                                     year: "numeric", timeZone: "Europe/London" });
+
+function longDate(iso) {
+  return LONG_DATE.format(new Date(iso)).replace(",", "");
+}
+
+// The clocks' labels say what the landlord does; on the tenant's own page "the tenant" is "you".
+function forYou(label) {
+  return label.replace(/\bthe tenant\b/g, "you");
+}
+
+function lowerFirst(text) {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+function showCase(found) {
+  const box = document.getElementById("case");
+  box.hidden = !found;
+  if (!found) return;
+  document.getElementById("case-state").textContent = found.state === "open"
+    ? `Open since ${longDate(found.opened_at)}: your landlord knows about the damp and mould.`
+    : "This case is closed.";
+  const step = found.next_step;
+  document.getElementById("case-next").replaceChildren(...(step ? [el("p", { "data-state": step.state },
+    el("strong", { text: "Next step: " }),
+    `your landlord must ${lowerFirst(forYou(step.label))} ${step.due_in_words}.`
+      + (step.state === "overdue" ? " This is now late." : ""))] : []));
+  document.getElementById("case-clocks").replaceChildren(...found.clocks.map((clock) => el("li",
+    { "data-state": clock.state },
+    `${forYou(clock.label)}: `,
+    el("span", { class: "muted", text: clock.due_in_words
+      ? `${clock.due_in_words} (${CLOCK_WORDS[clock.state] || clock.state})` : CLOCK_WORDS.waiting }))));
+  document.getElementById("case-timeline").replaceChildren(...found.timeline.map((entry) => el("li", {},
+    el("time", { datetime: entry.at, text: when(entry.at) }), ` ${entry.summary}`,
+    ...(entry.text ? [el("q", { text: entry.text })] : []))));
+  document.getElementById("case-photos-part").hidden = !found.photos.length;
+  document.getElementById("case-photos").replaceChildren(...found.photos.map((photo, i) => {
+    const url = `/households/me/case/photos/${photo.photo_id}`;
+    return el("li", {}, el("a", { href: url, target: "_blank", rel: "noopener" },
+      el("img", { src: url, alt: `Photo ${i + 1}, sent ${when(photo.uploaded_at)} (opens full size)`,
+                  loading: "lazy", width: 160, height: 120 })));
+  }));
+}
+
+// The API names every refused file in one message ("photos: photo 2 (a.pdf) is ...; photo 4 ...");
+// the page lists them one a line.
+function showReportError(target, err) {
+  const message = err.message || String(err);
+  if (!message.startsWith("photos: ")) {
+    showError(target, err);
+    return;
+  }
+  const files = message.slice("photos: ".length).split(/; (?=photo \d)/)
+    .map((text) => text.charAt(0).toUpperCase() + text.slice(1));
+  if (files.length === 1) {
+    showError(target, { message: files[0], hint: err.hint });
+    return;
+  }
+  showError(target, { message: "These photos could not be used:", hint: err.hint });
+  target.insertBefore(el("ul", {}, ...files.map((text) => el("li", { text }))), target.querySelector(".hint"));
+}
+
+function setUpReport() {
+  const form = document.getElementById("damp-form");
+  const formError = document.getElementById("damp-error");
+  const saved = document.getElementById("damp-saved");
+  const submit = document.getElementById("damp-submit");
+  const chosen = document.getElementById("damp-chosen");
+  const photos = document.getElementById("damp-photos");
+  photos.addEventListener("change", () => {
+    chosen.replaceChildren(...[...photos.files].map((file, i) => el("li",
+      { text: `Photo ${i + 1}: ${file.name} (${Math.max(1, Math.round(file.size / 1024))} KB)` })));
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(formError, null);
+    saved.textContent = "";
+    if (!form.text.value.trim()) {
+      showError(formError, { message: "Say what you see, where, and since when." });
+      form.text.focus();
+      return;
+    }
+    if (photos.files.length > MAX_PHOTOS) {
+      showError(formError, { message: `You chose ${photos.files.length} photos: send at most ${MAX_PHOTOS}.`,
+                             hint: "Send the others with a second report." });
+      photos.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      showCase(await api("/households/me/reports", { method: "POST", body: new FormData(form) }));
+      saved.textContent = "Sent. Your report is in your case above.";
+      form.reset();
+      chosen.replaceChildren();
+    } catch (err) {
+      showReportError(formError, err);
+      if ((err.message || "").startsWith("photos:")) photos.focus();
+      else form.text.focus();
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
 async function main() {
   const user = await signedIn();
   if (user.role !== "householder") {
     location.replace(homeFor(user.role));
     return;
   }
-  const [me, history, diary] = await Promise.all([
+  const [me, history, diary, found] = await Promise.all([
     api("/households/me"), api(`/households/me/history?hours=${HOURS}`), api("/households/me/diary"),
+    api("/households/me/case"),
   ]);
   const nowMs = Date.parse(me.now);
   setUpDiary(nowMs);
+  setUpReport();
+  showCase(found);
   showCurrent(me.current, nowMs);
   showRisk(me.risk);
   showHistory(history, nowMs);

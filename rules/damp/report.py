@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from rules.cases import clocks
 from rules.damp import risk
 from rules.damp.quality import HourlySeries
 from rules.damp.risk import Assessment, HomeInputs
@@ -26,9 +27,10 @@ log = logging.getLogger("rules.damp.report")
 FloatArray = npt.NDArray[np.float64]
 LEVEL_COLOURS = {"none": "#2e7d32", "low": "#9e9d24", "medium": "#f9a825", "high": "#ef6c00",
                  "severe": "#c62828", "unknown": "#9e9e9e"}
-AWAAB_INVESTIGATE_WORKING_DAYS = 10
-AWAAB_SUMMARY_WORKING_DAYS = 3
-AWAAB_EMERGENCY = timedelta(hours=24)
+# the lengths come from the clocks the cases use (rules/cases/clocks.py): one place for the law
+AWAAB_INVESTIGATE_WORKING_DAYS = next(r.working_days for r in clocks.SIGNIFICANT if r.key == "investigation")
+AWAAB_SUMMARY_WORKING_DAYS = next(r.working_days for r in clocks.SIGNIFICANT if r.key == "written_summary")
+AWAAB_EMERGENCY = timedelta(hours=next(r.hours for r in clocks.EMERGENCY if r.key == "emergency_investigation"))
 
 
 @dataclass(frozen=True)
@@ -49,21 +51,19 @@ class EvidenceInput:
 
 def working_days_after(start: date, days: int, holidays: frozenset[date] = frozenset()) -> date:
     """The date `days` working days after `start` (weekends and the given holidays skipped)."""
-    current = start
-    left = days
-    while left:
-        current += timedelta(days=1)
-        if current.weekday() < 5 and current not in holidays:
-            left -= 1
-    return current
+    return clocks.WorkingDays(holidays).add_days(start, days)
 
 
 def awaab_deadlines(reported_on: date, holidays: frozenset[date] = frozenset()) -> list[tuple[str, str]]:
-    """Awaab's Law duties from the day damp and mould was reported, as (duty, by when)."""
-    investigate = working_days_after(reported_on, AWAAB_INVESTIGATE_WORKING_DAYS, holidays)
-    summary = working_days_after(investigate, AWAAB_SUMMARY_WORKING_DAYS, holidays)
+    """Awaab's Law duties from the day damp and mould was reported, as (duty, by when).
+
+    Working days skip weekends, England's bank holidays and any further `holidays` given.
+    """
+    calendar = clocks.WorkingDays.england().also_closed(holidays)
+    investigate = calendar.add_days(reported_on, AWAAB_INVESTIGATE_WORKING_DAYS)
+    summary = calendar.add_days(investigate, AWAAB_SUMMARY_WORKING_DAYS)
     return [
-        ("Emergency hazards made safe",
+        ("Emergency hazards investigated (then made safe within 24 hours of the investigation)",
          f"within 24 hours of the report: by {reported_on + AWAAB_EMERGENCY:%a %d %b %Y}"),
         ("Significant damp and mould investigated",
          f"within {AWAAB_INVESTIGATE_WORKING_DAYS} working days: by {investigate:%a %d %b %Y}"),
@@ -208,8 +208,8 @@ def evidence_report(data: EvidenceInput) -> str:
         parts.append(f"<p>Damp and mould reported to the landlord on {data.reported_on:%a %d %b %Y}:</p><table>"
                      + "".join(f"<tr><th>{esc(duty)}</th><td>{esc(when)}</td></tr>"
                                for duty, when in awaab_deadlines(data.reported_on, data.holidays)) + "</table>"
-                     "<p>Working days skip weekends" + (" and the listed bank holidays" if data.holidays else
-                                                        "; bank holidays are not counted here") + ".</p>")
+                     "<p>Working days skip weekends and bank holidays in England"
+                     + (" and the other listed closed days" if data.holidays else "") + ".</p>")
     else:
         parts.append("<p>Significant damp and mould must be investigated within 10 working days of being "
                      "reported, a written summary given within 3 working days of the investigation, and "
