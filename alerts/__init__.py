@@ -2,6 +2,7 @@
 
     model.py        severities, Signal (what a rule says about one cause), Alert, Transition
     rules.py        the alert rules: facts -> signals (pure)
+    case_clocks.py  the damp cases' Awaab's Law clocks overdue or due soon: one alert per case and cause (pure)
     lifecycle.py    open / acknowledged / resolved, hysteresis, escalation (pure, takes `now`)
     preferences.py  subscriptions: who wants which alerts, by which channel, quiet hours (pure)
     messages.py     what each channel says, backoff, HTTP failure classes (pure)

@@ -71,6 +71,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     sub.add_argument("--rules", help=f"comma-separated: {', '.join(RULES)}")
     sub.add_argument("--min-severity", choices=SEVERITIES, default="warning")
     sub.add_argument("--household", help="only this household's alerts (required for householders)")
+    sub.add_argument("--landlord", help="only the case clocks of this landlord's homes (required for role landlord)")
     sub.add_argument("--quiet", metavar="HH:MM-HH:MM", help="quiet hours: held until they end (critical bypasses)")
     sub.add_argument("--timezone", default="Europe/London", help="for the quiet hours (IANA name)")
     sub.add_argument("--escalation-level", type=int, default=0,
@@ -175,6 +176,8 @@ async def subscribe(args: argparse.Namespace, settings: Settings) -> int:
     fields: dict[str, Any] = {"user_id": args.user, "role": args.role, "channel": args.channel, "target": args.to,
                               "min_severity": args.min_severity, "household_id": args.household,
                               "timezone": args.timezone, "escalation_level": args.escalation_level}
+    if args.landlord:
+        fields["landlord_id"] = args.landlord
     if args.rules:
         fields["rules"] = [r.strip() for r in args.rules.split(",") if r.strip()]
     if args.quiet:

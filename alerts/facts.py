@@ -11,10 +11,12 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
+from alerts.case_clocks import CASE_TABLES
 from alerts.ingest_stall import load_beats
 from alerts.rules import (
     BinEventFact,
     BinPriorityFact,
+    CaseFact,
     DampFact,
     DeviceFact,
     Facts,
@@ -110,6 +112,25 @@ WHERE d.kind = $1 AND d.status = 'active'
 """
 
 
+# the open cases the landlord was aware of by `now`, with their home and landlord; their
+# milestones as of `now` (the earliest time of each; the awareness is the case's own)
+_CASES = """
+SELECT c.case_id, c.household_id, c.category, c.aware_at, h.landlord_id, l.name AS landlord_name,
+       coalesce(h.label, '') AS home_label
+FROM damp_cases c
+JOIN homes h ON h.household_id = c.household_id
+LEFT JOIN landlords l ON l.landlord_id = h.landlord_id
+WHERE c.state = 'open' AND c.aware_at <= $1
+ORDER BY c.case_id
+"""
+
+_MILESTONES = """
+SELECT case_id, milestone, min(at) AS at FROM case_events
+WHERE case_id = ANY($1::bigint[]) AND milestone IS NOT NULL AND milestone <> 'aware' AND at <= $2
+GROUP BY case_id, milestone
+"""
+
+
 async def _missing(db: Database, tables: tuple[str, ...]) -> list[str]:
     rows = await db.fetch("SELECT t FROM unnest($1::text[]) t WHERE to_regclass(t) IS NULL", list(tables))
     return [r["t"] for r in rows]
@@ -150,4 +171,19 @@ async def load_facts(db: Database, now: datetime, settings: AlertsSettings) -> F
     beats, active, note = await load_beats(db, now)
     if note:
         notes.append(note)
-    return Facts(now, damp, segments, routes, priorities, events, devices, int(dead), tuple(notes), beats, active)
+    cases = await load_cases(db, now, notes)
+    return Facts(now, damp, segments, routes, priorities, events, devices, int(dead), tuple(notes), beats, active,
+                 cases)
+
+
+async def load_cases(db: Database, now: datetime, notes: list[str]) -> list[CaseFact] | None:
+    """The open damp cases as of `now`; None (not evaluated, a note) before migration 0029."""
+    missing = await _missing(db, CASE_TABLES)
+    if missing:
+        notes.append(f"case clock rules not evaluated: no table {', '.join(missing)} (migration 0029)")
+        return None
+    rows = await db.fetch(_CASES, now)
+    reached: dict[int, dict[str, datetime]] = defaultdict(dict)
+    for r in await db.fetch(_MILESTONES, [r["case_id"] for r in rows], now):
+        reached[r["case_id"]][r["milestone"]] = r["at"]
+    return [CaseFact(**dict(r), milestones=reached[r["case_id"]]) for r in rows]

@@ -45,7 +45,8 @@ class Step:
 def open_alert(signal: Signal, now: datetime) -> Alert:
     return Alert(None, signal.rule, signal.cause, signal.severity, "open", signal.title, signal.detail,
                  opened_at=now, last_firing_at=now, device_id=signal.device_id, household_id=signal.household_id,
-                 area=signal.area, route_id=signal.route_id, value=signal.value, members=signal.members)
+                 area=signal.area, route_id=signal.route_id, value=signal.value, members=signal.members,
+                 landlord_id=signal.landlord_id)
 
 
 def membership_change(before: tuple[Member, ...], after: tuple[Member, ...], shown: int = 10) -> str | None:

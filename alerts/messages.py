@@ -27,8 +27,9 @@ def payload(alert: Alert, transition: Transition) -> dict[str, Any]:
             "at": iso(transition.at), "rule": alert.rule, "cause": alert.cause, "severity": alert.severity,
             "state": alert.state, "title": alert.title, "detail": transition.detail or alert.detail,
             "value": alert.value, "device_id": alert.device_id, "household_id": alert.household_id,
-            "area": alert.area, "route_id": alert.route_id, "opened_at": iso(alert.opened_at),
-            "escalation_level": alert.escalation_level, "members": [m.as_json() for m in alert.members]}
+            "area": alert.area, "route_id": alert.route_id, "landlord_id": alert.landlord_id,
+            "opened_at": iso(alert.opened_at), "escalation_level": alert.escalation_level,
+            "members": [m.as_json() for m in alert.members]}
 
 
 def headline(p: dict[str, Any]) -> str:

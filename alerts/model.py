@@ -25,7 +25,8 @@ TransitionKind = Literal["opened", "worsened", "updated", "acknowledged", "escal
 
 # Every rule by name, in the order `cityops alerts list` groups them.
 RULES = ("damp_risk", "road_freeze", "route_treatment", "bin_overflow", "bin_fire", "bin_tilt",
-         "device_offline", "battery_low", "sensor_stuck", "dead_letter_spike", "ingest_stalled", "ingest_down")
+         "device_offline", "battery_low", "sensor_stuck", "dead_letter_spike", "ingest_stalled", "ingest_down",
+         "case_overdue", "case_due_soon")
 
 
 def band(value: float, raise_at: float, clear_at: float, *, rising: bool = True) -> Status:
@@ -79,6 +80,7 @@ class Signal:
     area: str | None = None
     route_id: str | None = None
     members: tuple[Member, ...] = ()
+    landlord_id: str | None = None   # the landlord organisation whose home it is about (case clocks)
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -112,6 +114,7 @@ class Alert:
     escalated_at: datetime | None = None
     clear_since: datetime | None = None
     members: tuple[Member, ...] = ()
+    landlord_id: str | None = None
 
     @property
     def member_ids(self) -> frozenset[str]:

@@ -6,6 +6,8 @@ work raises `InvalidPreference` naming the field, and the runner skips that row 
     rules          NULL: the role's defaults (ROLE_RULES); otherwise names from alerts.model.RULES
     min_severity   info | warning | critical
     household_id   only that household's alerts; required for householders
+    landlord_id    only the alerts about that landlord organisation's homes; required for
+                   landlord officers (role `landlord`: the case clocks of their homes)
     escalation     0: opened / worsened / resolved; N >= 1: escalations reaching level N or more
     quiet hours    local HH:MM-HH:MM in `timezone`: email, webhook and MQTT notifications are held
                    until the quiet hours end (not dropped); the in-app feed is never held, and
@@ -27,7 +29,7 @@ from alerts.model import RULES, SEVERITY_RANK, Alert, Severity, TransitionKind
 
 Channel = Literal["email", "webhook", "mqtt", "feed"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
-Role = Literal["operator", "gritting_crew", "waste_crew", "householder", "admin"]
+Role = Literal["operator", "gritting_crew", "waste_crew", "householder", "admin", "landlord"]
 ROLES: tuple[str, ...] = get_args(Role)
 ALERT_DEVICE = "@device"       # mqtt target: the device the alert is about
 MIN_SECRET_CHARS = 16
@@ -38,6 +40,7 @@ ROLE_RULES: dict[str, frozenset[str]] = {
     "gritting_crew": frozenset({"road_freeze", "route_treatment"}),
     "waste_crew": frozenset({"bin_overflow", "bin_fire", "bin_tilt"}),
     "householder": frozenset({"damp_risk", "device_offline", "battery_low", "sensor_stuck"}),
+    "landlord": frozenset({"case_overdue", "case_due_soon"}),
 }
 ORDINARY: frozenset[str] = frozenset({"opened", "worsened", "resolved"})
 
@@ -78,6 +81,7 @@ class Subscription:
     household_id: str | None = None
     quiet: QuietHours | None = None
     escalation_level: int = 0
+    landlord_id: str | None = None
 
 
 def parse_quiet(text: str) -> tuple[time, time]:
@@ -125,11 +129,14 @@ def parse_subscription(row: Mapping[str, Any]) -> Subscription:
     household = row.get("household_id")
     if role == "householder" and not household:
         raise InvalidPreference("a householder's subscription needs a household_id", field="household_id")
+    landlord = row.get("landlord_id")
+    if role == "landlord" and not landlord:
+        raise InvalidPreference("a landlord officer's subscription needs a landlord_id", field="landlord_id")
     level = int(row.get("escalation_level") or 0)
     if level < 0:
         raise InvalidPreference("escalation_level is 0 (ordinary) or more", field="escalation_level")
     return Subscription(int(row["subscription_id"]), str(row["user_id"]), role, channel, target, secret, chosen,
-                        severity, household, _quiet(row), level)
+                        severity, household, _quiet(row), level, landlord)
 
 
 def _quiet(row: Mapping[str, Any]) -> QuietHours | None:
@@ -156,6 +163,8 @@ def wants(sub: Subscription, alert: Alert, kind: TransitionKind) -> bool:
     if alert.rule not in sub.rules or SEVERITY_RANK[alert.severity] < SEVERITY_RANK[sub.min_severity]:
         return False
     if sub.household_id is not None and alert.household_id != sub.household_id:
+        return False
+    if sub.landlord_id is not None and alert.landlord_id != sub.landlord_id:
         return False
     return not (sub.channel == "mqtt" and sub.target == ALERT_DEVICE and alert.device_id is None)
 

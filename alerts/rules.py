@@ -19,6 +19,8 @@ tables yet) is not evaluated at all, so its open alerts stay as they are.
                        heartbeat that old while devices are active (alerts/ingest_stall.py)
     ingest_down        no ingest consumer running at all (every heartbeat stopped or stale) for more
                        than a minute while devices are active (alerts/ingest_stall.py)
+    case_overdue       per open damp case: its Awaab's Law clocks past due and not met (alerts/case_clocks.py)
+    case_due_soon      per open damp case: its clocks due within two days (alerts/case_clocks.py)
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alerts.case_clocks import CaseFact, case_signals
 from alerts.groups import BinPriorityFact, RouteFact, SegmentFact, bin_round_signals, road_signals
 from alerts.ingest_stall import IngestBeat, ingest_down_signal, ingest_signals
 from alerts.model import RULES, Severity, Signal, Status, band
 from cityops.settings import AlertsSettings
 
-__all__ = ["BinEventFact", "BinPriorityFact", "DampFact", "DeviceFact", "Evaluation", "Facts", "IngestBeat",
+__all__ = ["BinEventFact", "BinPriorityFact", "CaseFact", "DampFact", "DeviceFact", "Evaluation", "Facts", "IngestBeat",
            "RouteFact", "SegmentFact", "band", "evaluate", "stuck_status"]
 
 DAMP_LEVELS = ("none", "low", "medium", "high", "severe")
@@ -83,6 +86,7 @@ class Facts:
     notes: tuple[str, ...] = ()      # why some facts are missing
     ingest: Sequence[IngestBeat] | None = None   # the consumers' heartbeats (migration 0025)
     active_devices: int = 0
+    cases: Sequence[CaseFact] | None = None      # the open damp cases and their milestones (migration 0029)
 
 
 @dataclass(frozen=True)
@@ -209,5 +213,8 @@ def evaluate(facts: Facts, settings: AlertsSettings, previous: Mapping[str, froz
         signals += ingest_signals(facts.ingest, facts.now, facts.active_devices)
         signals.append(ingest_down_signal(facts.ingest, facts.now, facts.active_devices))
         evaluated |= {"ingest_stalled", "ingest_down"}
+    if facts.cases is not None:
+        signals += case_signals(facts.cases, facts.now)
+        evaluated |= {"case_overdue", "case_due_soon"}
     assert evaluated <= set(RULES)
     return Evaluation(signals, frozenset(evaluated), facts.notes)

@@ -185,4 +185,5 @@ class AlertsRunner:
 def hold(alert: Alert) -> Signal:
     """A signal that keeps the alert as it is."""
     return Signal(alert.rule, alert.cause, "hold", alert.severity, alert.title, alert.detail, alert.value,
-                  alert.device_id, alert.household_id, alert.area, alert.route_id, alert.members)
+                  alert.device_id, alert.household_id, alert.area, alert.route_id, alert.members,
+                  alert.landlord_id)

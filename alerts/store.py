@@ -33,7 +33,7 @@ log = logging.getLogger("alerts.store")
 
 _ALERT_FIELDS = ("alert_id", "rule", "cause", "severity", "state", "title", "detail", "opened_at", "last_firing_at",
                  "device_id", "household_id", "area", "route_id", "value", "acknowledged_at", "acknowledged_by",
-                 "resolved_at", "escalation_level", "escalated_at", "clear_since", "members")
+                 "resolved_at", "escalation_level", "escalated_at", "clear_since", "members", "landlord_id")
 _MUTABLE = ("severity", "state", "title", "detail", "value", "acknowledged_at", "acknowledged_by", "resolved_at",
             "escalation_level", "escalated_at", "clear_since", "last_firing_at", "members")
 

@@ -19,15 +19,17 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import shapely
 
+from cases import lifecycle as cases
+from cases import store as cases_store
 from cityops.settings import Settings
 from cityops.storage import Database
 from democity.story import Timeline
-from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Town
+from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Home, Town
 from devices.area import CouncilArea
 from devices.registry import insert_devices
 from devices.spec import DeviceSpec, validate
@@ -40,11 +42,33 @@ LIKE = f"{PREFIX}%"
 
 
 @dataclass(frozen=True)
+class DemoLandlord:
+    landlord_id: str
+    name: str
+    kind: str                  # council | housing_association | private
+    social: bool               # a social landlord: Awaab's Law's clocks apply to its homes
+
+
+COUNCIL_HOUSING = DemoLandlord(f"{PREFIX}ashbury", "Ashbury Council Housing", "council", True)
+HOUSING_ASSOCIATION = DemoLandlord(f"{PREFIX}riverside", "Riverside Homes", "housing_association", True)
+PRIVATE_EVERY = 6              # every sixth home (the 6th, 12th, ...) is let privately: no landlord on record
+
+
+def landlord_of(index: int) -> DemoLandlord | None:
+    """The town's homes by their number: 10 private, then the council's even ones (30) and the
+    housing association's odd ones (20)."""
+    if index % PRIVATE_EVERY == PRIVATE_EVERY - 1:
+        return None
+    return COUNCIL_HOUSING if index % 2 == 0 else HOUSING_ASSOCIATION
+
+
+@dataclass(frozen=True)
 class DemoUser:
     username: str
     role: str
     display_name: str
     household_id: str | None = None
+    landlord_id: str | None = None      # a landlord officer's organisation
 
     @property
     def password(self) -> str:
@@ -59,7 +83,11 @@ def demo_users(town: Town) -> tuple[DemoUser, ...]:
             DemoUser(f"{PREFIX}gritting", "gritting_crew", "Gus (gritting crew)"),
             DemoUser(f"{PREFIX}waste", "waste_crew", "Wren (waste crew)"),
             DemoUser(f"{PREFIX}householder", "householder", f"Hana (household {damp_home.household_id})",
-                     damp_home.household_id))
+                     damp_home.household_id),
+            DemoUser(f"{PREFIX}housing", "landlord", "Hamid (Ashbury Council Housing)",
+                     landlord_id=COUNCIL_HOUSING.landlord_id),
+            DemoUser(f"{PREFIX}riverside", "landlord", "Rosa (Riverside Homes)",
+                     landlord_id=HOUSING_ASSOCIATION.landlord_id))
 
 
 @dataclass
@@ -69,11 +97,12 @@ class SeedReport:
     devices: int = 0
     users_added: int = 0
     users: dict[str, str] = field(default_factory=dict)     # username -> user_id
+    cases: int = 0                                           # damp cases made (none when seeded before)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.segments} road segments, {self.devices} devices ({self.devices_added} new), "
-                f"{len(self.users)} users ({self.users_added} new)")
+                f"{len(self.users)} users ({self.users_added} new), {self.cases} damp cases")
 
 
 # --- reset ------------------------------------------------------------------------------------
@@ -90,6 +119,10 @@ _RESET = (
     "(SELECT user_id FROM users WHERE username LIKE $1)) OR route_id LIKE $1",
     "DELETE FROM jobs WHERE assigned_to IN (SELECT user_id FROM users WHERE username LIKE $1) "
     "OR route_id LIKE $1 OR plan_id IN (SELECT plan_id FROM bin_plans WHERE depot_id LIKE $1)",
+    # the damp cases of demo homes (their alerts' causes name the home: deleted below)
+    "DELETE FROM case_photos WHERE case_id IN (SELECT case_id FROM damp_cases WHERE household_id LIKE $1)",
+    "DELETE FROM case_events WHERE case_id IN (SELECT case_id FROM damp_cases WHERE household_id LIKE $1)",
+    "DELETE FROM damp_cases WHERE household_id LIKE $1",
     # alerts about demo causes, with their notifications and history
     *(f"DELETE FROM {table} WHERE alert_id IN (SELECT alert_id FROM alerts WHERE cause LIKE '%' || $1)"
       for table in ("notifications", "alert_events", "alert_outbox", "alerts")),
@@ -205,23 +238,103 @@ async def seed_users(db: Database, town: Town, member_since: datetime | None = N
                                         household_id=user.household_id, display_name=user.display_name,
                                         created_by="cityops demo", member_since=member_since)
             user_id, added = created.user_id, added + 1
+        if user.landlord_id is not None:   # as `cityops user add --role landlord --landlord ID` does
+            async with db.transaction() as conn:
+                await cases_store.set_user_landlord(conn, user_id, user.landlord_id)
         ids[user.username] = user_id
     await _feed_subscriptions(db, town, ids)
     return added, ids
 
 
 async def _feed_subscriptions(db: Database, town: Town, ids: dict[str, str]) -> None:
-    """In-app alert feeds: the operator sees every alert, the householder their home's."""
+    """In-app alert feeds: the operator sees every alert, the householder their home's, a landlord
+    officer the case clocks of their organisation's homes."""
     users = {u.username: u for u in demo_users(town)}
     for username, user_id in ids.items():
         user = users[username]
-        if user.role not in ("operator", "householder"):
+        if user.role not in ("operator", "householder", "landlord"):
             continue
         exists = await db.fetchval("SELECT 1 FROM alert_subscriptions WHERE user_id = $1 AND channel = 'feed'",
                                    user_id)
         if not exists:
-            await db.execute("INSERT INTO alert_subscriptions (user_id, role, channel, household_id, min_severity) "
-                             "VALUES ($1, $2, 'feed', $3, 'info')", user_id, user.role, user.household_id)
+            await db.execute("INSERT INTO alert_subscriptions (user_id, role, channel, household_id, landlord_id, "
+                             "min_severity) VALUES ($1, $2, 'feed', $3, $4, 'info')", user_id, user.role,
+                             user.household_id, user.landlord_id)
+
+
+# --- landlords and damp cases -----------------------------------------------------------------
+
+async def seed_landlords(db: Database, town: Town, timeline: Timeline) -> None:
+    """The two social landlords and which of the town's homes each owns (PUT /homes does the same)."""
+    for org in (COUNCIL_HOUSING, HOUSING_ASSOCIATION):
+        await cases_store.insert_landlord(db, org.landlord_id, org.name, org.kind, org.social)
+    for i, home in enumerate(town.homes):
+        landlord = landlord_of(i)
+        await cases.put_home(db, home.household_id, landlord.landlord_id if landlord else None,
+                             f"{i + 1} {home.area} Close", landlord is not None, timeline.registered_at)
+
+
+def case_homes(town: Town) -> dict[str, Home]:
+    """The homes the seeded cases are about: Hana's (the council's, damp), one of the housing
+    association's damp homes, and a dry council home whose case is closed."""
+    hana = next(h for h in town.homes if h.damp)
+    late = next(h for i, h in enumerate(town.homes) if h.damp and landlord_of(i) is HOUSING_ASSOCIATION)
+    closed = next(h for i, h in enumerate(town.homes) if not h.damp and landlord_of(i) is COUNCIL_HOUSING)
+    return {"investigated": hana, "overdue": late, "closed": closed}
+
+
+async def seed_cases(db: Database, town: Town, timeline: Timeline, users: dict[str, str]) -> int:
+    """Three damp cases at the town's time, made as the officers and Hana would (cases.lifecycle):
+    Hana's report, investigated with its summary sent, during the week; one the housing
+    association has not investigated for three weeks (overdue); one closed after its works. The
+    sensors' suggestions come from the worker (democity/worker.py). None when any exists already."""
+    homes = case_homes(town)
+    if await db.fetchval("SELECT count(*) FROM damp_cases WHERE household_id = ANY($1)",
+                         [h.household_id for h in homes.values()]):
+        return 0
+    housing, riverside = users[f"{PREFIX}housing"], users[f"{PREFIX}riverside"]
+    day = timedelta(days=1)
+
+    # Hana reported mould four days before the town's evening; the council inspected two days
+    # later and wrote to her the day after (the written summary, SI 2025/1042 reg. 6)
+    reported = timeline.live_from - 4 * day
+    view = await cases.householder_report(db, homes["investigated"].household_id, users[f"{PREFIX}householder"],
+                                          "Black mould is spreading behind the wardrobe in the back bedroom, and the "
+                                          "window runs with water every morning.", (), reported)
+    case_id = view["case_id"]
+    await cases.triage(db, case_id, housing, reported + timedelta(hours=2), decision="accept",
+                       category="significant", reason="mould in a bedroom; no one vulnerable recorded")
+    inspected = reported + 2 * day
+    await cases.record_step(db, case_id, housing, inspected, "investigation",
+                            {"findings": "condensation on a cold solid wall; extractor fan not working"})
+    await cases.record_step(db, case_id, housing, inspected + day, "summary_sent", {
+        "how": "letter", "text": "We found condensation on the cold back wall and a broken extractor fan. We will "
+        "replace the fan and treat the mould within five working days, then insulate the wall."})
+
+    # the housing association logged a call three weeks before the town's evening and has not inspected
+    aware = timeline.live_from - 21 * day
+    late = await cases.open_case(db, homes["overdue"].household_id, riverside, aware, category="significant",
+                                 reason="tenant reports damp walls in the living room", aware_at=aware,
+                                 aware_how="householder", text="Phone call: damp patches and a musty smell.")
+    await cases.record_step(db, late, riverside, aware + day, "contact", {"how": "phone"})
+
+    # an older case, worked through and closed at the start of the week
+    aware = timeline.live_from - 40 * day
+    done = await cases.open_case(db, homes["closed"].household_id, housing, aware, category="significant",
+                                 reason="mould around the bathroom window", aware_at=aware, aware_how="officer")
+    inspected = aware + 2 * day
+    steps: tuple[tuple[timedelta, str, dict[str, str]], ...] = (
+        (timedelta(0), "investigation", {"findings": "a blocked trickle vent and mould on the reveal"}),
+        (day, "summary_sent", {"how": "email", "text": "We will clear the vent and treat the mould."}),
+        (2 * day, "safety_works", {"stage": "done"}),
+        (3 * day, "further_works", {"stage": "begun"}),
+        (10 * day, "further_works", {"stage": "started"}),
+    )
+    for after, kind, body in steps:
+        await cases.record_step(db, done, housing, inspected + after, kind, body)
+    await cases.close_case(db, done, housing, timeline.start + timedelta(hours=12),
+                           "works finished; no damp on the follow-up visit")
+    return 3
 
 
 async def seed(db: Database, town: Town, timeline: Timeline, settings: Settings, work_dir: Path) -> SeedReport:
@@ -235,5 +348,7 @@ async def seed(db: Database, town: Town, timeline: Timeline, settings: Settings,
     # rests on her tenancy's readings alone (RISK_HISTORY), which a week from her moving in never would
     from ops_api.queries.households import RISK_HISTORY
 
+    await seed_landlords(db, town, timeline)
     report.users_added, report.users = await seed_users(db, town, timeline.registered_at - RISK_HISTORY)
+    report.cases = await seed_cases(db, town, timeline, report.users)
     return report

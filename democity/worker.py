@@ -3,7 +3,8 @@
 Each cycle runs "as of" the data's frontier: per device kind, the oldest of the demo
 devices' newest readings (so every device's data up to then is in; the damp runner, which
 carries the mould index forward hour by hour, must never see an hour half-filled). Then:
-damp (frog frontier), bins (bin frontier; a collection plan every `plan_every` simulated
+damp (frog frontier; then the sensors' damp case suggestions, cases.lifecycle.suggest_from_sensors),
+bins (bin frontier; a collection plan every `plan_every` simulated
 hours), gritting (road frontier, with its route plans), and the alerts runner with its
 clock at the oldest frontier. Once the week has caught up (as of `live_from` less an hour),
 the operator hands work to the demo crews through the jobs lifecycle (jobs/): every route to
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cases.lifecycle import suggest_from_sensors
 from cityops.periodic import Periodic, Task, stop_event_on_signals
 from cityops.settings import Settings, get_settings
 from cityops.storage import Database
@@ -118,6 +120,9 @@ class Worker:
         if self._edges is not None and self._done.get("damp") != (frog := self._edges["frog"]):
             assert frog is not None
             await run_damp(self.db, now=frog)
+            # homes damp on each of the last days get a suggested case for their landlord to triage
+            await suggest_from_sensors(self.db, frog, days=self.settings.cases.suggest_after_days,
+                                       sensor_is_awareness=self.settings.cases.sensor_alert_is_awareness)
             await publish_snapshots(self.db, now=frog)
             self._ok("damp", frog)
 

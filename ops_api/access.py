@@ -68,6 +68,9 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/invite/{token}"): PUBLIC,
     ("GET", "/home"): PUBLIC,
     ("GET", "/crew"): PUBLIC,
+    ("GET", "/landlord"): PUBLIC,
+    ("GET", "/landlord/cases/{case_id}"): PUBLIC,
+    ("GET", "/landlord/dashboard"): PUBLIC,
     ("GET", "/crew/jobs/{job_id}"): PUBLIC,
     ("GET", "/operator"): PUBLIC,   # the shell; operator.js sends anyone else to their own page
     ("GET", "/sw.js"): PUBLIC,      # the service worker: the crew's pages offline
@@ -103,6 +106,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/households/me/reports"): OWN_HOUSEHOLD,   # damp or mould, with photos: opens or joins the case
     ("GET", "/households/me/case"): OWN_HOUSEHOLD,
     ("GET", "/households/me/case/photos/{photo_id}"): OWN_HOUSEHOLD,
+    ("GET", "/households/me/case/evidence.pdf"): OWN_HOUSEHOLD,   # the householder's copy of the pack
+    ("GET", "/households/me/case/evidence.csv"): OWN_HOUSEHOLD,
     ("GET", "/households/{household_id}"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/history"): A_HOUSEHOLD,
     ("GET", "/households/{household_id}/diary"): A_HOUSEHOLD,
@@ -136,10 +141,13 @@ ACCESS: dict[tuple[str, str], Access] = {
     # damp and mould cases, landlords and homes (householders: /households/me/reports and /case)
     ("GET", "/cases"): CASEWORK,
     ("POST", "/cases"): CASEWORK,
+    ("GET", "/cases/stats"): CASEWORK,
     ("GET", "/cases/{case_id}"): CASEWORK,
     ("POST", "/cases/{case_id}/triage"): CASEWORK,
     ("POST", "/cases/{case_id}/events"): CASEWORK,
     ("POST", "/cases/{case_id}/close"): CASEWORK,
+    ("GET", "/cases/{case_id}/evidence.pdf"): CASEWORK,   # the full evidence pack
+    ("GET", "/cases/{case_id}/evidence.csv"): CASEWORK,
     ("GET", "/landlords"): ADMIN,
     ("POST", "/landlords"): ADMIN,
     ("PUT", "/homes/{household_id}"): ADMIN,

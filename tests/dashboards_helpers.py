@@ -84,6 +84,29 @@ async def seed(db: Database) -> None:
         ('battery_low', 'battery_low:bin-1', 'warning', 'acknowledged', 'Battery low on bin-1', 'bin-1', $1, $1),
         ('offline', 'offline:frog-2', 'warning', 'resolved', 'frog-2 offline', 'frog-2', $1, $1)""",
                      now - timedelta(hours=2))
+    await seed_cases(db, now)
+
+
+async def seed_cases(db: Database, now: datetime) -> None:
+    """A landlord's open case at h1, investigated a day after awareness, and a sensor's
+    suggestion at h2 (a home with no landlord yet), for the cases board."""
+    await db.execute("""
+        INSERT INTO landlords (landlord_id, name, kind, social)
+        VALUES ('la-1', 'North Homes', 'housing_association', true);
+        INSERT INTO homes (household_id, landlord_id, social_housing)
+        VALUES ('h1', 'la-1', true), ('h2', NULL, false)""")
+    case_id = await db.fetchval("""
+        INSERT INTO damp_cases (household_id, state, category, category_reason, created_at, opened_at,
+            aware_at, aware_how, opened_by) VALUES ('h1', 'open', 'significant', 'mould in a bedroom', $1, $1, $1,
+            'householder', 'officer-1') RETURNING case_id""", now - timedelta(hours=20))
+    await db.execute("""
+        INSERT INTO case_events (case_id, kind, at, by_user, visible_to_tenant, milestone, summary) VALUES
+        ($1, 'opened', $2, 'officer-1', true, 'aware', 'Case opened'),
+        ($1, 'investigation', $3, 'officer-1', true, 'investigated', 'The home was inspected')""",
+                     case_id, now - timedelta(hours=20), now - timedelta(hours=2))
+    await db.execute("""
+        INSERT INTO damp_cases (household_id, state, created_at, opened_by, suggestion)
+        VALUES ('h2', 'suggested', $1, 'sensor', '{"days": 3}')""", now - timedelta(hours=1))
 
 
 async def seed_gritting(db: Database, now: datetime) -> None:

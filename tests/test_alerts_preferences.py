@@ -29,7 +29,7 @@ def alert(**fields: Any) -> Alert:
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"role": "landlord"}, "role"),
+    ({"role": "tenant"}, "role"),
     ({"channel": "sms"}, "channel"),
     ({"channel": "email", "target": "not-an-address"}, "target"),
     ({"channel": "webhook", "target": "ftp://x", "secret": "s" * 20}, "target"),

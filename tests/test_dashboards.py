@@ -111,6 +111,24 @@ async def test_panels_read_the_latest_gritting_run_only(city: Database, postgres
         await owner.close()
 
 
+async def test_the_cases_board_counts_without_a_household_text_or_name(city: Database) -> None:
+    from dashboards.boards.cases import MILESTONES, WAITING
+    from dashboards.macros import QueryContext, expand
+
+    columns = {r["column_name"] for r in await city.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'reporting' "
+        "AND table_name IN ('damp_cases_monthly', 'damp_case_milestones')")}
+    assert columns.isdisjoint({"household_id", "label", "home_label", "category_reason", "summary", "details",
+                               "opened_by", "by_user", "closed_reason", "name", "suggestion"})
+    ctx = QueryContext(NOW - timedelta(days=1), NOW + timedelta(minutes=1))
+    waiting = await city.fetchrow(expand(WAITING.sql, ctx))
+    assert waiting is not None and (waiting["suggestions to triage"], waiting["open cases"]) == (1, 1)  # the seed
+    [step] = await city.fetch(expand(MILESTONES.sql, ctx))
+    # the seed's case: aware 20 hours before NOW, investigated 2 hours before NOW: 18 hours
+    assert (step["landlord"], step["milestone"], step["reached"]) == ("la-1", "investigated", 1)
+    assert float(step["median hours from awareness"]) == 18.0
+
+
 def test_time_series_on_readings_use_the_hourly_aggregates() -> None:
     for board in BOARDS:
         if board.uid == "cityops-ingest":
@@ -124,7 +142,7 @@ def test_time_series_on_readings_use_the_hourly_aggregates() -> None:
 
 def test_boards_are_schema_39_with_unique_ids_and_a_laid_out_grid() -> None:
     uids = [b.uid for b in BOARDS]
-    assert len(set(uids)) == len(uids) == 5
+    assert len(set(uids)) == len(uids) == 6
     for board in BOARDS:
         doc = board.to_json()
         assert doc["schemaVersion"] >= SCHEMA_VERSION and doc["uid"] == board.uid
@@ -280,7 +298,7 @@ def test_push_creates_then_updates_data_sources_folder_and_boards(grafana: tuple
                                    timescaledb=True), prometheus_datasource("http://prometheus:9090")]
     first = GrafanaPusher(url, "glsa_test").push(BOARDS, sources)
     assert first.datasources == ("created cityops-postgres", "created cityops-prometheus")
-    assert first.folder == "created cityops" and len(first.boards) == 5
+    assert first.folder == "created cityops" and len(first.boards) == 6
     postgres = state["datasources"]["cityops-postgres"]
     assert postgres["url"] == "db.example:5433" and postgres["user"] == "grafana_reader"
     assert postgres["secureJsonData"] == {"password": "p@ss"}

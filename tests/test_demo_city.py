@@ -9,13 +9,16 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts.runner import AlertsRunner
+from cases.lifecycle import household_case
 from cityops.errors import StorageError
-from cityops.settings import Settings
+from cityops.settings import AlertsSettings, Settings
 from cityops.storage import Database, migrate
 from democity import seed as seeding
 from democity.fleet import parts_for
 from democity.story import EVENING_HOUR, StoryWeather, Timeline
 from democity.town import BINS, HOMES, ROAD_SENSORS, build_town
+from democity.worker import FixedClock
 from devices.area import CouncilArea
 from rules.gritting.network import parse_network
 
@@ -99,9 +102,11 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
         first = await seeding.seed(db, town, week, settings, tmp_path)
         # 353 grid segments (14 x 13 each way, less the 11 river crossings without a bridge) and the
         # two closes (democity.town CLOSES); 30 road sensors + 1 gritter + 60 frogs + 300 bins
-        assert (first.segments, first.devices_added, first.users_added) == (355, 391, 5)
+        # 7 logins: operator, admin, two crews, Hana and the two landlords' officers (issue 21);
+        # Hana's case, one overdue and one closed (democity.seed.seed_cases)
+        assert (first.segments, first.devices_added, first.users_added, first.cases) == (355, 391, 7, 3)
         again = await seeding.seed(db, town, week, settings, tmp_path)
-        assert (again.devices_added, again.users_added, again.users) == (0, 0, first.users)
+        assert (again.devices_added, again.users_added, again.users, again.cases) == (0, 0, first.users, 0)
         assert await db.fetchval("SELECT count(*) FROM road_segments WHERE segment_id LIKE 'demo-%'") == 355
         assert await db.fetchval("SELECT count(*) FROM devices WHERE registered_at = $1", week.registered_at) == 391
         assert await db.fetchval("SELECT count(*) FROM damp_home_settings WHERE f_rsi < 0.6") == \
@@ -111,7 +116,32 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
         assert householder["role"] == "householder"
         assert await db.fetchval("SELECT count(*) FROM devices WHERE household_id = $1",
                                  householder["household_id"]) == 1
-        assert await db.fetchval("SELECT count(*) FROM alert_subscriptions WHERE channel = 'feed'") == 2
+        # the operator's, Hana's and each landlord officer's own (their organisation's case clocks)
+        assert await db.fetchval("SELECT count(*) FROM alert_subscriptions WHERE channel = 'feed'") == 4
+        officers = await db.fetch("SELECT u.username, u.landlord_id, s.landlord_id AS told_of FROM users u "
+                                  "JOIN alert_subscriptions s ON s.user_id = u.user_id WHERE u.role = 'landlord' "
+                                  "ORDER BY u.username")
+        assert [tuple(r) for r in officers] == [("demo-housing", "demo-ashbury", "demo-ashbury"),
+                                                ("demo-riverside", "demo-riverside", "demo-riverside")]
+        # 60 homes: every sixth private (10), the council's even ones (30), the association's odd ones (20)
+        owners = {r["owner"]: r["homes"] for r in await db.fetch(
+            "SELECT coalesce(landlord_id, 'private') AS owner, count(*) AS homes FROM homes "
+            "WHERE household_id LIKE 'demo-%' GROUP BY 1")}
+        assert owners == {"demo-ashbury": 30, "demo-riverside": 20, "private": 10}
+        states = await db.fetch("SELECT household_id, state FROM damp_cases ORDER BY household_id")
+        assert [tuple(r) for r in states] == [("demo-h000", "open"), ("demo-h002", "closed"), ("demo-h015", "open")]
+        # Hana sees her case: her report, the inspection and the summary sent to her
+        hana = await household_case(db, householder["household_id"], week.live_from)
+        assert hana is not None and hana["state"] == "open"
+        assert [e["kind"] for e in hana["timeline"]] == ["report", "triage", "investigation", "summary_sent"]
+        # at the town's evening the association's case, aware 21 days before (more than 10 working
+        # days, SI 2025/1042 reg. 4), has its overdue alert, for the operator and Riverside's officer
+        await AlertsRunner(db, AlertsSettings(), clock=FixedClock(week.live_from)).evaluate()
+        overdue = await db.fetch("SELECT a.cause, a.landlord_id, array_agg(DISTINCT u.username ORDER BY u.username) "
+                                 "AS told FROM alerts a JOIN alert_outbox o USING (alert_id) JOIN users u ON "
+                                 "u.user_id = o.user_id WHERE a.rule = 'case_overdue' GROUP BY 1, 2")
+        assert [(r["cause"].rsplit(":", 1)[0], r["landlord_id"], r["told"]) for r in overdue] == \
+            [("case_overdue:demo-h015", "demo-riverside", ["demo-operator", "demo-riverside"])]
 
         # someone else's data survives a reset; the demo's readings do not, nor its officers' log entries
         for routes in (("demo-north",), ("demo-north", "other-route")):        # a demo run, and a shared one
@@ -128,6 +158,7 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
                              device)
         await seeding.reset(db)
         assert [r["device_id"] for r in await db.fetch("SELECT device_id FROM frog_readings")] == ["other-frog"]
+        assert await db.fetchval("SELECT count(*) FROM damp_cases") == 0
         assert sorted(r["route_id"] for r in await db.fetch("SELECT route_id FROM gritting_decision_log")) == \
             ["demo-north", "other-route"]                                  # only the shared run's entries stay
         with pytest.raises(StorageError, match="append-only"):         # and the log is append-only again

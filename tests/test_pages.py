@@ -12,7 +12,8 @@ from fastapi import FastAPI
 from ops_api.pages import HTML, STATIC
 from tests.api_helpers import api_client
 
-PAGES = ["/login", "/invite/abc123", "/home", "/crew", "/crew/jobs/1", "/operator"]
+PAGES = ["/login", "/invite/abc123", "/home", "/crew", "/crew/jobs/1", "/operator", "/landlord", "/landlord/cases/1",
+         "/landlord/dashboard"]
 # The one absolute URL allowed in an asset: the SVG namespace, an identifier that is never fetched.
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 EXTERNAL = re.compile(r"""(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}|@import|url\(\s*['"]?(?!data:|/|#)""")

@@ -6,7 +6,8 @@ keyboard alone: Tab reaches every control, each with a visible focus indicator (
 
 Pages: login (and its error), invitation, the householder's home (with and without readings,
 with a refused photo's error and with a damp and mould case) and evidence report, the crew's
-jobs list, a job page and its printable sheet, the operator's page. Helpers in
+jobs list, a job page and its printable sheet, the operator's page, the landlord officer's
+case list, case page and dashboard. Helpers in
 tests/browser_helpers.py; axe-core from tests/browser/package.json.
 """
 
@@ -23,6 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from cases import lifecycle
 from cityops.storage import Database
 from ops_api.accounts.invitations import create_invitation
 from ops_api.accounts.store import create_user
@@ -220,3 +222,25 @@ async def test_the_operator_page(site: str, browser: WebDriver, db: Database, un
                       display_name="Olu Operator")
     sign_in(browser, site, "/operator", f"op-{unique}", "right-password-1")
     check_page(browser, "operator")
+
+
+async def test_the_landlord_pages(site: str, browser: WebDriver, db: Database, unique: str) -> None:
+    now = datetime.now(UTC)
+    await lifecycle.add_landlord(db, f"{unique}-ll", "Harbour Homes", "housing_association", True)
+    await lifecycle.put_home(db, f"hh-{unique}-ll", f"{unique}-ll", "Flat 3, 9 Quay Street", True, now)
+    # aware 20 days ago: the 10 working days to investigate (rules/cases/clocks.py) have run out
+    case_id = await lifecycle.open_case(db, f"hh-{unique}-ll", "council", now, category="significant",
+                                        reason="mould in the bathroom", aware_at=now - timedelta(days=20))
+    user = await create_user(db, username=f"ll-{unique}", password="right-password-1", role="landlord",
+                             display_name="Lee Landlord")
+    await db.execute("UPDATE users SET landlord_id = $1 WHERE user_id = $2", f"{unique}-ll", user.user_id)
+    sign_in(browser, site, "/landlord", f"ll-{unique}", "right-password-1")
+    listed = browser.find_element(By.CSS_SELECTOR, f'#cases li[data-case="{case_id}"]')
+    assert listed.get_attribute("class") == "overdue"
+    check_page(browser, "landlord")
+    browser.get(f"{site}/landlord/cases/{case_id}")
+    wait_for(browser, "the case page", ready)
+    check_page(browser, "landlord-case")
+    browser.get(f"{site}/landlord/dashboard")
+    wait_for(browser, "the dashboard", ready)
+    check_page(browser, "landlord-dashboard")

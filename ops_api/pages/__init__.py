@@ -1,5 +1,6 @@
 """The web pages: login, invitation, the householder's home page, the crew's job pages, the
-operator's live page, and the service worker that keeps the crew's pages working offline.
+operator's live page, the landlord officers' damp and mould case pages (list, case, dashboard),
+and the service worker that keeps the crew's pages working offline.
 
 Each page is a static HTML file (ops_api/pages/html/) with its script and styles under
 /static: the pages fetch the JSON API with the session cookie, and a page that is not
@@ -116,6 +117,21 @@ async def crew_job(job_id: int, request: Request, db: DB, user: OptionalUser) ->
 @router.get("/operator")
 async def operator() -> FileResponse:
     return page("operator")
+
+
+@router.get("/landlord")
+async def landlord() -> FileResponse:
+    return page("landlord")
+
+
+@router.get("/landlord/cases/{case_id}")
+async def landlord_case(case_id: int) -> FileResponse:
+    return page("landlord-case")   # the script reads the case's number from the address
+
+
+@router.get("/landlord/dashboard")
+async def landlord_dashboard() -> FileResponse:
+    return page("landlord-dashboard")
 
 
 # What the service worker stores when it installs: the crew's and operator's page shells and

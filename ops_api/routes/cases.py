@@ -4,6 +4,8 @@
                                         organisation's; sorted by the nearest due clock
     POST /cases                         open a case for a home: {household_id, category, reason,
                                         aware_at?, aware_how?, text?}
+    GET  /cases/stats?months=12         the clocks met on time, met late and missed per category and
+                                        month (the same scope as GET /cases)
     GET  /cases/{case_id}               the case, its clocks (due, time left, state), its timeline
                                         (internal notes included) and photos
     POST /cases/{case_id}/triage        {decision: accept|dismiss, category?, reason}: a suggestion
@@ -12,6 +14,8 @@
                                         summary_sent, made_safe, safety_works, further_works,
                                         alternative_accommodation, vulnerability, note)
     POST /cases/{case_id}/close         {reason}
+    GET  /cases/{case_id}/evidence.pdf|.csv   the case's full evidence pack (readings and risk,
+                                        clocks met or not, the whole timeline, the diary)
     GET  /landlords, POST /landlords    admins: the landlord organisations
     PUT  /homes/{household_id}          admins: a home's landlord, label and social housing flag
 
@@ -26,12 +30,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from cases import lifecycle
 from ops_api.accounts.roles import Role
 from ops_api.deps import DB, Admin, AppSettings, User, allow
+from ops_api.evidence_files import CSV_RESPONSES, PDF_RESPONSES, csv_response, pdf_response
+from ops_api.queries import case_evidence
+from ops_api.queries import cases as cases_query
 from ops_api.queries.cases import case_scope
 
 router = APIRouter(tags=["cases"])
@@ -171,6 +178,14 @@ async def open_case(body: NewCase, db: DB, user: CaseWorker, settings: AppSettin
     return await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())
 
 
+@router.get("/cases/stats", summary="Clocks met on time per category and month")
+async def case_stats(db: DB, user: CaseWorker, settings: AppSettings,
+                     months: Annotated[int, Query(ge=1, le=36)] = 12) -> dict[str, Any]:
+    """Each month's decided clocks (met on time, met late, missed) per category, in the scope of
+    GET /cases: a landlord officer's organisation, or every landlord for council officers."""
+    return await cases_query.case_stats(db, await case_scope(db, user), _now(), months, _due_soon(settings))
+
+
 @router.get("/cases/{case_id}", summary="A case: its clocks, timeline and photos")
 async def show_case(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> dict[str, Any]:
     scope = await case_scope(db, user)
@@ -206,6 +221,22 @@ async def close_case(case_id: int, body: Closing, db: DB, user: CaseWorker, sett
     now = _now()
     await lifecycle.close_case(db, case_id, user.user_id, now, body.reason, **scope.kwargs())
     return await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())
+
+
+@router.get("/cases/{case_id}/evidence.pdf", response_class=Response, responses=PDF_RESPONSES,
+            summary="A case's full evidence pack as a PDF (readings, clocks, the whole timeline)")
+async def case_evidence_pdf(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> Response:
+    scope = await case_scope(db, user)
+    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
+    return await pdf_response(pack)
+
+
+@router.get("/cases/{case_id}/evidence.csv", response_class=Response, responses=CSV_RESPONSES,
+            summary="A case's timeline and clocks as CSV (the full record)")
+async def case_evidence_csv(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> Response:
+    scope = await case_scope(db, user)
+    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
+    return csv_response(pack)
 
 
 @router.get("/landlords", summary="The landlord organisations (admins)")

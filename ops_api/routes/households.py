@@ -13,6 +13,8 @@
     GET    /households/me/case                the home's open (or latest) damp and mould case as
                                               the householder may see it, or null (200) for none
     GET    /households/me/case/photos/{photo_id}   one of that case's photos (the image bytes)
+    GET    /households/me/case/evidence.pdf|.csv   that case's evidence pack, the householder's
+                                              copy (ops_api.queries.case_evidence)
     GET    /households/{household_id}[/history|/diary|/diary/advice|/report]
                                               staff (and the householder for their own id);
                                               another household's id is 404, crews 403
@@ -52,6 +54,8 @@ from ops_api.accounts import tenancies
 from ops_api.accounts.roles import Role
 from ops_api.deps import DB, AppSettings, CurrentUser, Staff, User, allow
 from ops_api.errors import InvalidRequest, TooManyRequests
+from ops_api.evidence_files import CSV_RESPONSES, PDF_RESPONSES, csv_response, pdf_response
+from ops_api.queries import case_evidence
 from ops_api.queries import households as q
 from ops_api.queries.readings import plan_window
 from ops_api.queries.scope import HouseholdView, household_for, own_household
@@ -217,6 +221,22 @@ async def report_damp(request: Request, db: DB, user: Householder, now: Now, set
 async def my_case(db: DB, user: Householder, now: Now) -> dict[str, Any] | None:
     view = await _mine(db, user)
     return await lifecycle.household_case(db, view.household_id, now, since=view.since)
+
+
+@router.get("/me/case/evidence.pdf", response_class=Response, responses=PDF_RESPONSES,
+            summary="Your case's evidence pack as a PDF (your copy: no officers' internal notes)")
+async def my_case_evidence_pdf(db: DB, user: Householder, now: Now, settings: AppSettings) -> Response:
+    pack = await case_evidence.householder_pack(db, await _mine(db, user), now,
+                                                due_soon=timedelta(days=settings.cases.due_soon_days))
+    return await pdf_response(pack)
+
+
+@router.get("/me/case/evidence.csv", response_class=Response, responses=CSV_RESPONSES,
+            summary="Your case's timeline and clocks as CSV (your copy)")
+async def my_case_evidence_csv(db: DB, user: Householder, now: Now, settings: AppSettings) -> Response:
+    pack = await case_evidence.householder_pack(db, await _mine(db, user), now,
+                                                due_soon=timedelta(days=settings.cases.due_soon_days))
+    return csv_response(pack)
 
 
 @router.get("/me/case/photos/{photo_id}", response_class=Response,

@@ -71,6 +71,7 @@ export function showError(element, error) {
 
 export function homeFor(role) {
   if (role === "householder") return "/home";
+  if (role === "landlord") return "/landlord";  // landlord officers: their damp and mould cases
   return "/crew";  // crews, operators and admins
 }
 
