@@ -147,6 +147,10 @@ class ApiSettings(BaseModel):
     # the platform's clock kept in a file by another program (cityops/clock.py; the demo's town
     # clock): unset in production, where the platform runs on the real UTC time
     clock_file: Path | None = None
+    # Chromium's sandbox for the evidence PDFs (ops_api/pdf.py): off only where the container's
+    # seccomp profile blocks the user namespaces it needs (deploy/Dockerfile); the pages printed
+    # are the platform's own, every text escaped, scripts and fetches refused by their CSP
+    pdf_sandbox: bool = True
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -20,8 +20,8 @@ def _name(pack: CasePack, extension: str) -> str:
     return f"case-{pack.case_id}-evidence-{copy}.{extension}"
 
 
-async def pdf_response(pack: CasePack) -> Response:
-    return Response(await html_to_pdf(pack_html(pack)), media_type="application/pdf",
+async def pdf_response(pack: CasePack, *, sandbox: bool = True) -> Response:
+    return Response(await html_to_pdf(pack_html(pack), sandbox=sandbox), media_type="application/pdf",
                     headers=PRIVATE | {"Content-Disposition": f'attachment; filename="{_name(pack, "pdf")}"'})
 
 

@@ -8,7 +8,9 @@ load nothing and run nothing: every text is escaped and their Content-Security-P
 then never writes the file.) Chromium is a system
 package (Debian's `chromium`, installed by scripts/system-deps.sh); without it a PDF route
 answers 503 naming what is missing, and the CSV and HTML still work. As root (a container)
-Chromium's sandbox cannot start, so it runs with --no-sandbox there. At most
+Chromium's sandbox cannot start, so it runs with --no-sandbox there, and where the setting
+CITYOPS_API__PDF_SANDBOX is false (the shipped image: Docker's default seccomp profile blocks
+the user namespaces the sandbox needs). At most
 `CONCURRENT` prints run at once; one that takes longer than `timeout_s` is stopped.
 """
 
@@ -42,16 +44,16 @@ def find_browser() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
-def _command(browser: str, page: Path, out: Path, profile: Path) -> list[str]:
+def _command(browser: str, page: Path, out: Path, profile: Path, *, sandbox: bool = True) -> list[str]:
     command = [browser, "--headless", "--disable-gpu", "--no-pdf-header-footer", "--disable-extensions",
                "--no-first-run", f"--user-data-dir={profile}",
                f"--print-to-pdf={out}", page.as_uri()]
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 or not sandbox:
         command.insert(1, "--no-sandbox")
     return command
 
 
-async def html_to_pdf(page_html: str, *, timeout_s: float = 60.0) -> bytes:
+async def html_to_pdf(page_html: str, *, timeout_s: float = 60.0, sandbox: bool = True) -> bytes:
     """The page printed to PDF (A4 unless the page's @page says otherwise)."""
     browser = find_browser()
     if browser is None:
@@ -63,7 +65,7 @@ async def html_to_pdf(page_html: str, *, timeout_s: float = 60.0) -> bytes:
             page, out = root / "page.html", root / "page.pdf"
             page.write_text(page_html, encoding="utf-8")
             process = await asyncio.create_subprocess_exec(
-                *_command(browser, page, out, root / "profile"), stdin=asyncio.subprocess.DEVNULL,
+                *_command(browser, page, out, root / "profile", sandbox=sandbox), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             try:
                 _, stderr = await asyncio.wait_for(process.communicate(), timeout_s)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import unicodedata
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +257,16 @@ def test_the_csv_neutralises_formulas_and_the_page_escapes_html() -> None:
     page = pack_html(pack)
     assert "<b>Flat</b>" not in page and "&lt;b&gt;Flat&lt;/b&gt;" in page
     assert "<script" not in page and "No sensor readings" in page and "No clock runs" in page
+
+
+def test_chromium_runs_without_its_sandbox_only_when_told_or_as_root(tmp_path: Path) -> None:
+    """The shipped image turns the sandbox off (deploy/Dockerfile: CITYOPS_API__PDF_SANDBOX=false);
+    elsewhere it stays on unless the API runs as root, where Chromium refuses to start with it."""
+    from ops_api.pdf import _command
+
+    page, out, profile = tmp_path / "p.html", tmp_path / "p.pdf", tmp_path / "profile"
+    as_root = os.geteuid() == 0
+    assert ("--no-sandbox" in _command("chromium", page, out, profile)) is as_root
+    assert "--no-sandbox" in _command("chromium", page, out, profile, sandbox=False)
+    dockerfile = (Path(__file__).parent.parent / "deploy" / "Dockerfile").read_text()
+    assert "chromium" in dockerfile and "ENV CITYOPS_API__PDF_SANDBOX=false" in dockerfile

@@ -228,7 +228,7 @@ async def close_case(case_id: int, body: Closing, db: DB, user: CaseWorker, sett
 async def case_evidence_pdf(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> Response:
     scope = await case_scope(db, user)
     pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
-    return await pdf_response(pack)
+    return await pdf_response(pack, sandbox=settings.api.pdf_sandbox)
 
 
 @router.get("/cases/{case_id}/evidence.csv", response_class=Response, responses=CSV_RESPONSES,

@@ -228,7 +228,7 @@ async def my_case(db: DB, user: Householder, now: Now) -> dict[str, Any] | None:
 async def my_case_evidence_pdf(db: DB, user: Householder, now: Now, settings: AppSettings) -> Response:
     pack = await case_evidence.householder_pack(db, await _mine(db, user), now,
                                                 due_soon=timedelta(days=settings.cases.due_soon_days))
-    return await pdf_response(pack)
+    return await pdf_response(pack, sandbox=settings.api.pdf_sandbox)
 
 
 @router.get("/me/case/evidence.csv", response_class=Response, responses=CSV_RESPONSES,
