@@ -23,7 +23,7 @@ from typing import Literal
 
 from cityops.csv_safe import safe_row
 from rules.cases.clocks import ALTERNATIVE_ACCOMMODATION, LONDON, Clock, alternative_accommodation_needed, due_in_words
-from rules.damp.report import LEVEL_COLOURS, EvidenceInput, svg_lines, svg_timeline
+from rules.damp.report import EvidenceInput, charts_html
 
 Audience = Literal["householder", "landlord"]
 VERDICTS = {"met": "met", "met_late": "met late", "overdue": "overdue", "waiting": "not started yet",
@@ -214,18 +214,7 @@ def _readings_html(data: EvidenceInput | None) -> str:
     if data is None or not len(data.hours):
         return "<p>No sensor readings for this home in this period.</p>"
     esc = html.escape
-    legend = " ".join(f'<span class="key" style="background:{c}"></span>{esc(k)}' for k, c in LEVEL_COLOURS.items())
-    parts = [f"<h3>Risk level, day by day</h3>{svg_timeline(data.daily_levels)}<p>{legend}</p>",
-             "<h3>Humidity at the coldest wall</h3>"
-             + svg_lines(data.hours, [("surface humidity %", data.surface_rh, "#1565c0")], (40, 100),
-                         ((80.0, "80 %: mould can grow"), (100.0, "100 %: condensation"))),
-             "<h3>Indoor temperature and humidity</h3>"
-             + svg_lines(data.hours, [("indoor humidity %", data.indoor_rh, "#00838f")], (20, 100))
-             + svg_lines(data.hours, [("indoor temperature °C", data.indoor_t, "#ad1457")], (0, 30),
-                         ((16.0, "16 °C"),)),
-             "<h3>Mould index (VTT model)</h3>"
-             + svg_lines(data.hours, [("mould index", data.mould_index, "#4e342e")], (0, 6),
-                         ((1.0, "1: growth under a microscope"), (3.0, "3: visible")))]
+    parts = [charts_html(data, heading="h3")]
     if data.latest is not None and data.latest.reasons:
         parts.append("<h3>Why, in plain words (the latest assessment)</h3><ul>"
                      + "".join(f"<li>{esc(r)}</li>" for r in data.latest.reasons) + "</ul>")

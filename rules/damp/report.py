@@ -147,6 +147,31 @@ def _svg_open(width: int, height: int, label: str) -> str:
             f'style="max-width:{width}px;height:auto" role="img" aria-label="{html.escape(label)}">')
 
 
+
+def charts_html(data: EvidenceInput, *, heading: str = "h2") -> str:
+    """The readings as charts, each under a `heading`: the risk level day by day with its key,
+    humidity at the coldest wall, indoor temperature and humidity, the mould index (the evidence
+    report's and a case's evidence pack's)."""
+    esc = html.escape
+    legend = " ".join(f'<span class="key" style="background:{c}"></span>{esc(k)}' for k, c in LEVEL_COLOURS.items())
+
+    def titled(title: str) -> str:
+        return f"<{heading}>{title}</{heading}>"
+
+    return "".join([
+        f"{titled('Risk level, day by day')}{svg_timeline(data.daily_levels)}<p>{legend}</p>",
+        titled("Humidity at the coldest wall")
+        + svg_lines(data.hours, [("surface humidity %", data.surface_rh, "#1565c0")], (40, 100),
+                    ((80.0, "80 %: mould can grow"), (100.0, "100 %: condensation"))),
+        titled("Indoor temperature and humidity")
+        + svg_lines(data.hours, [("indoor humidity %", data.indoor_rh, "#00838f")], (20, 100))
+        + svg_lines(data.hours, [("indoor temperature °C", data.indoor_t, "#ad1457")], (0, 30),
+                    ((16.0, "16 °C"),)),
+        titled("Mould index (VTT model)")
+        + svg_lines(data.hours, [("mould index", data.mould_index, "#4e342e")], (0, 6),
+                    ((1.0, "1: growth under a microscope"), (3.0, "3: visible"))),
+    ])
+
 def evidence_report(data: EvidenceInput) -> str:
     """The whole page as HTML."""
     with np.errstate(invalid="ignore"):
@@ -167,7 +192,6 @@ def evidence_report(data: EvidenceInput) -> str:
         ("Highest daily risk level", worst),
         ("Days at each level", ", ".join(f"{k} {v}" for k, v in counts.items() if v)),
     ]
-    legend = " ".join(f'<span class="key" style="background:{c}"></span>{esc(k)}' for k, c in LEVEL_COLOURS.items())
     parts = [
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
@@ -182,17 +206,7 @@ def evidence_report(data: EvidenceInput) -> str:
         f"humidity every 5 minutes).</p>",
         "<h2>Summary</h2><table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
         + "</table>",
-        f"<h2>Risk level, day by day</h2>{svg_timeline(data.daily_levels)}<p>{legend}</p>",
-        "<h2>Humidity at the coldest wall</h2>"
-        + svg_lines(data.hours, [("surface humidity %", data.surface_rh, "#1565c0")], (40, 100),
-                    ((80.0, "80 %: mould can grow"), (100.0, "100 %: condensation"))),
-        "<h2>Indoor temperature and humidity</h2>"
-        + svg_lines(data.hours, [("indoor humidity %", data.indoor_rh, "#00838f")], (20, 100))
-        + svg_lines(data.hours, [("indoor temperature °C", data.indoor_t, "#ad1457")], (0, 30),
-                    ((16.0, "16 °C"),)),
-        "<h2>Mould index (VTT model)</h2>"
-        + svg_lines(data.hours, [("mould index", data.mould_index, "#4e342e")], (0, 6),
-                    ((1.0, "1: growth under a microscope"), (3.0, "3: visible"))),
+        charts_html(data, heading="h2"),
     ]
     if latest is not None:
         parts.append("<h2>Why, in plain words</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in latest.reasons)
