@@ -355,6 +355,10 @@ class CasesSettings(BaseModel):
     photos_per_report: int = Field(default=5, ge=0, le=20)
     reports_per_day: int = Field(default=10, ge=1, le=1000)  # per household, in any 24 hours: 429 beyond
 
+    @property
+    def due_soon(self) -> timedelta:
+        return timedelta(days=self.due_soon_days)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -27,7 +27,7 @@ errors become 404, 409 and 422 (ops_api/errors.py).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -156,15 +156,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _due_soon(settings: AppSettings) -> timedelta:
-    return timedelta(days=settings.cases.due_soon_days)
-
-
 @router.get("/cases", summary="Damp and mould cases, nearest due clock first")
 async def list_cases(db: DB, user: CaseWorker, settings: AppSettings,
                      state: Literal["suggested", "open", "closed", "dismissed"] | None = None) -> dict[str, Any]:
     scope = await case_scope(db, user)
-    cases = await lifecycle.list_cases(db, _now(), state=state, due_soon=_due_soon(settings), **scope.kwargs())
+    cases = await lifecycle.list_cases(db, _now(), state=state, due_soon=settings.cases.due_soon, **scope.kwargs())
     return {"cases": cases}
 
 
@@ -175,7 +171,7 @@ async def open_case(body: NewCase, db: DB, user: CaseWorker, settings: AppSettin
     case_id = await lifecycle.open_case(db, body.household_id, user.user_id, now, category=body.category,
                                         reason=body.reason, aware_at=body.aware_at, aware_how=body.aware_how,
                                         text=body.text, **scope.kwargs())
-    return await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())
+    return await lifecycle.case_view(db, case_id, now, due_soon=settings.cases.due_soon, **scope.kwargs())
 
 
 @router.get("/cases/stats", summary="Clocks met on time per category and month")
@@ -183,13 +179,13 @@ async def case_stats(db: DB, user: CaseWorker, settings: AppSettings,
                      months: Annotated[int, Query(ge=1, le=36)] = 12) -> dict[str, Any]:
     """Each month's decided clocks (met on time, met late, missed) per category, in the scope of
     GET /cases: a landlord officer's organisation, or every landlord for council officers."""
-    return await cases_query.case_stats(db, await case_scope(db, user), _now(), months, _due_soon(settings))
+    return await cases_query.case_stats(db, await case_scope(db, user), _now(), months, settings.cases.due_soon)
 
 
 @router.get("/cases/{case_id}", summary="A case: its clocks, timeline and photos")
 async def show_case(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> dict[str, Any]:
     scope = await case_scope(db, user)
-    return await lifecycle.case_view(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
+    return await lifecycle.case_view(db, case_id, _now(), due_soon=settings.cases.due_soon, **scope.kwargs())
 
 
 @router.post("/cases/{case_id}/triage", summary="Accept or dismiss a suggestion; re-categorise an open case")
@@ -200,7 +196,7 @@ async def triage_case(case_id: int, body: Triage, db: DB, user: CaseWorker, sett
     await lifecycle.triage(db, case_id, user.user_id, now, decision=body.decision, reason=body.reason,
                            category=body.category, sensor_is_awareness=settings.cases.sensor_alert_is_awareness,
                            **scope.kwargs())
-    return await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())
+    return await lifecycle.case_view(db, case_id, now, due_soon=settings.cases.due_soon, **scope.kwargs())
 
 
 @router.post("/cases/{case_id}/events", status_code=201, summary="Record a step on a case")
@@ -211,7 +207,7 @@ async def record_step(case_id: int, db: DB, user: CaseWorker, settings: AppSetti
     body = step.model_dump(exclude={"kind"})
     event_id = await lifecycle.record_step(db, case_id, user.user_id, now, step.kind, body, **scope.kwargs())
     return {"event_id": event_id,
-            "case": await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())}
+            "case": await lifecycle.case_view(db, case_id, now, due_soon=settings.cases.due_soon, **scope.kwargs())}
 
 
 @router.post("/cases/{case_id}/close", summary="Close an open case with a reason")
@@ -220,14 +216,14 @@ async def close_case(case_id: int, body: Closing, db: DB, user: CaseWorker, sett
     scope = await case_scope(db, user)
     now = _now()
     await lifecycle.close_case(db, case_id, user.user_id, now, body.reason, **scope.kwargs())
-    return await lifecycle.case_view(db, case_id, now, due_soon=_due_soon(settings), **scope.kwargs())
+    return await lifecycle.case_view(db, case_id, now, due_soon=settings.cases.due_soon, **scope.kwargs())
 
 
 @router.get("/cases/{case_id}/evidence.pdf", response_class=Response, responses=PDF_RESPONSES,
             summary="A case's full evidence pack as a PDF (readings, clocks, the whole timeline)")
 async def case_evidence_pdf(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> Response:
     scope = await case_scope(db, user)
-    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
+    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=settings.cases.due_soon, **scope.kwargs())
     return await pdf_response(pack, sandbox=settings.api.pdf_sandbox)
 
 
@@ -235,7 +231,7 @@ async def case_evidence_pdf(case_id: int, db: DB, user: CaseWorker, settings: Ap
             summary="A case's timeline and clocks as CSV (the full record)")
 async def case_evidence_csv(case_id: int, db: DB, user: CaseWorker, settings: AppSettings) -> Response:
     scope = await case_scope(db, user)
-    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=_due_soon(settings), **scope.kwargs())
+    pack = await case_evidence.landlord_pack(db, case_id, _now(), due_soon=settings.cases.due_soon, **scope.kwargs())
     return csv_response(pack)
 
 

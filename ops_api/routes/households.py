@@ -227,7 +227,7 @@ async def my_case(db: DB, user: Householder, now: Now) -> dict[str, Any] | None:
             summary="Your case's evidence pack as a PDF (your copy: no officers' internal notes)")
 async def my_case_evidence_pdf(db: DB, user: Householder, now: Now, settings: AppSettings) -> Response:
     pack = await case_evidence.householder_pack(db, await _mine(db, user), now,
-                                                due_soon=timedelta(days=settings.cases.due_soon_days))
+                                                due_soon=settings.cases.due_soon)
     return await pdf_response(pack, sandbox=settings.api.pdf_sandbox)
 
 
@@ -235,7 +235,7 @@ async def my_case_evidence_pdf(db: DB, user: Householder, now: Now, settings: Ap
             summary="Your case's timeline and clocks as CSV (your copy)")
 async def my_case_evidence_csv(db: DB, user: Householder, now: Now, settings: AppSettings) -> Response:
     pack = await case_evidence.householder_pack(db, await _mine(db, user), now,
-                                                due_soon=timedelta(days=settings.cases.due_soon_days))
+                                                due_soon=settings.cases.due_soon)
     return csv_response(pack)
 
 
