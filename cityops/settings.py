@@ -15,7 +15,7 @@ from functools import lru_cache
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -129,6 +129,65 @@ class NatsSettings(BaseModel):
             parts = urlsplit(url)
             if parts.scheme not in NATS_SCHEMES or not parts.hostname:
                 raise ValueError(f"a NATS URL is nats://host:4222 or tls://host:4222, not {redact_url(url)!r}")
+        return value
+
+
+class NetworkServer(BaseModel):
+    """One LoRaWAN network server's MQTT integration (docs/lorawan.md): ChirpStack v4 or The Things Stack v3."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")  # devices registered with --network-server name it
+    kind: Literal["chirpstack", "tts"]
+    url: str  # mqtt://host:1883 or mqtts://host:8883 (the integration's broker)
+    username: str | None = None  # overrides the URL's; TTS: "<application id>@<tenant>"
+    password: SecretStr | None = None  # overrides the URL's; TTS: an API key with the application's traffic rights
+    application: str = Field(default="+", pattern=r"^[A-Za-z0-9_.+-]{1,64}$")  # ChirpStack application id, or TTS's
+    tenant: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,64}$")  # TTS Cloud/Enterprise; None: open source
+    client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # default cityops-lorawan-<name>
+    share_group: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$")  # several integration processes share the stream
+    downlinks: bool = True  # send reporting-interval changes as downlinks
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt(cls, value: str) -> str:
+        if urlsplit(value).scheme not in MQTT_SCHEMES or not urlsplit(value).hostname:
+            raise ValueError(f"a network server's url is mqtt://host:1883 or mqtts://host:8883, not "
+                             f"{redact_url(value)!r}")
+        return value
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.client_id or f"cityops-lorawan-{self.name}"
+
+    def connection_url(self) -> str:
+        """The URL with the username and password fields in it (they win over the URL's own)."""
+        parts = urlsplit(self.url)
+        username = self.username if self.username is not None else unquote(parts.username or "")
+        password = (self.password.get_secret_value() if self.password is not None
+                    else unquote(parts.password or ""))
+        host = parts.netloc.rpartition("@")[2]
+        auth = quote(username, safe="") + (":" + quote(password, safe="") if password else "") + "@" \
+            if username else ""
+        return urlunsplit(parts._replace(netloc=auth + host))
+
+
+class LorawanSettings(BaseModel):
+    """`cityops lorawan run` (docs/lorawan.md). CITYOPS_LORAWAN__SERVERS is a JSON list of NetworkServer:
+    '[{"name": "chirpstack", "kind": "chirpstack", "url": "mqtt://chirpstack-broker:1883"}]'."""
+
+    servers: list[NetworkServer] = []
+    # the same frame counter this close in time is the same uplink (two gateways, two integrations,
+    # a redelivery); further apart it is a counter reset after a rejoin or reboot (lorawan/frames.py)
+    duplicate_window: timedelta = timedelta(minutes=10)
+    keep_uplinks_for: timedelta = timedelta(days=35)  # the uplink log (duplicates, frame-counter gaps)
+    metrics_port: int = Field(default=9109, ge=0, le=65_535)  # 0: no metrics endpoint
+    downlink_check_s: float = Field(default=10.0, gt=0)  # how often reporting-interval changes are looked for
+
+    @field_validator("servers")
+    @classmethod
+    def _unique(cls, value: list[NetworkServer]) -> list[NetworkServer]:
+        names = [server.name for server in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"network server names must be unique: {', '.join(names)}")
         return value
 
 
@@ -376,6 +435,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
     nats: NatsSettings = NatsSettings()
+    lorawan: LorawanSettings = LorawanSettings()
     devices: DevicesSettings = DevicesSettings()
     gritting: GrittingSettings = GrittingSettings()
     bins: BinsSettings = BinsSettings()

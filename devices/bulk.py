@@ -47,6 +47,7 @@ def plan_import(text: str, area: CouncilArea, registered: set[str]) -> ImportPla
         return ImportPlan(problems=[InvalidField("header", reason, row=1)])
     plan = ImportPlan()
     first_row_of: dict[str, int] = {}
+    dev_eui_row: dict[str, int] = {}
     for raw in reader:
         row = reader.line_num
         values = {k.strip(): v for k, v in raw.items() if k != EXTRA}
@@ -65,6 +66,12 @@ def plan_import(text: str, area: CouncilArea, registered: set[str]) -> ImportPla
         except InvalidField as problem:
             plan.problems.append(problem)
             continue
+        if spec.lorawan_dev_eui is not None:
+            if spec.lorawan_dev_eui in dev_eui_row:
+                plan.problems.append(InvalidField("lorawan_dev_eui", f"DevEUI {spec.lorawan_dev_eui} repeats row "
+                                                                     f"{dev_eui_row[spec.lorawan_dev_eui]}", row=row))
+                continue
+            dev_eui_row[spec.lorawan_dev_eui] = row
         first_row_of[spec.device_id] = row
         plan.specs.append(spec)
     if not plan.specs and not plan.problems:
@@ -76,8 +83,9 @@ async def registered_ids(db: Database) -> set[str]:
     return {r["device_id"] for r in await db.fetch("SELECT device_id FROM devices")}
 
 
-async def import_devices(db: Database, text: str, area: CouncilArea) -> list[Provisioned]:
-    """Register every row or none; raises ImportRejected listing each bad row."""
+async def import_devices(db: Database, text: str, area: CouncilArea) -> tuple[list[DeviceSpec], list[Provisioned]]:
+    """Register every row or none; raises ImportRejected listing each bad row. Returns what was
+    registered and the native devices' secrets (a LoRaWAN device has none)."""
     plan = plan_import(text, area, await registered_ids(db))
     if not plan.ok:
         raise ImportRejected(plan.problems)
@@ -86,5 +94,5 @@ async def import_devices(db: Database, text: str, area: CouncilArea) -> list[Pro
             issued = await insert_devices(conn, plan.specs)
     except DeviceError as exc:  # a duplicate registered meanwhile: the whole import rolled back
         raise ImportRejected([InvalidField("device_id", str(exc))]) from None
-    log.info("imported %d devices", len(issued))
-    return issued
+    log.info("imported %d devices", len(plan.specs))
+    return plan.specs, issued

@@ -31,7 +31,7 @@ from devices.errors import ImportRejected, InvalidField
 from devices.health import Health
 from devices.health_query import device_health
 from devices.registry import DeviceRecord, Provisioned
-from devices.spec import parse_calibration, parse_spec
+from devices.spec import DeviceSpec, parse_calibration, parse_spec
 
 ATTRIBUTES = (  # option, spec field, help
     ("--household", "household_id", "frog: the household it is in"),
@@ -41,6 +41,13 @@ ATTRIBUTES = (  # option, spec field, help
                                                "(at least the depth)"),
     ("--sensor-type", "sensor_type", "e.g. sht31, ds18b20, jsn-sr04t"),
     ("--calibration", "calibration", "offsets, e.g. 'air_temp_c=-0.3;rh_pct=1.5'"),
+    ("--sample-interval-s", "sample_interval_s", "the reporting interval asked of the device, seconds (a LoRaWAN "
+                                                 "device gets it as a downlink)"),
+    ("--lorawan-dev-eui", "lorawan_dev_eui", "LoRaWAN: the device's DevEUI, 16 hex digits (docs/lorawan.md)"),
+    ("--codec", "codec", "LoRaWAN: how its bytes are read, e.g. milesight-em300-th (`cityops lorawan codecs`), "
+                         "or map:<profile>"),
+    ("--network-server", "network_server", "LoRaWAN: the network server (CITYOPS_LORAWAN__SERVERS name) its "
+                                           "uplinks come through; unset: any"),
 )
 
 
@@ -164,11 +171,24 @@ async def run_add(args: argparse.Namespace, settings: Settings) -> int:
     folder.mkdir(parents=True, exist_ok=True)  # fail before registering, not after
     async with database_for(settings) as db:
         issued = await registry.add_device(db, spec)
+        if issued is None:  # a LoRaWAN device: no secret, no agent config, no broker account
+            _print_lorawan(spec, args.json)
+            return 0
         config = folder / f"{spec.device_id}.toml"
         config.write_text(render_agent_config(spec, settings.devices.agent_mqtt_url))
         synced, broker = await apply_to_broker(db, settings, [(issued.name, issued.secret, False)])
     _print_secret(issued, {"device": spec.device_id, "agent_config": str(config), "broker": broker}, args.json)
     return 0 if synced else 1
+
+
+def _print_lorawan(spec: DeviceSpec, as_json: bool) -> None:
+    via = spec.network_server or "any configured network server"
+    if as_json:
+        _json({"name": spec.device_id, "lorawan_dev_eui": spec.lorawan_dev_eui, "codec": spec.codec,
+               "network_server": spec.network_server})
+        return
+    print(f"added LoRaWAN device {spec.device_id}: DevEUI {spec.lorawan_dev_eui}, codec {spec.codec}, via {via}")
+    print("(no secret: its keys live on the network server; `cityops lorawan run` brings its uplinks in)")
 
 
 def _row(record: DeviceRecord) -> list[object]:
@@ -213,7 +233,7 @@ async def run_show(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_update(args: argparse.Namespace, settings: Settings) -> int:
     changes: dict[str, Any] = {k: v for k, v in _attribute_values(args).items() if v is not None}
-    for key in ("bin_depth_mm", "sensor_height_mm"):
+    for key in ("bin_depth_mm", "sensor_height_mm", "sample_interval_s"):
         if key in changes:
             changes[key] = _int(key, changes[key])
     if "calibration" in changes:
@@ -284,7 +304,7 @@ async def run_import(args: argparse.Namespace, settings: Settings) -> int:
         secrets_file = out / f"secrets-{datetime.now(UTC):%Y%m%dT%H%M%S}.csv"
         with os.fdopen(os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as secrets:
             try:
-                issued = await import_devices(db, text, area)
+                imported, issued = await import_devices(db, text, area)
             except ImportRejected as exc:
                 secrets_file.unlink()
                 _report_plan([], [str(p) for p in exc.problems], args.json)
@@ -294,12 +314,15 @@ async def run_import(args: argparse.Namespace, settings: Settings) -> int:
             (out / f"{record.spec.device_id}.toml").write_text(
                 render_agent_config(record.spec, settings.devices.agent_mqtt_url))
         synced, broker = await apply_to_broker(db, settings, [(i.name, i.secret, False) for i in issued])
-    summary = {"imported": len(issued), "agent_configs": str(out), "secrets": str(secrets_file), "broker": broker}
+    lorawan = len(imported) - len(issued)
+    summary = {"imported": len(imported), "lorawan": lorawan, "agent_configs": str(out), "secrets": str(secrets_file),
+               "broker": broker}
     if args.json:
         _json(summary)
     else:
-        print(f"imported {len(issued)} devices; agent configs in {out}/, secrets (shown nowhere else) in "
-              f"{secrets_file} (mode 0600): hand them to the installers, then delete it\n{broker}")
+        print(f"imported {len(imported)} devices ({lorawan} LoRaWAN, which have no secret); agent configs in {out}/, "
+              f"secrets (shown nowhere else) in {secrets_file} (mode 0600): hand them to the installers, then delete "
+              f"it\n{broker}")
     return 0 if synced else 1
 
 

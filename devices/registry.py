@@ -27,7 +27,11 @@ log = logging.getLogger("devices.registry")
 
 SERVICE_ACCOUNTS = ("ingest", "alerts", "releases", "api")
 _COLUMNS = ("device_id, kind, lon, lat, household_id, road_segment_id, mobile, bin_depth_mm, sensor_height_mm, "
-            "sensor_type, calibration")
+            "sensor_type, calibration, sample_interval_s")
+# a device's spec as one row: the devices table's columns and, for a LoRaWAN device, lorawan_devices'
+_SPEC = (", ".join(f"d.{name.strip()}" for name in _COLUMNS.split(","))
+         + ", l.dev_eui AS lorawan_dev_eui, l.network_server, l.codec")
+_FROM = "devices d LEFT JOIN lorawan_devices l ON l.device_id = d.device_id"
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,27 @@ class Provisioned:
 
 def _spec_args(spec: DeviceSpec) -> tuple[Any, ...]:
     return (spec.device_id, spec.kind, spec.lon, spec.lat, spec.household_id, spec.road_segment_id, spec.mobile,
-            spec.bin_depth_mm, spec.sensor_height_mm, spec.sensor_type, json.dumps(spec.calibration))
+            spec.bin_depth_mm, spec.sensor_height_mm, spec.sensor_type, json.dumps(spec.calibration),
+            spec.sample_interval_s)
+
+
+async def _write_lorawan(conn: Connection, spec: DeviceSpec) -> None:
+    """A LoRaWAN device's DevEUI, network server and codec; a DevEUI another device holds is refused."""
+    holder = await conn.fetchval("SELECT device_id FROM lorawan_devices WHERE dev_eui = $1 AND device_id <> $2",
+                                 spec.lorawan_dev_eui, spec.device_id)
+    if holder is not None:
+        raise InvalidField("lorawan_dev_eui", f"DevEUI {spec.lorawan_dev_eui} is registered to {holder} (a "
+                                              "retired device keeps its DevEUI: give this one a new entry only "
+                                              "if the hardware changed)")
+    try:
+        await conn.execute(
+            "INSERT INTO lorawan_devices (device_id, dev_eui, network_server, codec) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (device_id) DO UPDATE SET dev_eui = EXCLUDED.dev_eui, "
+            "network_server = EXCLUDED.network_server, codec = EXCLUDED.codec",
+            spec.device_id, spec.lorawan_dev_eui, spec.network_server, spec.codec)
+    except asyncpg.UniqueViolationError:  # taken by someone else since the check
+        raise InvalidField("lorawan_dev_eui", f"DevEUI {spec.lorawan_dev_eui} is registered to another device") \
+            from None
 
 
 async def _event(conn: Connection, device_id: str, action: str, detail: dict[str, Any] | None = None) -> None:
@@ -73,19 +97,25 @@ async def _hashed(conn: Connection, secrets: Sequence[str]) -> list[str]:
 
 
 async def insert_devices(conn: Connection, specs: Sequence[DeviceSpec]) -> list[Provisioned]:
-    """Insert validated specs with fresh secrets on an open transaction; a taken id raises."""
+    """Insert validated specs on an open transaction; a taken id raises. Each native device gets a
+    fresh secret (returned); a LoRaWAN device gets none: it never connects to the broker."""
     taken = await conn.fetch("SELECT device_id FROM devices WHERE device_id = ANY($1)",
                              [s.device_id for s in specs])
     if taken:
         raise DuplicateDevice(taken[0]["device_id"])
     issued = []
     for spec in specs:
-        secret = new_secret()
         try:
             await conn.execute(f"INSERT INTO devices ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-                               "$10, $11::jsonb)", *_spec_args(spec))
+                               "$10, $11::jsonb, $12)", *_spec_args(spec))
         except asyncpg.UniqueViolationError:  # registered by someone else since the check
             raise DuplicateDevice(spec.device_id) from None
+        if spec.is_lorawan:
+            await _write_lorawan(conn, spec)
+            await _event(conn, spec.device_id, "added", {"kind": spec.kind, "lorawan_dev_eui": spec.lorawan_dev_eui,
+                                                         "codec": spec.codec})
+            continue
+        secret = new_secret()
         [hashed] = await _hashed(conn, [secret])
         await conn.execute("INSERT INTO device_secrets (device_id, secret_hash) VALUES ($1, $2)",
                            spec.device_id, hashed)
@@ -94,11 +124,12 @@ async def insert_devices(conn: Connection, specs: Sequence[DeviceSpec]) -> list[
     return issued
 
 
-async def add_device(db: Database, spec: DeviceSpec) -> Provisioned:
+async def add_device(db: Database, spec: DeviceSpec) -> Provisioned | None:
+    """Register a device; its secret (None for a LoRaWAN device, which has none)."""
     async with db.transaction() as conn:
-        [issued] = await insert_devices(conn, [spec])
-    log.info("added %s (%s)", spec.device_id, spec.kind)
-    return issued
+        issued = await insert_devices(conn, [spec])
+    log.info("added %s (%s%s)", spec.device_id, spec.kind, ", LoRaWAN" if spec.is_lorawan else "")
+    return issued[0] if issued else None
 
 
 async def get_device(db: Database, device_id: str) -> DeviceRecord:
@@ -111,10 +142,10 @@ async def get_device(db: Database, device_id: str) -> DeviceRecord:
 async def list_devices(db: Database, *, kind: str | None = None, include_retired: bool = False,
                        device_ids: Sequence[str] | None = None) -> list[DeviceRecord]:
     rows = await db.fetch(
-        f"SELECT {_COLUMNS}, status, registered_at, last_seen, online, battery_v, firmware_version, "
+        f"SELECT {_SPEC}, status, registered_at, last_seen, online, battery_v, firmware_version, "
         "EXISTS (SELECT 1 FROM device_secrets s WHERE s.device_id = d.device_id) AS has_secret "
-        "FROM devices d WHERE ($1::text IS NULL OR kind = $1) AND ($2 OR status = 'active') "
-        "AND ($3::text[] IS NULL OR device_id = ANY($3)) ORDER BY device_id",
+        f"FROM {_FROM} WHERE ($1::text IS NULL OR kind = $1) AND ($2 OR status = 'active') "
+        "AND ($3::text[] IS NULL OR d.device_id = ANY($3)) ORDER BY d.device_id",
         kind, include_retired, list(device_ids) if device_ids is not None else None)
     return [_record(row) for row in rows]
 
@@ -133,7 +164,8 @@ def _record(row: asyncpg.Record) -> DeviceRecord:
 
 
 async def _active(conn: Connection, device_id: str) -> DeviceSpec:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS}, status FROM devices WHERE device_id = $1 FOR UPDATE", device_id)
+    row = await conn.fetchrow(f"SELECT {_SPEC}, status FROM {_FROM} WHERE d.device_id = $1 FOR UPDATE OF d",
+                              device_id)
     if row is None:
         raise UnknownDevice(device_id)
     if row["status"] == "retired":
@@ -144,8 +176,10 @@ async def _active(conn: Connection, device_id: str) -> DeviceSpec:
 async def _write_spec(conn: Connection, spec: DeviceSpec) -> None:
     await conn.execute(
         "UPDATE devices SET kind = $2, lon = $3, lat = $4, household_id = $5, road_segment_id = $6, mobile = $7, "
-        "bin_depth_mm = $8, sensor_height_mm = $9, sensor_type = $10, calibration = $11::jsonb "
-        "WHERE device_id = $1", *_spec_args(spec))
+        "bin_depth_mm = $8, sensor_height_mm = $9, sensor_type = $10, calibration = $11::jsonb, "
+        "sample_interval_s = $12 WHERE device_id = $1", *_spec_args(spec))
+    if spec.is_lorawan:
+        await _write_lorawan(conn, spec)
 
 
 async def update_device(db: Database, device_id: str, changes: dict[str, Any], area: CouncilArea) -> DeviceSpec:
@@ -154,6 +188,9 @@ async def update_device(db: Database, device_id: str, changes: dict[str, Any], a
         raise InvalidField(name, "cannot be changed by an update (retire and add a new device, or move it)")
     async with db.transaction() as conn:
         current = await _active(conn, device_id)
+        if "lorawan_dev_eui" in changes and (changes["lorawan_dev_eui"] is None) != (not current.is_lorawan):
+            raise InvalidField("lorawan_dev_eui", "a device cannot change between native and LoRaWAN (retire it "
+                                                  "and add a new one)")
         updated = validate(replace(current, **changes), area)
         await _write_spec(conn, updated)
         await _event(conn, device_id, "updated", {k: v for k, v in changes.items()})
@@ -173,7 +210,9 @@ async def rotate_secret(db: Database, device_id: str) -> Provisioned:
     """A new secret for an active device; the old one stops working at the broker's next reload."""
     secret = new_secret()
     async with db.transaction() as conn:
-        await _active(conn, device_id)
+        if (await _active(conn, device_id)).is_lorawan:
+            raise InvalidField("device_id", f"{device_id} is a LoRaWAN device: it has no broker secret (its keys "
+                                            "live on the network server)")
         [hashed] = await _hashed(conn, [secret])
         await conn.execute(
             "INSERT INTO device_secrets (device_id, secret_hash) VALUES ($1, $2) ON CONFLICT (device_id) "
@@ -188,7 +227,8 @@ async def rotate_secrets(db: Database, device_ids: Sequence[str]) -> list[Provis
     issued = [Provisioned(d, new_secret()) for d in device_ids]
     async with db.transaction() as conn:
         active = {r["device_id"] for r in await conn.fetch(
-            "SELECT device_id FROM devices WHERE device_id = ANY($1) AND status = 'active'", list(device_ids))}
+            "SELECT device_id FROM devices WHERE device_id = ANY($1) AND status = 'active' "
+            "AND device_id NOT IN (SELECT device_id FROM lorawan_devices)", list(device_ids))}
         missing = [d for d in device_ids if d not in active]
         if missing:
             raise UnknownDevice(missing[0])

@@ -9,18 +9,25 @@ and raises `InvalidField` naming the first bad field. Rules:
   the bin holds from the full line down; sensor_height_mm, the sensor's height above the
   bottom of the empty bin, checked as the bins rules read it (`rules.bins.fill.BinCalibration`:
   at least the depth, full outside the sensor's blind zone);
-- calibration: `name=offset;...` with the reading fields of the kind, finite, |offset| <= 50.
+- calibration: `name=offset;...` with the reading fields of the kind, finite, |offset| <= 50;
+- sample_interval_s: the reporting interval asked of the device, 10 s to 1 day;
+- LoRaWAN (docs/lorawan.md): lorawan_dev_eui (16 hex digits, separators allowed) and codec come
+  together; the codec is one of ours for the device's kind, or map:<profile>; network_server
+  (optional) is the one server its uplinks may come through.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from contract.telemetry import DEVICE_ID
 from devices.area import CouncilArea
 from devices.errors import InvalidField
+from lorawan.codecs import CODECS
+from lorawan.identifiers import PROFILE, mapping_profile, normalise_dev_eui
 from rules.bins.fill import BinCalibration
 from rules.errors import InvalidBinSetup
 
@@ -34,6 +41,8 @@ KIND_ONLY = {"household_id": "frog", "road_segment_id": "road", "bin_depth_mm": 
              "sensor_height_mm": "bin"}
 MAX_OFFSET = 50.0
 TEXT_RE_MAX = 64
+SAMPLE_INTERVAL_S = (10, 86_400)  # contract.telemetry.DeviceConfig's range
+NETWORK_SERVER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # cityops.settings.NetworkServer.name
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,14 @@ class DeviceSpec:
     sensor_height_mm: int | None = None
     sensor_type: str | None = None
     calibration: dict[str, float] = field(default_factory=dict)
+    sample_interval_s: int | None = None
+    lorawan_dev_eui: str | None = None
+    network_server: str | None = None
+    codec: str | None = None
+
+    @property
+    def is_lorawan(self) -> bool:
+        return self.lorawan_dev_eui is not None
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(DeviceSpec))
@@ -87,6 +104,9 @@ def parse_spec(raw: Mapping[str, str | None], area: CouncilArea, *, row: int | N
         sensor_height_mm=number("sensor_height_mm", int),  # type: ignore[arg-type]
         sensor_type=values.get("sensor_type"),
         calibration=parse_calibration(values.get("calibration"), row=row),
+        sample_interval_s=number("sample_interval_s", int),  # type: ignore[arg-type]
+        lorawan_dev_eui=values.get("lorawan_dev_eui"), network_server=values.get("network_server"),
+        codec=values.get("codec"),
     )
     return validate(spec, area, row=row)
 
@@ -140,7 +160,37 @@ def validate(spec: DeviceSpec, area: CouncilArea, *, row: int | None = None) -> 
             raise bad("calibration", f"{name!r} is not a {spec.kind} reading (one of {', '.join(allowed)})")
         if not math.isfinite(offset) or abs(offset) > MAX_OFFSET:
             raise bad("calibration", f"{name} offset {offset} is not within +-{MAX_OFFSET:g}")
-    return spec
+    if spec.sample_interval_s is not None and not \
+            SAMPLE_INTERVAL_S[0] <= spec.sample_interval_s <= SAMPLE_INTERVAL_S[1]:
+        raise bad("sample_interval_s", f"{spec.sample_interval_s} s is not within {SAMPLE_INTERVAL_S[0]} s "
+                                       f"to {SAMPLE_INTERVAL_S[1]} s (a day)")
+    return _validate_lorawan(spec, bad)
+
+
+def _validate_lorawan(spec: DeviceSpec, bad: Callable[[str, str], InvalidField]) -> DeviceSpec:
+    if spec.lorawan_dev_eui is None:
+        for name in ("network_server", "codec"):
+            if getattr(spec, name) is not None:
+                raise bad(name, "only a LoRaWAN device (with a lorawan_dev_eui) has a " + name)
+        return spec
+    dev_eui = normalise_dev_eui(spec.lorawan_dev_eui)
+    if dev_eui is None:
+        raise bad("lorawan_dev_eui", f"{spec.lorawan_dev_eui[:40]!r} is not a DevEUI (16 hex digits)")
+    if spec.codec is None:
+        raise bad("codec", f"a LoRaWAN device needs a codec: one of {', '.join(sorted(CODECS))}, or map:<profile>")
+    profile = mapping_profile(spec.codec)
+    if profile is not None:
+        if not PROFILE.match(profile):
+            raise bad("codec", f"{spec.codec[:80]!r}: a profile name is letters, digits, ' ._/-', at most 128")
+    elif spec.codec not in CODECS:
+        raise bad("codec", f"unknown codec {spec.codec[:64]!r} (one of {', '.join(sorted(CODECS))}, "
+                           "or map:<profile>)")
+    elif CODECS[spec.codec].kind != spec.kind:
+        raise bad("codec", f"{spec.codec} reads a {CODECS[spec.codec].kind} sensor, this is a {spec.kind}")
+    if spec.network_server is not None and not NETWORK_SERVER.match(spec.network_server):
+        raise bad("network_server", f"{spec.network_server[:64]!r} is not a network server name "
+                                    "(lower-case letters, digits, '-' or '_')")
+    return replace(spec, lorawan_dev_eui=dev_eui)
 
 
 def validate_location(lon: float | None, lat: float | None, area: CouncilArea, *, mobile: bool,

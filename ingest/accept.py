@@ -39,7 +39,7 @@ from contract.telemetry import (
 from ingest.limits import MAX_PAYLOAD_BYTES, size_problem, stored_payload
 
 # Reading fields carry the readings tables' column names, so rows are built by name.
-_VALUES = {kind: attrgetter(*spec.column_names[2:]) for kind, spec in READING_TABLES.items()}
+_VALUES = {kind: attrgetter(*spec.value_names) for kind, spec in READING_TABLES.items()}
 _json = msgspec.json.Encoder()
 
 

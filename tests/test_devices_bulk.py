@@ -61,7 +61,7 @@ async def test_one_bad_row_imports_nothing(db: Database, unique: str) -> None:
 
 
 async def test_a_good_file_imports_every_row_with_its_own_secret(db: Database, unique: str) -> None:
-    issued = await import_devices(db, HEADER + good_rows(unique), AREA)
+    _, issued = await import_devices(db, HEADER + good_rows(unique), AREA)
     assert [i.name for i in issued] == [f"{unique}-f1", f"{unique}-f2", f"{unique}-b1"]
     assert len({i.secret for i in issued}) == 3
     assert await db.fetchval("SELECT count(*) FROM device_secrets WHERE device_id LIKE $1", f"{unique}%") == 3

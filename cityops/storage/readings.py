@@ -28,12 +28,32 @@ from cityops.storage.database import DB_ERRORS, Connection, Database, translate_
 DeviceKind = Literal["frog", "road", "bin"]
 
 
+# Where a reading's timestamp came from (migration 0032): NULL, the device's own clock (the native
+# agents); "network", a LoRaWAN network server's receive time; "device", a LoRaWAN device's own time.
+TIME_SOURCE = ("time_source", "text")
+TimeSource = Literal["network", "device"]
+
+
 @dataclass(frozen=True)
 class ReadingTable:
     kind: DeviceKind
-    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type), key columns first
+    values: tuple[tuple[str, str], ...]  # (name, PostgreSQL type) of the reading's own values
     hourly_columns: tuple[str, ...]
-    optional_tail: int = 0  # the last columns a row may leave out (added later; written as NULL)
+    optional_values: int = 0  # the last values a row may leave out (added later; written as NULL)
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """Every column a row fills, in order: the key, the values, the time source."""
+        return (*_KEY, *self.values, TIME_SOURCE)
+
+    @property
+    def optional_tail(self) -> int:
+        """How many of the last columns a row may leave out: the optional values and the time source."""
+        return self.optional_values + 1
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.values)
 
     @property
     def table(self) -> str:
@@ -58,14 +78,14 @@ class ReadingTable:
 _KEY = (("device_id", "text"), ("ts", "timestamptz"))
 
 READING_TABLES: dict[str, ReadingTable] = {
-    "frog": ReadingTable("frog", (*_KEY, ("air_temp_c", "real"), ("rh_pct", "real")),
+    "frog": ReadingTable("frog", (("air_temp_c", "real"), ("rh_pct", "real")),
                          ("air_temp_avg", "air_temp_min", "air_temp_max", "rh_avg", "rh_min", "rh_max")),
-    "road": ReadingTable("road", (*_KEY, ("surface_temp_c", "real"), ("air_temp_c", "real"),
+    "road": ReadingTable("road", (("surface_temp_c", "real"), ("air_temp_c", "real"),
                                   ("surface_state", "text"), ("lat", "float8"), ("lon", "float8"),
                                   ("rh_pct", "real")),
                          ("surface_temp_avg", "surface_temp_min", "surface_temp_max",
-                          "air_temp_avg", "air_temp_min", "air_temp_max"), optional_tail=1),
-    "bin": ReadingTable("bin", (*_KEY, ("distance_mm", "real"), ("fill_fraction", "real"),
+                          "air_temp_avg", "air_temp_min", "air_temp_max"), optional_values=1),
+    "bin": ReadingTable("bin", (("distance_mm", "real"), ("fill_fraction", "real"),
                                 ("temp_c", "real"), ("tilt_deg", "real")),
                         ("fill_avg", "fill_max", "distance_min", "temp_max", "tilt_max")),
 }
@@ -107,16 +127,28 @@ async def insert_readings(executor: Database | Connection, kind: str,
         return 0
     width = len(spec.columns)
     if any(not width - spec.optional_tail <= len(row) <= width for row in rows):
-        raise StorageError(f"{spec.table} rows need {width} values: {', '.join(spec.column_names)}"
-                           + (f" (the last {spec.optional_tail} may be left out)" if spec.optional_tail else ""))
-    rows = [tuple(row) + (None,) * (width - len(row)) if len(row) < width else row for row in rows]
-    columns = [list(col) for col in zip(*in_key_order(rows), strict=True)]
+        names = spec.column_names
+        required, optional = names[:width - spec.optional_tail], names[width - spec.optional_tail:]
+        raise StorageError(f"{spec.table} rows need {len(required)} values ({', '.join(required)}), and may add "
+                           f"{', '.join(optional)}")
+    columns = _columns(in_key_order(rows), width)
     conn = executor.pool if isinstance(executor, Database) else executor
     try:
         status = await conn.execute(spec.insert_sql, *columns)
     except DB_ERRORS as exc:
         raise translate_query_error(exc) from exc
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows to column arrays, the columns rows leave out as NULL (when all rows are as long, as on
+    the native path's hot loop, no row is copied)."""
+    lengths = {len(row) for row in rows}
+    if len(lengths) > 1:
+        rows = [tuple(row) + (None,) * (width - len(row)) for row in rows]
+        lengths = {width}
+    columns = [list(col) for col in zip(*rows, strict=True)]
+    return columns + [[None] * len(rows) for _ in range(width - lengths.pop())]
 
 
 async def hourly_stats(db: Database, kind: str, start: datetime, end: datetime,

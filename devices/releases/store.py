@@ -208,16 +208,16 @@ async def candidates(db: Database) -> list[Candidate]:
 
 
 async def device_configs(db: Database, device_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What the registry says the config topic carries (calibration, bin geometry)."""
-    rows = await db.fetch("SELECT device_id, calibration, bin_depth_mm, sensor_height_mm FROM devices "
-                          "WHERE device_id = ANY($1)", device_ids)
+    """What the registry says the config topic carries (calibration, bin geometry, reporting interval)."""
+    rows = await db.fetch("SELECT device_id, calibration, bin_depth_mm, sensor_height_mm, sample_interval_s "
+                          "FROM devices WHERE device_id = ANY($1)", device_ids)
     out = {}
     for r in rows:
         config: dict[str, Any] = {"v": 1}
         calibration = json.loads(r["calibration"]) if r["calibration"] else {}
         if calibration:
             config["calibration"] = calibration
-        for name in ("bin_depth_mm", "sensor_height_mm"):
+        for name in ("bin_depth_mm", "sensor_height_mm", "sample_interval_s"):
             if r[name] is not None:
                 config[name] = r[name]
         out[r["device_id"]] = config

@@ -56,6 +56,10 @@ class DeviceIn(BaseModel):
     sensor_height_mm: int | None = Field(default=None, ge=0, le=10_000)
     sensor_type: str | None = Text
     calibration: dict[str, float] = Field(default_factory=dict, max_length=10)
+    sample_interval_s: int | None = Field(default=None, ge=10, le=86_400)
+    lorawan_dev_eui: str | None = Field(default=None, max_length=23, description="LoRaWAN: the DevEUI, 16 hex digits")
+    codec: str | None = Field(default=None, max_length=140, description="LoRaWAN: a codec, or map:<profile>")
+    network_server: str | None = Text
 
 
 class DeviceChanges(BaseModel):
@@ -69,6 +73,11 @@ class DeviceChanges(BaseModel):
     sensor_height_mm: int | None = Field(default=None, ge=0, le=10_000)
     sensor_type: str | None = Text
     calibration: dict[str, float] | None = Field(default=None, max_length=10)
+    sample_interval_s: int | None = Field(default=None, ge=10, le=86_400,
+                                          description="a LoRaWAN device gets the change as a downlink")
+    lorawan_dev_eui: str | None = Field(default=None, max_length=23)
+    codec: str | None = Field(default=None, max_length=140)
+    network_server: str | None = Text
 
 
 class Retirement(BaseModel):
@@ -80,7 +89,8 @@ BrokerStatus = Literal["updated", "unchanged"]
 
 class Issued(BaseModel):
     device_id: str
-    secret: str = Field(description="shown this once, never stored in clear: put it in the agent's password file")
+    secret: str | None = Field(description="shown this once, never stored in clear: put it in the agent's password "
+                                           "file (null for a LoRaWAN device: its keys live on the network server)")
     broker_status: BrokerStatus = Field(description="updated: the running broker took it (or its files were written)")
     broker: str
 
@@ -130,6 +140,9 @@ async def add(body: DeviceIn, db: DB, admin: Admin, settings: AppSettings) -> Is
     with _registry_errors():
         spec = validate(DeviceSpec(**body.model_dump()), _area(settings))
         issued = await registry.add_device(db, spec)
+    if issued is None:
+        return Issued(device_id=spec.device_id, secret=None, broker_status="unchanged",
+                      broker="a LoRaWAN device: no broker account")
     broker = await _apply(db, settings, [(issued.name, issued.secret, False)],
                           what=f"{issued.name} is registered but the broker does not know it; its secret is not "
                                "shown (the broker never took it)",
