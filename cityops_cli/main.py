@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "api": "cityops_cli.serve",
     "bench": "cityops_cli.bench",
     "ingest": "ingest.cli",
+    "lorawan": "ingest.lorawan.cli",
     "agent": "cityops_cli.agent",
     "rules": "pipelines.cli",
     "route": "benchmarks.route",

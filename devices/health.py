@@ -11,7 +11,11 @@ never heard from, `retired`) and the reasons behind it:
 - out-of-range rate: dead letters / (dead letters + readings) in the window;
 - clock drift: the smallest (received_at - device ts) in the window. Transport only adds
   delay and a spool replay adds a lot, so the minimum is the best estimate of the clock's
-  offset: negative means the device clock runs ahead.
+  offset: negative means the device clock runs ahead;
+- LoRaWAN (docs/lorawan.md): frames lost on the air, from the gaps in the frame counter
+  over the last day (lost / (received + lost)); the battery as a percentage, from the
+  network server's status events or the device's own battery channel. A device with a
+  reporting interval set is called silent only after several intervals without a word.
 """
 
 from __future__ import annotations
@@ -42,6 +46,13 @@ class HealthPolicy:
     out_of_range_warning: float = 0.05
     out_of_range_critical: float = 0.5
     drift_warning_s: float = 120.0
+    silent_intervals_warning: float = 3.0    # with a reporting interval: silent after this many intervals
+    silent_intervals_critical: float = 12.0
+    frames_lost_warning: float = 0.1         # LoRaWAN: a tenth of the frames lost on the air
+    frames_lost_critical: float = 0.5
+    frames_lost_min: int = 10                # ... judged over at least this many frames
+    battery_pct_warning: float = 20.0
+    battery_pct_critical: float = 5.0
 
 
 DEFAULT_POLICY = HealthPolicy()
@@ -58,8 +69,12 @@ class HealthInputs:
     firmware_version: str | None = None
     battery: Sequence[tuple[datetime, float]] = ()  # (time, volts), any order
     readings: Sequence[tuple[datetime, Values]] = ()  # (device ts, the reading's values)
-    lags_s: Sequence[float] = ()  # received_at - device ts, per reading
+    lags_s: Sequence[float] = ()  # received_at - device ts, per reading (the device's own clock only)
     dead_letters: int = 0
+    sample_interval_s: int | None = None  # the reporting interval asked of it, when set
+    uplinks: int = 0  # LoRaWAN: frames received over the last day
+    frames_lost: int = 0  # LoRaWAN: frames missing from the counter over the last day
+    battery_pct: float | None = None  # LoRaWAN: from status events or the device's battery channel
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class Health:
     stuck_for: timedelta | None = None
     out_of_range_rate: float | None = None
     clock_drift_s: float | None = None
+    frames_lost_rate: float | None = None
+    battery_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,9 +153,14 @@ def assess(inputs: HealthInputs, policy: HealthPolicy = DEFAULT_POLICY) -> Healt
     findings: list[tuple[State, str]] = []
 
     silent = inputs.now - inputs.last_seen
-    if silent >= policy.silent_critical:
+    silent_warning, silent_critical = policy.silent_warning, policy.silent_critical
+    if inputs.sample_interval_s:
+        interval = timedelta(seconds=inputs.sample_interval_s)
+        silent_warning = max(silent_warning, interval * policy.silent_intervals_warning)
+        silent_critical = max(silent_critical, interval * policy.silent_intervals_critical)
+    if silent >= silent_critical:
         findings.append(("critical", f"silent for {_ago(silent)}"))
-    elif silent >= policy.silent_warning:
+    elif silent >= silent_warning:
         findings.append(("warning", f"silent for {_ago(silent)}"))
     if inputs.online is False:
         since = f" since {inputs.online_changed_at:%Y-%m-%d %H:%M}" if inputs.online_changed_at else ""
@@ -168,8 +190,22 @@ def assess(inputs: HealthInputs, policy: HealthPolicy = DEFAULT_POLICY) -> Healt
     if drift is not None and abs(drift) >= policy.drift_warning_s:
         findings.append(("warning", f"clock {'ahead' if drift > 0 else 'behind'} by {abs(drift):.0f} s"))
 
+    frames = inputs.uplinks + inputs.frames_lost
+    lost = inputs.frames_lost / frames if frames >= policy.frames_lost_min else None
+    if lost is not None and lost >= policy.frames_lost_critical:
+        findings.append(("critical", f"{lost:.0%} of LoRaWAN frames lost on the air in the last day "
+                                     f"({inputs.frames_lost} of {frames})"))
+    elif lost is not None and lost >= policy.frames_lost_warning:
+        findings.append(("warning", f"{lost:.0%} of LoRaWAN frames lost on the air in the last day "
+                                    f"({inputs.frames_lost} of {frames})"))
+    if inputs.battery_pct is not None and inputs.battery_pct <= policy.battery_pct_critical:
+        findings.append(("critical", f"battery at {inputs.battery_pct:.0f} %"))
+    elif inputs.battery_pct is not None and inputs.battery_pct <= policy.battery_pct_warning:
+        findings.append(("warning", f"battery at {inputs.battery_pct:.0f} %"))
+
     state: State = max((s for s, _ in findings), key=SEVERITY.__getitem__, default="ok")
     return health(state, [r for _, r in findings], battery_v=battery.volts if battery else None,
                   battery_trend_v_per_day=battery.trend_v_per_day if battery else None,
                   battery_days_left=battery.days_left if battery else None,
-                  stuck_for=stuck, out_of_range_rate=rate, clock_drift_s=drift)
+                  stuck_for=stuck, out_of_range_rate=rate, clock_drift_s=drift, frames_lost_rate=lost,
+                  battery_pct=inputs.battery_pct)

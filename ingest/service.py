@@ -225,9 +225,12 @@ class IngestService:
 
     # --- collector --------------------------------------------------------------------
 
+    def _new_batch(self) -> Batch:
+        return Batch()
+
     async def _collect_loop(self, source: Source, batches: asyncio.Queue[Batch | None],
                             stop: asyncio.Event) -> None:
-        batch = Batch()
+        batch = self._new_batch()
         limit, interval = self.settings.batch_readings, self.settings.flush_interval_s
         max_bytes = self.settings.batch_bytes
         while not stop.is_set() and source.connected and source.failure is None:
@@ -239,13 +242,13 @@ class IngestService:
                                       or time.monotonic() >= batch.opened + interval)
             if due:
                 await self._hand_over(batch, batches)
-                batch = Batch()
+                batch = self._new_batch()
         if batch.messages:
             await self._hand_over(batch, batches)
 
     async def _hand_over(self, batch: Batch, batches: asyncio.Queue[Batch | None]) -> None:
         """Count a closed batch in (per batch, not per message: this is the hot path) and queue it."""
-        self.metrics.telemetry_messages.inc(len(batch.telemetry))
+        self.metrics.telemetry_messages.inc(len(batch.messages) - len(batch.statuses))
         if batch.statuses:
             self.metrics.status_messages.inc(len(batch.statuses))
         self.metrics.in_flight.inc(len(batch.messages))

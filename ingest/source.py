@@ -134,10 +134,15 @@ class TelemetrySource:
     Entering returns once the broker accepted the connection (CONNACK); the subscriptions
     are on their way then, and `subscribed` says when the broker has confirmed them."""
 
-    def __init__(self, url: str, settings: IngestSettings, generation: int = 0):
+    def __init__(self, url: str, settings: IngestSettings, generation: int = 0, *,
+                 filters: Sequence[str] | None = None, qos: int = 1):
+        """`filters`: other topics than the devices' telemetry and status (a LoRaWAN network server's
+        events, ingest/lorawan), each required, at `qos`; `subscribed` once the first is confirmed."""
         self.url = url
         self.generation = generation
         self._settings = settings
+        self._filters = list(filters) if filters is not None else None
+        self._qos = qos
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = settings.session_expiry_s
         properties.ReceiveMaximum = settings.receive_maximum
@@ -172,8 +177,11 @@ class TelemetrySource:
 
     @property
     def telemetry_filter(self) -> str:
+        return self._shared(TELEMETRY_FILTER)
+
+    def _shared(self, topic: str) -> str:
         group = self._settings.share_group
-        return f"$share/{group}/{TELEMETRY_FILTER}" if group else TELEMETRY_FILTER
+        return f"$share/{group}/{topic}" if group else topic
 
     async def __aenter__(self) -> Self:
         try:
@@ -184,8 +192,12 @@ class TelemetrySource:
         except BaseException:
             self._close_socket()
             raise
-        self._subscribe(self.telemetry_filter, required=True, telemetry=True)
-        self._subscribe(STATUS_FILTER, required=True)
+        if self._filters is not None:
+            for index, topic in enumerate(self._filters):
+                self._subscribe(self._shared(topic), required=True, telemetry=index == 0, qos=self._qos)
+        else:
+            self._subscribe(self.telemetry_filter, required=True, telemetry=True)
+            self._subscribe(STATUS_FILTER, required=True)
         if self._settings.broker_stats:
             for topic in SYS_TOPICS:
                 self._subscribe(topic, required=False, qos=0)
@@ -295,6 +307,12 @@ class TelemetrySource:
         for device_id, receipt in receipts.by_device().items():
             self._paho.publish(receipts_topic(device_id), encode_receipt(receipt), qos=0)
         return len(receipts)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Send a message on this connection (a LoRaWAN downlink); False when not connected."""
+        if not self.connected:
+            return False
+        return self._paho.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
 
     def ack(self, messages: Sequence[Received]) -> int:
         """Acknowledge committed messages, in order; returns how many acks were sent."""

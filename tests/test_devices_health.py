@@ -113,3 +113,32 @@ async def test_health_from_the_database_flags_the_stuck_sensor_and_the_dead_batt
         ["sensor stuck: identical values for 4.8 h"]  # 59 readings, 58 x 5 min
     assert found[flat_battery].state == "critical" and found[flat_battery].reasons[0] == "battery dead (3.28 V)"
     assert (found[fine].state, found[fine].firmware_version, found[fine].clock_drift_s) == ("ok", "1.2.0", -2.0)
+
+
+# --- LoRaWAN devices (issue 22: health from the last uplink, status-event battery, frame-counter gaps) ---
+
+def test_frames_lost_on_the_air_give_a_warning_then_a_critical() -> None:
+    # 12 of 100 frames missing from the counter: above the tenth the policy warns at; 60 of 100 above half
+    warn = assess(healthy(uplinks=88, frames_lost=12))
+    assert warn.state == "warning" and warn.reasons == ["12% of LoRaWAN frames lost on the air in the last day "
+                                                        "(12 of 100)"]
+    assert warn.frames_lost_rate == pytest.approx(0.12)
+    assert assess(healthy(uplinks=40, frames_lost=60)).state == "critical"
+    # too few frames to judge a rate: 2 of 5 lost says nothing yet
+    assert assess(healthy(uplinks=3, frames_lost=2)).state == "ok"
+
+
+def test_a_lorawan_battery_percentage_warns_low_and_critical_near_empty() -> None:
+    assert assess(healthy(battery_pct=55.0)).state == "ok"
+    assert assess(healthy(battery_pct=18.0)).reasons == ["battery at 18 %"]
+    assert assess(healthy(battery_pct=4.0)).state == "critical"
+
+
+def test_a_device_reporting_hourly_is_not_called_silent_between_its_reports() -> None:
+    # the default policy warns after 1 h of silence; a device asked to report every hour is silent
+    # only after three missed reports, critical after twelve
+    quiet = healthy(last_seen=NOW - timedelta(minutes=100), sample_interval_s=3600)
+    assert assess(quiet).state == "ok"
+    assert assess(healthy(last_seen=NOW - timedelta(minutes=100))).state == "warning"
+    assert assess(healthy(last_seen=NOW - timedelta(hours=4), sample_interval_s=3600)).state == "warning"
+    assert assess(healthy(last_seen=NOW - timedelta(hours=13), sample_interval_s=3600)).state == "critical"

@@ -44,21 +44,31 @@ _LOCK_IN_ORDER = ("SELECT 1 FROM devices WHERE device_id = ANY($1::text[]) "
                   "ORDER BY device_id FOR NO KEY UPDATE")
 
 
-async def update_device_states(conn: Connection, states: Sequence[DeviceState]) -> None:
+async def update_device_states(conn: Connection, states: Sequence[DeviceState], *, locked: bool = False) -> None:
     """Apply many devices' news in one UPDATE; last_seen and last_seq never go back.
 
     The devices' rows are locked first, in device_id order, in the caller's transaction: the
     UPDATE locks rows in whatever order its plan meets them (a hash join: the table's physical
     order), and two ingest consumers updating overlapping sets of devices in different orders
     could deadlock. (FOR NO KEY UPDATE is the UPDATE's own lock: it blocks no reader and no
-    foreign-key check.)"""
+    foreign-key check.) `locked`: the caller's transaction already holds them (`lock_devices`)."""
     if not states:
         return
     states = sorted(states, key=lambda s: s.device_id)  # and the UPDATE's nested loop meets them so
     try:
         async with _transaction(conn):
-            await conn.execute(_LOCK_IN_ORDER, [s.device_id for s in states])
+            if not locked:
+                await conn.execute(_LOCK_IN_ORDER, [s.device_id for s in states])
             await _apply(conn, states)
+    except DB_ERRORS as exc:
+        raise translate_query_error(exc) from exc
+
+
+async def lock_devices(conn: Connection, device_ids: Sequence[str]) -> None:
+    """Lock the devices' rows in device_id order until the caller's transaction ends (the lock
+    `update_device_states` takes), e.g. before reading what a concurrent writer may change."""
+    try:
+        await conn.execute(_LOCK_IN_ORDER, list(device_ids))
     except DB_ERRORS as exc:
         raise translate_query_error(exc) from exc
 
