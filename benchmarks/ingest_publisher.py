@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -49,10 +49,10 @@ def telemetry(prefix: str, devices: int, messages: int, readings: int, rate: flo
         yield n, (telemetry_topic(device), encode_batch(batch))
 
 
-def main(argv: list[str]) -> int:
-    url, prefix, devices, messages, readings = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
-    rate = float(argv[5]) if len(argv) > 5 else 0.0
-    version = int(argv[6]) if len(argv) > 6 else 1  # 2: the messages ask for receipts
+def publish_stream(url: str, stream: Iterable[tuple[str, bytes]], *, resend: bool = True) -> dict[str, float]:
+    """Publish each (topic, payload) at QoS 1, flat out, and wait for every PUBACK; with `resend`, send
+    again what the broker answered "no matching subscribers", as an agent does. Returns how many
+    were published, in how many seconds, resent, and answered "no matching subscribers" at the end."""
     target = MqttTarget.from_url(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -80,24 +80,36 @@ def main(argv: list[str]) -> int:
     client.on_publish = on_publish
     started = time.perf_counter()
     infos = []
-    for n, message in telemetry(prefix, devices, messages, readings, rate, version):
+    for n, message in enumerate(stream):
         infos.append((publish(message), message))
         if n % 20 == 0:
             client.loop(0)
-    resent = 0
+    published, resent, no_subscriber = len(infos), 0, 0
     deadline = time.monotonic() + 120
     while infos and time.monotonic() < deadline:
         while not all(info.is_published() for info, _ in infos) and time.monotonic() < deadline:
             client.loop(0.05)
         again = [message for info, message in infos if info.mid in undelivered]
         undelivered.clear()
+        if not resend:
+            no_subscriber = len(again)
+            break
         resent += len(again)
         if again:
             client.loop(0.5)
         infos = [(publish(message), message) for message in again]
     elapsed = time.perf_counter() - started
     client.disconnect()
-    print(json.dumps({"messages": messages, "seconds": elapsed, "resent": resent}))
+    return {"published": published, "seconds": elapsed, "resent": resent, "no_subscriber": no_subscriber}
+
+
+def main(argv: list[str]) -> int:
+    url, prefix, devices, messages, readings = argv[0], argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    rate = float(argv[5]) if len(argv) > 5 else 0.0
+    version = int(argv[6]) if len(argv) > 6 else 1  # 2: the messages ask for receipts
+    done = publish_stream(url, (message for _, message in telemetry(prefix, devices, messages, readings, rate,
+                                                                   version)))
+    print(json.dumps({"messages": messages, "seconds": done["seconds"], "resent": done["resent"]}))
     return 0
 
 

@@ -14,6 +14,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     from benchmarks import api as api_bench
     from benchmarks import bins_roads, write
     from benchmarks import ingest as ingest_bench
+    from benchmarks import lorawan as lorawan_bench
     from benchmarks import pages as pages_bench
     from benchmarks import rules as rules_bench
     from democity import soak
@@ -23,6 +24,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     which = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
     write.register_bench(which)
     ingest_bench.register_bench(which)
+    lorawan_bench.register_bench(which)
     soak.register_bench(which)
     rules_bench.register_bench(which)
     api_bench.register_bench(which)
