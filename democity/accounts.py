@@ -8,6 +8,16 @@ own account; an admin account for the control API, so that the admin pages' add 
 and the services (the registry keeps only hashes) and writes them to one file, readable
 by this user only, which the simulated fleet reads (`--secrets`). Without the plugin (or
 with amqtt) the broker is anonymous, and the demo says so.
+
+Two accounts exist only in the demo, for its LoRaWAN devices (democity/chirpstack.py): the
+simulated ChirpStack (`demo.chirpstack`, client id demo-chirpstack) may publish on
+`application/#` and nothing else, as ChirpStack's own Mosquitto lets ChirpStack; the
+integration (`demo.lorawan`, the client id `cityops lorawan run` uses for demo-chirpstack)
+may subscribe to the ChirpStack event topics, receive `application/#` and publish
+`application/+/device/+/command/down` (downlinks). No device may do either. They are added to
+the plugin's file before the broker starts; the registry does not know them, so a change of
+the broker's accounts made from the admin pages while the demo runs removes them again (the
+demo's LoRaWAN devices then fall silent until the demo restarts).
 """
 
 from __future__ import annotations
@@ -16,20 +26,25 @@ import asyncio
 import json
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cityops.embedded.broker import EmbeddedBroker, mosquitto_user
 from cityops.embedded.process import make_traversable
 from cityops.storage import Database
+from democity.town import INTEGRATION_CLIENT_ID, LORAWAN_APPLICATION, NETWORK_SERVER_CLIENT_ID
 from devices.broker_auth import apply_dynsec, write_replacing
 from devices.broker_config import DYNSEC_PLUGIN
-from devices.dynsec import ADMIN, ingest_client_id, ingest_username, service_clients
+from devices.dynsec import ADMIN, Acl, Client, Role, ingest_client_id, ingest_username, service_clients
 from devices.registry import SERVICE_ACCOUNTS, rotate_secrets, rotate_service_account
+from devices.secrets import hash_secret
+from lorawan.events import topic_filters
 
 ACCOUNTS_FILE = "broker-accounts.json"
 PLUGIN_FILE = "dynamic-security.json"
+NETWORK_SERVER_USER = "demo.chirpstack"     # the simulated ChirpStack (democity/chirpstack.py)
+INTEGRATION_USER = "demo.lorawan"           # `cityops lorawan run` for the demo's network server
 
 
 def dynsec_available() -> bool:
@@ -47,6 +62,7 @@ class TownAccounts:
     services: dict[str, str]       # service account -> secret
     devices: dict[str, str]        # device id -> secret
     folder: Path                   # the accounts file and the plugin's file
+    lorawan: dict[str, str] = field(default_factory=dict)   # the demo-only LoRaWAN accounts: username -> secret
 
     def _url(self, username: str, secret: str) -> str:
         return f"mqtt://{username}:{secret}@127.0.0.1:{self.port}"
@@ -68,6 +84,14 @@ class TownAccounts:
         return ingest_client_id(n)
 
     @property
+    def network_server_url(self) -> str:
+        return self._url(NETWORK_SERVER_USER, self.lorawan[NETWORK_SERVER_USER])
+
+    @property
+    def integration_url(self) -> str:
+        return self._url(INTEGRATION_USER, self.lorawan[INTEGRATION_USER])
+
+    @property
     def accounts_file(self) -> Path:
         return self.folder / ACCOUNTS_FILE
 
@@ -86,11 +110,13 @@ async def issue_accounts(db: Database, device_ids: list[str], folder: Path, port
     the registry (every active device, not only the town's) and the secrets file beside it."""
     devices = {p.name: p.secret for p in await rotate_secrets(db, device_ids)}
     services = {name: (await rotate_service_account(db, name)).secret for name in SERVICE_ACCOUNTS}
+    lorawan = {username: secrets.token_urlsafe(32) for username in (NETWORK_SERVER_USER, INTEGRATION_USER)}
     accounts = TownAccounts(port, share_group, consumers, secrets.token_urlsafe(32), services, devices,
-                            await asyncio.to_thread(folder.resolve))
+                            await asyncio.to_thread(folder.resolve), lorawan)
     await asyncio.to_thread(_write_secrets, accounts)
     await apply_dynsec(db, admin_url=accounts.admin_url, config_file=accounts.plugin_file,
                        ingest_consumers=consumers, share_group=share_group, contact=False)
+    await asyncio.to_thread(_add_lorawan_accounts, accounts)
     user = mosquitto_user()
     if user:  # under root Mosquitto runs as its own account, and writes the plugin's file back
         await asyncio.to_thread(_hand_to, user, accounts.plugin_file)
@@ -117,6 +143,31 @@ def _write_secrets(accounts: TownAccounts) -> None:
         "services": {username: accounts.services[name] for name in SERVICE_ACCOUNTS
                      for username, _ in service_clients(name, accounts.consumers)},
         "devices": accounts.devices}, indent=1) + "\n", mode=0o600)
+
+
+def lorawan_accounts(secrets_by_user: dict[str, str], application: str, integration_client_id: str,
+                     network_server_client_id: str) -> tuple[list[Client], list[Role]]:
+    """The demo's simulated network server and its integration, as plugin clients and roles."""
+    down = "application/+/device/+/command/down"
+    roles = [
+        Role(NETWORK_SERVER_USER, (Acl("publishClientSend", "application/#"),)),
+        Role(INTEGRATION_USER, (*(Acl("subscribeLiteral", f) for f in topic_filters("chirpstack", application)),
+                                Acl("publishClientReceive", "application/#"), Acl("publishClientSend", down))),
+    ]
+    clients = [Client(NETWORK_SERVER_USER, hash_secret(secrets_by_user[NETWORK_SERVER_USER]),
+                      network_server_client_id, NETWORK_SERVER_USER),
+               Client(INTEGRATION_USER, hash_secret(secrets_by_user[INTEGRATION_USER]), integration_client_id,
+                      INTEGRATION_USER)]
+    return clients, roles
+
+
+def _add_lorawan_accounts(accounts: TownAccounts) -> None:
+    clients, roles = lorawan_accounts(accounts.lorawan, LORAWAN_APPLICATION, INTEGRATION_CLIENT_ID,
+                                      NETWORK_SERVER_CLIENT_ID)
+    config = json.loads(accounts.plugin_file.read_text())
+    config["clients"] += [c.as_json() for c in clients]
+    config["roles"] += [r.as_json() for r in roles]
+    write_replacing(accounts.plugin_file, json.dumps(config, indent=1) + "\n", mode=0o600)
 
 
 def _hand_to(user: str, path: Path) -> None:

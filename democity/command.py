@@ -140,8 +140,11 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         try:
             if story is not None:
                 _print_welcome(base, story)
-                progress.step(f"starting the town: ingest, {story.parts} device processes (391 devices), the rules "
-                              f"(logs in {story.work_dir / 'logs'}) ...")
+                town_size = build_town(args.seed)
+                progress.step(f"starting the town: ingest, {story.parts} device processes "
+                              f"({len(town_size.device_ids)} devices), the rules; the {len(town_size.lorawan_homes)} "
+                              f"LoRaWAN homes and {len(town_size.lorawan_bins)} LoRaWAN bins through a simulated "
+                              f"ChirpStack and `cityops lorawan run` (logs in {story.work_dir / 'logs'}) ...")
                 await story.start()
                 watcher = asyncio.create_task(_watch(story, db, progress, stop))
             waiting = asyncio.create_task(stop.wait())
@@ -269,6 +272,11 @@ def _firsts(news: dict[str, Any], seen: set[str]) -> list[str]:
         first("plan", True, f"first bin collection plan: {plan['stops']} bins on {plan['trucks']} trucks for the "
                             f"shift at {plan['shift_start']:%a %H:%M} UTC (waste crew login: /crew)")
     first("jobs", news["jobs"] > 0, f"jobs assigned to the crews: {news['jobs']} (/crew)")
+    lorawan = news["lorawan"]
+    first("lorawan", lorawan["readings"] > 0, "first LoRaWAN readings stored, through the simulated ChirpStack "
+                                              "(`cityops lorawan status`)")
+    first("lorawan-gap", lorawan["lost"] > 0, "a LoRaWAN frame lost on the air shows as a gap in its device's "
+                                              "frame counter (`cityops lorawan status`: LOST)")
     return lines
 
 
@@ -280,5 +288,7 @@ def _status(fleet: dict[str, Any] | None, news: dict[str, Any]) -> str:
         phase = f"computing the week's readings, {100 * fleet['backlog_done']:.0f} %"
     else:
         phase = f"live, simulated {when:%a %d %b %H:%M} UTC"
+    lorawan = news["lorawan"]
     return (f"town: {phase}; readings {news['readings']:,} stored of {fleet['produced']:,} taken; "
-            f"{news['alerts']} alerts, {news['jobs']} jobs")
+            f"LoRaWAN: {lorawan['uplinks']:,} uplinks from {lorawan['devices']} devices, {lorawan['lost']} frames "
+            f"lost; {news['alerts']} alerts, {news['jobs']} jobs")

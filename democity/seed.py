@@ -4,7 +4,8 @@ Everything the demo owns has an id starting `demo-` (segments, routes, depots, d
 households) or a username starting `demo-`. Seeding goes through the platform's own code
 paths: the road network is written as GeoJSON and imported as `cityops roads import` does
 (parse_network + save_network), devices are registered as `cityops device import` does
-(devices.registry.insert_devices), users are created by ops_api.accounts. Seeding twice
+(devices.registry.insert_devices; the LoRaWAN ones with their DevEUI, codec and network
+server, and no broker secret), users are created by ops_api.accounts. Seeding twice
 changes nothing.
 
 `reset` clears what a previous demo run produced for the demo's own ids (readings, dead
@@ -29,7 +30,7 @@ from cases import store as cases_store
 from cityops.settings import Settings
 from cityops.storage import Database
 from democity.story import Timeline
-from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, PREFIX, Home, Town
+from democity.town import BIN_DEPTH_MM, BIN_HEIGHT_MM, NETWORK_SERVER, PREFIX, Home, Town
 from devices.area import CouncilArea
 from devices.registry import insert_devices
 from devices.spec import DeviceSpec, validate
@@ -95,13 +96,15 @@ class SeedReport:
     segments: int = 0
     devices_added: int = 0
     devices: int = 0
+    lorawan: int = 0                                         # of the devices, heard through the network server
     users_added: int = 0
     users: dict[str, str] = field(default_factory=dict)     # username -> user_id
     cases: int = 0                                           # damp cases made (none when seeded before)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.segments} road segments, {self.devices} devices ({self.devices_added} new), "
+        return (f"{self.segments} road segments, {self.devices} devices ({self.devices_added} new; "
+                f"{self.lorawan} of them LoRaWAN), "
                 f"{len(self.users)} users ({self.users_added} new), {self.cases} damp cases")
 
 
@@ -131,6 +134,12 @@ _RESET = (
     "DELETE FROM road_readings WHERE device_id LIKE $1",
     "DELETE FROM bin_readings WHERE device_id LIKE $1",
     "DELETE FROM dead_letters WHERE device_id LIKE $1",
+    # the LoRaWAN devices' uplink log (their sessions), what was learnt of them, and downlinks (the next
+    # week's frame counters start again)
+    "DELETE FROM lorawan_uplinks WHERE device_id LIKE $1",
+    "DELETE FROM lorawan_downlinks WHERE device_id LIKE $1",
+    "UPDATE lorawan_devices SET heard_via = NULL, application_id = NULL, ns_device_id = NULL, rejoined_at = NULL, "
+    "battery_pct = NULL, external_power = NULL, status_at = NULL, interval_sent_s = NULL WHERE device_id LIKE $1",
     "DELETE FROM device_battery WHERE device_id LIKE $1",
     "DELETE FROM damp_assessments WHERE device_id LIKE $1",
     "DELETE FROM damp_mould_state WHERE device_id LIKE $1",
@@ -181,6 +190,19 @@ def device_specs(town: Town, area: CouncilArea) -> list[DeviceSpec]:
                                   sensor_type="sht31"), area) for h in town.homes]
     specs += [validate(DeviceSpec(b.device_id, "bin", b.lon, b.lat, bin_depth_mm=BIN_DEPTH_MM,
                                   sensor_height_mm=BIN_HEIGHT_MM, sensor_type="jsn-sr04t"), area) for b in town.bins]
+    return specs + lorawan_specs(town, area)
+
+
+def lorawan_specs(town: Town, area: CouncilArea) -> list[DeviceSpec]:
+    """The LoRaWAN homes and bins, heard through the demo's network server (no broker secret)."""
+    specs = [validate(DeviceSpec(h.device_id, "frog", h.lon, h.lat, household_id=h.household_id,
+                                 sensor_type=h.codec, lorawan_dev_eui=h.dev_eui, codec=h.codec,
+                                 network_server=NETWORK_SERVER), area)
+             for h in town.lorawan_homes]
+    specs += [validate(DeviceSpec(b.device_id, "bin", b.lon, b.lat, bin_depth_mm=BIN_DEPTH_MM,
+                                  sensor_height_mm=BIN_HEIGHT_MM, sensor_type=b.codec, lorawan_dev_eui=b.dev_eui,
+                                  codec=b.codec, network_server=NETWORK_SERVER), area)
+              for b in town.lorawan_bins]
     return specs
 
 
@@ -198,14 +220,15 @@ async def register_devices(db: Database, town: Town, timeline: Timeline, setting
 
 
 async def seed_settings(db: Database, town: Town) -> None:
+    homes, bins = town.all_homes, town.all_bins
     async with db.transaction() as conn:
         await conn.execute(
             "INSERT INTO damp_home_settings (household_id, f_rsi, sensitivity, area, social_landlord) "
             "SELECT * FROM unnest($1::text[], $2::real[], $3::text[], $4::text[], $5::boolean[]) "
             "ON CONFLICT (household_id) DO UPDATE SET f_rsi = EXCLUDED.f_rsi, sensitivity = EXCLUDED.sensitivity, "
             "area = EXCLUDED.area, social_landlord = EXCLUDED.social_landlord, updated_at = now()",
-            [h.household_id for h in town.homes], [h.f_rsi for h in town.homes],
-            [h.sensitivity for h in town.homes], [h.area for h in town.homes], [h.damp for h in town.homes])
+            [h.household_id for h in homes], [h.f_rsi for h in homes],
+            [h.sensitivity for h in homes], [h.area for h in homes], [h.damp for h in homes])
         depot = town.waste_depot
         await conn.execute(
             "INSERT INTO bin_depots (depot_id, lon, lat, trucks, capacity_l, max_trips) "
@@ -220,8 +243,8 @@ async def seed_settings(db: Database, town: Town) -> None:
             "ON CONFLICT (device_id) DO UPDATE SET bin_type = EXCLUDED.bin_type, place = EXCLUDED.place, "
             "volume_l = EXCLUDED.volume_l, collection_weekdays = EXCLUDED.collection_weekdays, "
             "depot_id = EXCLUDED.depot_id, updated_at = now()",
-            [b.device_id for b in town.bins], [b.bin_type for b in town.bins], [b.place for b in town.bins],
-            [b.volume_l for b in town.bins], [b.collection_weekday for b in town.bins], depot.depot_id)
+            [b.device_id for b in bins], [b.bin_type for b in bins], [b.place for b in bins],
+            [b.volume_l for b in bins], [b.collection_weekday for b in bins], depot.depot_id)
 
 
 async def seed_users(db: Database, town: Town, member_since: datetime | None = None) -> tuple[int, dict[str, str]]:
@@ -268,7 +291,7 @@ async def seed_landlords(db: Database, town: Town, timeline: Timeline) -> None:
     """The two social landlords and which of the town's homes each owns (PUT /homes does the same)."""
     for org in (COUNCIL_HOUSING, HOUSING_ASSOCIATION):
         await cases_store.insert_landlord(db, org.landlord_id, org.name, org.kind, org.social)
-    for i, home in enumerate(town.homes):
+    for i, home in enumerate(town.all_homes):   # the LoRaWAN homes numbered after the others
         landlord = landlord_of(i)
         await cases.put_home(db, home.household_id, landlord.landlord_id if landlord else None,
                              f"{i + 1} {home.area} Close", landlord is not None, timeline.registered_at)
@@ -343,6 +366,7 @@ async def seed(db: Database, town: Town, timeline: Timeline, settings: Settings,
     network = await asyncio.to_thread(write_network, town, work_dir / "network.geojson")
     report.segments = await import_network(db, network, settings)
     report.devices_added, report.devices = await register_devices(db, town, timeline, settings)
+    report.lorawan = len(town.lorawan_device_ids)
     await seed_settings(db, town)
     # Hana moved in a month before the monitor was fitted: a tenant sees the damp risk once it
     # rests on her tenancy's readings alone (RISK_HISTORY), which a week from her moving in never would

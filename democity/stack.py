@@ -2,10 +2,12 @@
 
 `Story` starts, against a database and a broker it is given, the services that make the
 demo town live: `cityops ingest` consumers, the simulated fleet (fleet.py) and the rules
-worker (worker.py). Each is a child process started through cityops.embedded.process, so
-it has its own session (Ctrl-C reaches only the demo, which stops them in order) and dies
-with the demo if the demo is killed. `cityops demo`, the end-to-end test and the soak
-benchmark all use it; the soak also kills and restarts ingest through it.
+worker (worker.py); for the town's LoRaWAN devices, the simulated ChirpStack
+(chirpstack.py) and `cityops lorawan run` against the same broker. Each is a child process
+started through cityops.embedded.process, so it has its own session (Ctrl-C reaches only
+the demo, which stops them in order) and dies with the demo if the demo is killed.
+`cityops demo`, the end-to-end test and the soak benchmark all use it;
+the soak also kills and restarts ingest through it.
 
 `milestones` reads from the database what a visitor would see on the pages; `town_clock`
 is the town's time for the API's clock file (cityops.clock).
@@ -32,7 +34,7 @@ from democity.accounts import TownAccounts
 from democity.fleet import parts_for
 from democity.seed import PREFIX
 from democity.story import Timeline
-from democity.town import build_town
+from democity.town import INTEGRATION_CLIENT_ID, LORAWAN_APPLICATION, NETWORK_SERVER, build_town
 
 LIKE = f"{PREFIX}%"
 
@@ -63,9 +65,12 @@ class Story:
         self.ingest: dict[int, subprocess.Popen[bytes]] = {}
         self.fleet: list[subprocess.Popen[bytes]] = []
         self.worker: subprocess.Popen[bytes] | None = None
+        self.lorawan: subprocess.Popen[bytes] | None = None          # `cityops lorawan run`
+        self.network_server: subprocess.Popen[bytes] | None = None   # the simulated ChirpStack
         self.parts = parts_for(len(build_town(self.options.seed).device_ids))
         self.status_path = work_dir / "worker-status.json"
         self.clock_path = work_dir / "clock.json"     # the town's clock, for the API (CITYOPS_API__CLOCK_FILE)
+        self.network_server_path = work_dir / "chirpstack-progress.json"
 
     def _env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "CITYOPS_DATABASE_URL": self.database_url, "CITYOPS_MQTT_URL": self.mqtt_url,
@@ -119,10 +124,34 @@ class Story:
                             log_path=self._log("rules"), env=self._env())
         return self.worker
 
+    def start_lorawan(self) -> subprocess.Popen[bytes]:
+        """`cityops lorawan run` for the demo's network server: ChirpStack's integration on our broker."""
+        url = self.accounts.integration_url if self.accounts is not None else self.mqtt_url
+        server = {"name": NETWORK_SERVER, "kind": "chirpstack", "url": url, "application": LORAWAN_APPLICATION,
+                  "client_id": INTEGRATION_CLIENT_ID}
+        self.lorawan = spawn([sys.executable, "-m", "cityops_cli", "lorawan", "run"], log_path=self._log("lorawan"),
+                             env=self._env(CITYOPS_LORAWAN__SERVERS=json.dumps([server]),
+                                           CITYOPS_LORAWAN__METRICS_PORT="0", CITYOPS_LORAWAN__DOWNLINK_CHECK_S="5"))
+        return self.lorawan
+
+    def start_network_server(self) -> subprocess.Popen[bytes]:
+        """The simulated ChirpStack publishing the LoRaWAN devices' uplinks (chirpstack.py)."""
+        self.network_server_path.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "democity.chirpstack", "--seed", str(self.options.seed),
+                "--start", self.timeline.start.isoformat(), "--live-from", self.timeline.live_from.isoformat(),
+                "--speed", str(self.options.speed), "--progress", str(self.network_server_path)]
+        if self.options.until is not None:
+            argv += ["--until", self.options.until.isoformat()]
+        url = self.accounts.network_server_url if self.accounts is not None else self.mqtt_url
+        self.network_server = spawn(argv, log_path=self._log("chirpstack"), env=self._env(CITYOPS_MQTT_URL=url))
+        return self.network_server
+
     async def start(self) -> None:
         for index in range(1, self.options.consumers + 1):
             self.start_ingest(index)
+        self.start_lorawan()
         self.start_fleet()
+        self.start_network_server()
         self.start_worker()
 
     async def stop_ingest(self, index: int, sig: int = signal.SIGTERM) -> None:
@@ -131,10 +160,17 @@ class Story:
             await stop_process(proc, sig=sig, timeout_s=20)
 
     async def stop(self) -> None:
-        """The fleet first (its spools keep what is unsent), then the rules, then ingest (it commits)."""
-        await asyncio.gather(*(stop_process(proc, timeout_s=20)
-                               for proc in [*self.fleet, *([self.worker] if self.worker else [])]))
-        await asyncio.gather(*(self.stop_ingest(index) for index in list(self.ingest)))
+        """The devices first (the fleet's spools keep what is unsent), then the rules, then ingest and
+        the LoRaWAN integration (they commit)."""
+        await asyncio.gather(*(stop_process(proc, timeout_s=20) for proc in
+                               [*self.fleet, *(p for p in (self.network_server, self.worker) if p is not None)]))
+        integration = [stop_process(self.lorawan, timeout_s=20)] if self.lorawan is not None else []
+        await asyncio.gather(*(self.stop_ingest(index) for index in list(self.ingest)), *integration)
+        self.lorawan = None
+
+    def network_server_progress(self) -> dict[str, Any] | None:
+        """The simulated ChirpStack's counts: uplinks published, second-gateway copies, frames lost."""
+        return _read_json(self.network_server_path)
 
     def fleet_progress(self) -> dict[str, Any] | None:
         """The fleet's processes' progress files together (None until each has written one)."""
@@ -172,7 +208,8 @@ class Story:
     def crashed(self) -> list[str]:
         """The children that exited on their own with an error."""
         named = [(f"ingest-{i}", p) for i, p in self.ingest.items()] + \
-            [(f"fleet-{k}", p) for k, p in enumerate(self.fleet)] + [("rules", self.worker)]
+            [(f"fleet-{k}", p) for k, p in enumerate(self.fleet)] + [("rules", self.worker)] + \
+            [("lorawan", self.lorawan), ("chirpstack", self.network_server)]
         return [f"{name} (exit {p.returncode}; see {self._log(name)})" for name, p in named
                 if p is not None and p.poll() not in (None, 0)]
 
@@ -212,6 +249,16 @@ async def milestones(db: Database) -> dict[str, Any]:
     jobs = await db.fetchval("SELECT count(*) FROM jobs j JOIN users u ON u.user_id = j.assigned_to "
                              "WHERE u.username LIKE $1", LIKE)
     alerts = await db.fetchval("SELECT count(*) FROM alerts WHERE cause LIKE '%' || $1", LIKE)
+    lorawan = await lorawan_uplinks(db)
     return {"readings": int(readings or 0), "damp_alert": dict(damp) if damp else None,
             "route": dict(route) if route else None, "bin_plan": dict(plan) if plan else None,
-            "jobs": int(jobs or 0), "alerts": int(alerts or 0)}
+            "jobs": int(jobs or 0), "alerts": int(alerts or 0), "lorawan": lorawan}
+
+
+async def lorawan_uplinks(db: Database) -> dict[str, int]:
+    """The demo's LoRaWAN devices: uplinks logged, frames lost (gaps), readings they gave."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS uplinks, coalesce(sum(gap), 0) AS lost, coalesce(sum(readings), 0) AS readings, "
+        "count(DISTINCT device_id) AS devices FROM lorawan_uplinks WHERE device_id LIKE $1", LIKE)
+    assert row is not None  # an aggregate has its one row
+    return {name: int(row[name]) for name in ("uplinks", "lost", "readings", "devices")}

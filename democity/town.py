@@ -15,14 +15,18 @@ centre is 0.8 degC warmer (heat island).
 On it: 30 fixed road sensors (on every bridge, the shaded roads and spread over the
 routes), one gritter driving the distributor loop, 60 homes with frog boxes in five
 areas (every fifth home cold, badly insulated and damp), 300 bins with a weekly
-collection day per area, a waste depot with three trucks. The same seed gives the same
-town, to the last coordinate.
+collection day per area, a waste depot with three trucks. Besides them, a few LoRaWAN
+devices heard through a (simulated) ChirpStack network server: 4 homes with Milesight
+EM300-TH sensors and 6 bins, 4 with Dragino LDDS75 and 2 with Milesight EM310-UDL, placed
+as the others are, with DevEUIs fixed by the seed. The same seed gives the same town, to
+the last coordinate.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simulation.seeds import rng_for
@@ -54,6 +58,15 @@ ROAD_SENSORS = 30
 HOMES = 60
 BINS = 300
 DAMP_EVERY = 5                     # every fifth home is cold, badly insulated and damp
+LORAWAN_HOMES = 4
+LORAWAN_BINS = 6
+LORAWAN_EM310_FROM = 4             # LoRaWAN bins from this index carry a Milesight EM310-UDL, before it an LDDS75
+NETWORK_SERVER = "demo-chirpstack"  # the LoRaWAN devices' network server (a NetworkServer name) ...
+LORAWAN_APPLICATION = "0d3e0c17-de00-4a5b-8000-00000000a5b1"   # ... its application for the town (ChirpStack's id)
+NETWORK_SERVER_CLIENT_ID = "demo-chirpstack"              # the simulated ChirpStack's MQTT client id
+INTEGRATION_CLIENT_ID = f"cityops-lorawan-{NETWORK_SERVER}"   # `cityops lorawan run`'s, for that server
+# the vendors' IEEE OUIs, which start their DevEUIs: Milesight 24:E1:24, Dragino A8:40:41
+MILESIGHT_OUI, DRAGINO_OUI = "24e124", "a84041"
 BIN_HEIGHT_MM = 1300               # sensor to the bottom of the empty bin (rules.bins.fill)
 BIN_DEPTH_MM = 1000
 
@@ -109,6 +122,8 @@ class Home:
     lat: float
     area: str
     damp: bool
+    dev_eui: str | None = None             # a LoRaWAN home: its sensor's DevEUI ...
+    codec: str | None = None               # ... and the codec that reads it (lorawan.codecs)
 
     @property
     def f_rsi(self) -> float:
@@ -130,6 +145,8 @@ class Bin:
     volume_l: int
     collection_weekday: int
     fill_per_day: float
+    dev_eui: str | None = None             # a LoRaWAN bin: its sensor's DevEUI and codec
+    codec: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +170,8 @@ class Town:
     homes: tuple[Home, ...]
     bins: tuple[Bin, ...]
     waste_depot: WasteDepot
+    lorawan_homes: tuple[Home, ...] = ()
+    lorawan_bins: tuple[Bin, ...] = ()
 
     @property
     def route_ids(self) -> tuple[str, ...]:
@@ -162,6 +181,19 @@ class Town:
     def device_ids(self) -> tuple[str, ...]:
         return (*(s.device_id for s in self.road_sensors), self.gritter_id, *(h.device_id for h in self.homes),
                 *(b.device_id for b in self.bins))
+
+    @property
+    def lorawan_device_ids(self) -> tuple[str, ...]:
+        """The LoRaWAN devices: no broker account, no agent (their uplinks come through the network server)."""
+        return (*(h.device_id for h in self.lorawan_homes), *(b.device_id for b in self.lorawan_bins))
+
+    @property
+    def all_homes(self) -> tuple[Home, ...]:
+        return (*self.homes, *self.lorawan_homes)
+
+    @property
+    def all_bins(self) -> tuple[Bin, ...]:
+        return (*self.bins, *self.lorawan_bins)
 
     def network_geojson(self) -> dict[str, Any]:
         """The road network in the format `cityops roads import` reads (docs/gritting.md)."""
@@ -275,33 +307,70 @@ def _homes(grid: _Grid, seed: int) -> list[Home]:
     rng = rng_for(seed, "town", "homes")
     homes = []
     for i in range(HOMES):
-        row, col = rng.randrange(SIZE), rng.randrange(SIZE - 1)
-        frac = rng.uniform(0.2, 0.8)
-        (x0, y0), (x1, y1) = grid.nodes[row, col], grid.nodes[row, col + 1]
-        point = grid.offset((x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)), 0.0, rng.choice((-25.0, 25.0)))
-        homes.append(Home(f"{PREFIX}h{i:03d}", f"{PREFIX}frog-{i:03d}", *point, _area(row, col + frac),
-                          damp=i % DAMP_EVERY == 0))
+        point, area = _home_place(grid, rng)
+        homes.append(Home(f"{PREFIX}h{i:03d}", f"{PREFIX}frog-{i:03d}", *point, area, damp=i % DAMP_EVERY == 0))
     return homes
+
+
+def _home_place(grid: _Grid, rng: random.Random) -> tuple[tuple[float, float], str]:
+    """A house along a street, set back 25 m either side."""
+    row, col = rng.randrange(SIZE), rng.randrange(SIZE - 1)
+    frac = rng.uniform(0.2, 0.8)
+    (x0, y0), (x1, y1) = grid.nodes[row, col], grid.nodes[row, col + 1]
+    point = grid.offset((x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)), 0.0, rng.choice((-25.0, 25.0)))
+    return point, _area(row, col + frac)
+
+
+def dev_eui(oui: str, seed: int, model: int, index: int) -> str:
+    """A stable DevEUI: the vendor's OUI, then the town's seed, the model and the device's number."""
+    return f"{oui}{seed % 256:02x}{model:02x}{index:06x}"
+
+
+def _lorawan_homes(grid: _Grid, seed: int) -> list[Home]:
+    """The LoRaWAN homes, placed as the others (their own draws: the 60 homes stay where they are)."""
+    rng = rng_for(seed, "town", "lorawan-homes")
+    homes = []
+    for i in range(LORAWAN_HOMES):
+        point, area = _home_place(grid, rng)
+        homes.append(Home(f"{PREFIX}lw-h{i:02d}", f"{PREFIX}lw-frog-{i:02d}", *point, area, damp=i % DAMP_EVERY == 0,
+                          dev_eui=dev_eui(MILESIGHT_OUI, seed, 0x30, i), codec="milesight-em300-th"))
+    return homes
+
+
+_WEEKDAY = {AREAS[0]: 0, AREAS[1]: 1, AREAS[2]: 2, AREAS[3]: 3, AREAS[4]: 4}
+
+
+def _bin(grid: _Grid, rng: random.Random, i: int, device_id: str, *, in_close: bool = False) -> Bin:
+    """A bin on the kerb of a north-south street (or two thirds along a close), with its area's collection day."""
+    row, col = rng.randrange(SIZE - 1), rng.randrange(SIZE)
+    frac = rng.uniform(0.1, 0.9)
+    (x0, y0), (x1, y1) = grid.nodes[row, col], grid.nodes[row + 1, col]
+    point = grid.offset((x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)), rng.choice((-6.0, 6.0)), 0.0)
+    if in_close:      # drawn like the others (the same sequence), placed in a close
+        _, (row, col), north_m = CLOSES[CLOSE_BINS.index(i)]
+        point, frac = grid.offset(grid.nodes[row, col], 6.0, north_m * 2 / 3), 0.0
+    area = _area(row + frac, col)
+    kind = rng.choices(("general", "recycling", "food"), (6, 3, 1))[0]
+    place = "town_centre" if area == AREAS[0] else "school" if i % 40 == 7 else ""
+    busy = 1.6 if place == "town_centre" else 1.0
+    return Bin(device_id, *point, area, kind, place, rng.choice((240, 240, 360, 1100)), _WEEKDAY[area],
+               round(rng.uniform(0.05, 0.14) * busy, 3))
 
 
 def _bins(grid: _Grid, seed: int) -> list[Bin]:
     rng = rng_for(seed, "town", "bins")
-    weekday = {AREAS[0]: 0, AREAS[1]: 1, AREAS[2]: 2, AREAS[3]: 3, AREAS[4]: 4}
+    return [_bin(grid, rng, i, f"{PREFIX}bin-{i:03d}", in_close=i in CLOSE_BINS) for i in range(BINS)]
+
+
+def _lorawan_bins(grid: _Grid, seed: int) -> list[Bin]:
+    """The LoRaWAN bins, placed as the others (their own draws: the 300 bins stay where they are)."""
+    rng = rng_for(seed, "town", "lorawan-bins")
     bins = []
-    for i in range(BINS):
-        row, col = rng.randrange(SIZE - 1), rng.randrange(SIZE)
-        frac = rng.uniform(0.1, 0.9)
-        (x0, y0), (x1, y1) = grid.nodes[row, col], grid.nodes[row + 1, col]
-        point = grid.offset((x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)), rng.choice((-6.0, 6.0)), 0.0)
-        if i in CLOSE_BINS:      # drawn like the others (the same sequence), placed in a close
-            _, (row, col), north_m = CLOSES[CLOSE_BINS.index(i)]
-            point, frac = grid.offset(grid.nodes[row, col], 6.0, north_m * 2 / 3), 0.0
-        area = _area(row + frac, col)
-        kind = rng.choices(("general", "recycling", "food"), (6, 3, 1))[0]
-        place = "town_centre" if area == AREAS[0] else "school" if i % 40 == 7 else ""
-        busy = 1.6 if place == "town_centre" else 1.0
-        bins.append(Bin(f"{PREFIX}bin-{i:03d}", *point, area, kind, place, rng.choice((240, 240, 360, 1100)),
-                        weekday[area], round(rng.uniform(0.05, 0.14) * busy, 3)))
+    for i in range(LORAWAN_BINS):
+        milesight = i >= LORAWAN_EM310_FROM
+        eui = dev_eui(MILESIGHT_OUI, seed, 0x31, i) if milesight else dev_eui(DRAGINO_OUI, seed, 0x75, i)
+        bins.append(replace(_bin(grid, rng, i, f"{PREFIX}lw-bin-{i:02d}"), dev_eui=eui,
+                            codec="milesight-em310-udl" if milesight else "dragino-ldds75"))
     return bins
 
 
@@ -315,4 +384,5 @@ def build_town(seed: int = 1) -> Town:
                 depot=Place(f"{PREFIX}depot", "Ashbury highways depot", *depot_at),
                 road_sensors=tuple(_road_sensors(streets, seed)), gritter_id=f"{PREFIX}gritter-01",
                 gritter_loop=_gritter_loop(grid), homes=tuple(_homes(grid, seed)), bins=tuple(_bins(grid, seed)),
-                waste_depot=WasteDepot(f"{PREFIX}waste", *waste_at))
+                waste_depot=WasteDepot(f"{PREFIX}waste", *waste_at), lorawan_homes=tuple(_lorawan_homes(grid, seed)),
+                lorawan_bins=tuple(_lorawan_bins(grid, seed)))

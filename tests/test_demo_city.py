@@ -17,7 +17,7 @@ from cityops.storage import Database, migrate
 from democity import seed as seeding
 from democity.fleet import parts_for
 from democity.story import EVENING_HOUR, StoryWeather, Timeline
-from democity.town import BINS, HOMES, ROAD_SENSORS, build_town
+from democity.town import BINS, HOMES, LORAWAN_BINS, LORAWAN_HOMES, ROAD_SENSORS, build_town
 from democity.worker import FixedClock
 from devices.area import CouncilArea
 from rules.gritting.network import parse_network
@@ -47,11 +47,26 @@ def test_the_town_has_what_the_demo_promises() -> None:
                for r in town.road_sensors if r.bridge)
     assert 5 <= sum(h.damp for h in town.homes) < HOMES / 2
     assert len(set(town.device_ids)) == len(town.device_ids)
+    # issue 22: the LoRaWAN homes and bins, apart from the native devices (no broker account, no agent)
+    assert (len(town.lorawan_homes), len(town.lorawan_bins)) == (LORAWAN_HOMES, LORAWAN_BINS)
+    assert not set(town.lorawan_device_ids) & set(town.device_ids)
+    euis = [d.dev_eui for d in (*town.lorawan_homes, *town.lorawan_bins)]
+    assert len(set(euis)) == len(euis) and euis == [d.dev_eui for d in (*build_town(1).lorawan_homes,
+                                                                         *build_town(1).lorawan_bins)]
+    # the vendors' IEEE OUIs start their DevEUIs: Milesight 24-E1-24, Dragino A8-40-41 (IEEE MA-L registry)
+    assert all(h.dev_eui and h.dev_eui.startswith("24e124") for h in town.lorawan_homes)
+    assert {b.codec for b in town.lorawan_bins} == {"dragino-ldds75", "milesight-em310-udl"}
+    assert all((b.dev_eui or "").startswith("a84041" if b.codec == "dragino-ldds75" else "24e124")
+               for b in town.lorawan_bins)
 
 
 def test_every_device_passes_the_registry_checks() -> None:
-    specs = seeding.device_specs(build_town(1), CouncilArea.from_wkt(AREA))
-    assert len(specs) == len(build_town(1).device_ids)
+    town = build_town(1)
+    specs = seeding.device_specs(town, CouncilArea.from_wkt(AREA))
+    assert len(specs) == len(town.device_ids) + len(town.lorawan_device_ids)
+    lorawan = [s for s in specs if s.is_lorawan]
+    assert [s.device_id for s in lorawan] == list(town.lorawan_device_ids)
+    assert {s.network_server for s in lorawan} == {"demo-chirpstack"}
     assert all(s.sensor_height_mm and s.bin_depth_mm and s.sensor_height_mm > s.bin_depth_mm
                for s in specs if s.kind == "bin")  # rules.bins reads the height above the empty bin's bottom
 
@@ -101,17 +116,26 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
         await migrate(db, settings.storage)
         first = await seeding.seed(db, town, week, settings, tmp_path)
         # 353 grid segments (14 x 13 each way, less the 11 river crossings without a bridge) and the
-        # two closes (democity.town CLOSES); 30 road sensors + 1 gritter + 60 frogs + 300 bins
+        # two closes (democity.town CLOSES); 30 road sensors + 1 gritter + 60 frogs + 300 bins, and the
+        # LoRaWAN ones: 4 homes + 6 bins (issue 22)
         # 7 logins: operator, admin, two crews, Hana and the two landlords' officers (issue 21);
         # Hana's case, one overdue and one closed (democity.seed.seed_cases)
-        assert (first.segments, first.devices_added, first.users_added, first.cases) == (355, 391, 7, 3)
+        assert (first.segments, first.devices_added, first.users_added, first.cases) == (355, 401, 7, 3)
         again = await seeding.seed(db, town, week, settings, tmp_path)
         assert (again.devices_added, again.users_added, again.users, again.cases) == (0, 0, first.users, 0)
         assert await db.fetchval("SELECT count(*) FROM road_segments WHERE segment_id LIKE 'demo-%'") == 355
-        assert await db.fetchval("SELECT count(*) FROM devices WHERE registered_at = $1", week.registered_at) == 391
+        assert await db.fetchval("SELECT count(*) FROM devices WHERE registered_at = $1", week.registered_at) == 401
         assert await db.fetchval("SELECT count(*) FROM damp_home_settings WHERE f_rsi < 0.6") == \
-            sum(h.damp for h in town.homes)
-        assert await db.fetchval("SELECT count(*) FROM bin_settings") == BINS
+            sum(h.damp for h in town.all_homes)
+        assert await db.fetchval("SELECT count(*) FROM bin_settings") == BINS + LORAWAN_BINS
+        # the LoRaWAN devices as `cityops device add --lorawan-dev-eui` registers them: no broker secret
+        lorawan = await db.fetch("SELECT l.device_id, l.dev_eui, l.codec, l.network_server, s.device_id AS secret "
+                                 "FROM lorawan_devices l LEFT JOIN device_secrets s USING (device_id) "
+                                 "ORDER BY l.device_id")
+        assert [(r["device_id"], r["dev_eui"], r["codec"]) for r in lorawan] == sorted(
+            (d.device_id, d.dev_eui, d.codec) for d in (*town.lorawan_homes, *town.lorawan_bins))
+        assert {r["network_server"] for r in lorawan} == {"demo-chirpstack"}
+        assert [r["secret"] for r in lorawan] == [None] * (LORAWAN_HOMES + LORAWAN_BINS)
         householder = await db.fetchrow("SELECT household_id, role FROM users WHERE username = 'demo-householder'")
         assert householder["role"] == "householder"
         assert await db.fetchval("SELECT count(*) FROM devices WHERE household_id = $1",
@@ -123,11 +147,12 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
                                   "ORDER BY u.username")
         assert [tuple(r) for r in officers] == [("demo-housing", "demo-ashbury", "demo-ashbury"),
                                                 ("demo-riverside", "demo-riverside", "demo-riverside")]
-        # 60 homes: every sixth private (10), the council's even ones (30), the association's odd ones (20)
+        # 60 homes: every sixth private (10), the council's even ones (30), the association's odd ones (20);
+        # the 4 LoRaWAN homes numbered after them, 60-63: the council's 60 and 62, the association's 61 and 63
         owners = {r["owner"]: r["homes"] for r in await db.fetch(
             "SELECT coalesce(landlord_id, 'private') AS owner, count(*) AS homes FROM homes "
             "WHERE household_id LIKE 'demo-%' GROUP BY 1")}
-        assert owners == {"demo-ashbury": 30, "demo-riverside": 20, "private": 10}
+        assert owners == {"demo-ashbury": 32, "demo-riverside": 22, "private": 10}
         states = await db.fetch("SELECT household_id, state FROM damp_cases ORDER BY household_id")
         assert [tuple(r) for r in states] == [("demo-h000", "open"), ("demo-h002", "closed"), ("demo-h015", "open")]
         # Hana sees her case: her report, the inspection and the summary sent to her
@@ -156,11 +181,20 @@ async def test_seeding_twice_gives_the_same_city_and_reset_forgets_the_week(fres
         for device in ("other-frog", town.homes[0].device_id):
             await db.execute("INSERT INTO frog_readings (device_id, ts, air_temp_c, rh_pct) VALUES ($1, now(), 20, 50)",
                              device)
+        lw = town.lorawan_homes[0].device_id   # a LoRaWAN home heard once: its log and session
+        await db.execute("INSERT INTO lorawan_uplinks (device_id, received_at, f_cnt, network_server, gap) "
+                         "VALUES ($1, now(), 7, 'demo-chirpstack', 2)", lw)
+        await db.execute("UPDATE lorawan_devices SET heard_via = 'demo-chirpstack', battery_pct = 80 "
+                         "WHERE device_id = $1", lw)
         await seeding.reset(db)
+        # the next week's frame counters start again: the last week's log would make them duplicates
+        assert await db.fetchval("SELECT count(*) FROM lorawan_uplinks") == 0
+        assert tuple(await db.fetchrow("SELECT heard_via, battery_pct FROM lorawan_devices WHERE device_id = $1",
+                                       lw)) == (None, None)
         assert [r["device_id"] for r in await db.fetch("SELECT device_id FROM frog_readings")] == ["other-frog"]
         assert await db.fetchval("SELECT count(*) FROM damp_cases") == 0
         assert sorted(r["route_id"] for r in await db.fetch("SELECT route_id FROM gritting_decision_log")) == \
             ["demo-north", "other-route"]                                  # only the shared run's entries stay
         with pytest.raises(StorageError, match="append-only"):         # and the log is append-only again
             await db.execute("DELETE FROM gritting_decision_log")
-        assert await db.fetchval("SELECT count(*) FROM devices WHERE device_id LIKE 'demo-%'") == 391
+        assert await db.fetchval("SELECT count(*) FROM devices WHERE device_id LIKE 'demo-%'") == 401
