@@ -99,9 +99,9 @@ def register_bench(which: argparse._SubParsersAction[Any]) -> None:
                        help="single-reading messages per phase (default 20000)")
     bench.add_argument("--duplicate-every", type=int, default=50,
                        help="every Nth uplink heard by two gateways and published twice (0: none; default 50)")
-    bench.add_argument("--rounds", type=int, default=3,
+    bench.add_argument("--rounds", type=int, default=5,
                        help="native and LoRaWAN phases alternate this many times; the median ratio is reported "
-                            "(this machine's speed drifts between runs; default 3)")
+                            "(this machine's speed drifts between runs; default 5)")
     bench.add_argument("--broker", metavar="URL", help="an MQTT broker to use (default: a Mosquitto started for "
                                                        "the run)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
