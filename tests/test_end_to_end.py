@@ -30,7 +30,7 @@ from cityops.settings import Settings
 from cityops.storage import Database, migrate
 from democity import seed as seeding
 from democity.accounts import dynsec_available
-from democity.stack import Story, StoryOptions, milestones, stored_readings
+from democity.stack import Story, StoryOptions, lorawan_uplinks, milestones, stored_readings
 from democity.story import Timeline
 from democity.town import build_town
 from ops_api import create_app
@@ -87,8 +87,8 @@ async def test_a_simulated_day_flows_from_the_devices_to_the_pages(fresh_databas
 
             progress = await _wait_for("end of the simulated day", fleet_done, story, deadline)
 
-            async def all_stored() -> dict[str, int] | None:
-                stored = await stored_readings(db)
+            async def all_stored() -> dict[str, int] | None:  # the native fleet's (the LoRaWAN devices': below)
+                stored = {d: n for d, n in (await stored_readings(db)).items() if d in progress["per_device"]}
                 return stored if sum(stored.values()) >= progress["produced"] else None
 
             stored = await _wait_for("readings stored", all_stored, story, deadline)
@@ -109,9 +109,15 @@ async def test_a_simulated_day_flows_from_the_devices_to_the_pages(fresh_databas
             server.should_exit = True
             await serving
 
-        # exactly once: every reading each device took is stored, none twice, nothing else
+        # exactly once: every reading each native device took is stored, none twice, nothing else
         assert progress["per_device"] == stored
         assert progress["produced"] == sum(stored.values()) > 30_000
+        # the LoRaWAN devices (the simulated ChirpStack also sends some frames twice): the readings are
+        # those of the uplinks logged, each once (a frame sent twice is logged once)
+        lorawan = {d: n for d, n in (await stored_readings(db)).items() if d not in progress["per_device"]}
+        logged = await lorawan_uplinks(db)
+        assert set(lorawan) == set(town.lorawan_device_ids)
+        assert sum(lorawan.values()) == logged["readings"] == logged["uplinks"] > 0
         assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE device_id LIKE 'demo-%'") == 0
         assert await db.fetchval("SELECT count(*) FROM damp_assessments WHERE data_until > $1",
                                  week.start) >= len(town.homes)
