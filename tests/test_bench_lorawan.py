@@ -27,7 +27,8 @@ async def test_bench_lorawan_stores_every_message_once_in_both_phases(
     devices_before = await db.fetchval("SELECT count(*) FROM devices")
     parser = argparse.ArgumentParser()
     bench.register_bench(parser.add_subparsers())
-    args = parser.parse_args(["lorawan", "--devices", "20", "--messages", "200", "--broker", broker.url, "--json"])
+    args = parser.parse_args(["lorawan", "--devices", "20", "--messages", "200", "--rounds", "2", "--broker",
+                              broker.url, "--json"])
 
     assert await args.handler(args, Settings(database_url=database_url)) == 0  # type: ignore[arg-type]
 
@@ -42,6 +43,8 @@ async def test_bench_lorawan_stores_every_message_once_in_both_phases(
     assert report["duplicates_published"] == 4 and report["lorawan"]["published"] == 204
     assert report["ratio"] == pytest.approx(report["lorawan"]["per_s"] / report["native"]["per_s"])
     assert report["goal"] == 0.8 and report["ok"] is True
+    assert report["rounds"] == 2 and len(report["all_rounds"]) == 2  # each round's rows cleared after it
+    assert all(r[phase]["stored"] == 200 for r in report["all_rounds"] for phase in ("native", "lorawan"))
     # the bench removes what it registered
     assert await db.fetchval("SELECT count(*) FROM devices") == devices_before
 
