@@ -145,6 +145,13 @@ def _newer(new: _T | None, old: _T | None) -> _T | None:
     return old if new is None else new
 
 
+def dead_letter(topic: str, payload: bytes, reason: str, device_id: str | None,
+                received_at: datetime | None) -> DeadLetter:
+    """A refused message as kept: the payload cut to MAX_STORED_PAYLOAD, the reason saying so."""
+    kept, why = stored_payload(payload, reason)
+    return DeadLetter(topic, kept, why, device_id, received_at)
+
+
 def decode(incoming: Incoming) -> Decoded:
     too_big = size_problem(incoming.payload)
     if too_big is not None:
@@ -174,8 +181,8 @@ def _judge_one(message: Decoded, registry: Mapping[str, RegisteredDevice], max_c
     topic: DeviceTopic | None = None
 
     def refuse(reason: str, device_id: str | None) -> None:
-        kept, why = stored_payload(incoming.payload, reason)
-        verdict.dead_letters.append(DeadLetter(incoming.topic, kept, why, device_id, incoming.received_at))
+        verdict.dead_letters.append(dead_letter(incoming.topic, incoming.payload, reason, device_id,
+                                                incoming.received_at))
         if topic is not None:  # the receipt goes to whoever published on the topic (the broker's ACL)
             verdict.receipts.refuse(topic.device_id, message.receipt_seq, reason)
 

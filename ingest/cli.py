@@ -15,7 +15,7 @@ from cityops.errors import ConfigError
 from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
-from cityops.storage import status
+from cityops.storage import Database, status
 from ingest.health import judge, metric_values
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService, source_factory
@@ -42,10 +42,7 @@ async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_event_on_signals()
     metrics = IngestMetrics()
     async with database_for(settings) as db:
-        state = await status(db)
-        if state.pending:
-            raise ConfigError(f"the database is missing {len(state.pending)} migrations",
-                              hint="run `cityops db migrate` first")
+        await require_migrated(db)
         server = None
         if settings.ingest.metrics_port:
             server, _ = start_http_server(settings.ingest.metrics_port, settings.ingest.metrics_host,
@@ -59,6 +56,14 @@ async def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
             if server is not None:
                 server.shutdown()
     return 0
+
+
+async def require_migrated(db: Database) -> None:
+    """A consumer writes only to a database with every migration (ConfigError otherwise)."""
+    state = await status(db)
+    if state.pending:
+        raise ConfigError(f"the database is missing {len(state.pending)} migrations",
+                          hint="run `cityops db migrate` first")
 
 
 def _source_name(settings: Settings) -> str:

@@ -35,11 +35,11 @@ from cityops.errors import StorageError
 from cityops.settings import IngestSettings, Settings
 from cityops.storage import Database, insert_readings
 from cityops.storage.devices import update_device_states
-from cityops.storage.readings import DeadLetter, insert_dead_letters
-from ingest.accept import Decoded, Incoming, Receipts, Verdict, decode, device_ids, judge, status_news
+from cityops.storage.readings import insert_dead_letters
+from ingest.accept import Decoded, Incoming, Receipts, Verdict, dead_letter, decode, device_ids, judge, status_news
 from ingest.errors import BrokerError
 from ingest.heartbeat import HEARTBEAT_S, Heartbeat, health_of, interval_s
-from ingest.limits import DeviceRate, device_of, stored_payload
+from ingest.limits import DeviceRate, device_of
 from ingest.metrics import IngestMetrics
 from ingest.registry import RegistryCache
 from ingest.source import BrokerStats, Received, TelemetrySource
@@ -259,6 +259,10 @@ class IngestService:
             batch.opened = time.monotonic()
         batch.messages.append(message)
         batch.bytes += len(message.payload)
+        self._take(batch, message)
+
+    def _take(self, batch: Batch, message: Received) -> None:
+        """Read one message into the batch as it arrives (the LoRaWAN integration reads its own kind)."""
         if message.is_telemetry:
             incoming = Incoming(message.topic, message.payload, datetime.now(UTC))
             if self._rate.allow(device_of(message.topic), time.monotonic()):
@@ -366,9 +370,9 @@ class IngestService:
                     raise
                 incoming = decoded.incoming
                 device_id = decoded.batch.device_id if decoded.batch else None
-                kept, why = stored_payload(incoming.payload, f"database refused: {exc}")
-                await insert_dead_letters(self.db, [DeadLetter(incoming.topic, kept, why, device_id,
-                                                               incoming.received_at)])
+                await insert_dead_letters(self.db, [dead_letter(incoming.topic, incoming.payload,
+                                                                f"database refused: {exc}", device_id,
+                                                                incoming.received_at)])
                 self.metrics.dead_letters.inc()
                 if device_id is not None:
                     receipts.refuse(device_id, decoded.receipt_seq, f"database refused: {exc}")

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,6 +31,7 @@ from devices.health_query import device_health
 from devices.registry import insert_devices
 from devices.spec import DeviceSpec
 from ingest.lorawan.cli import device_status
+from ingest.lorawan.process import start_integration
 from ingest.lorawan.service import LorawanService
 from ingest.lorawan.store import set_mapping
 from ingest.metrics import IngestMetrics
@@ -307,13 +306,7 @@ async def _acknowledged(db: Database, reference: str) -> bool:
 # --- a crash mid-stream --------------------------------------------------------------------
 
 def _integration(database_url: str, ns: NetworkServer, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": database_url, "CITYOPS_LOG_LEVEL": "WARNING",
-           "CITYOPS_LORAWAN__SERVERS": json.dumps([ns.model_dump(mode="json")]),
-           "CITYOPS_LORAWAN__METRICS_PORT": "0", "CITYOPS_INGEST__FLUSH_INTERVAL_S": "0.05",
-           "CITYOPS_INGEST__DEVICE_MESSAGES_PER_S": "0"}
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "cityops_cli", "lorawan", "run"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+    return start_integration(database_url, [ns], log_path=log, flush_interval_s="0.05", device_messages_per_s="0")
 
 
 async def test_the_integration_killed_mid_stream_loses_nothing_the_broker_took(

@@ -14,7 +14,8 @@ from cityops.errors import ConfigError
 from cityops.periodic import stop_event_on_signals
 from cityops.services import database_for
 from cityops.settings import Settings, redact_url
-from cityops.storage import Database, status
+from cityops.storage import Database
+from ingest.cli import require_migrated
 from ingest.lorawan import store
 from ingest.lorawan.replay import replay
 from ingest.lorawan.service import LorawanService, run_servers
@@ -81,10 +82,7 @@ async def run_integration(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_event_on_signals()
     metrics = [IngestMetrics() for _ in servers]
     async with database_for(settings) as db:
-        state = await status(db)
-        if state.pending:
-            raise ConfigError(f"the database is missing {len(state.pending)} migrations",
-                              hint="run `cityops db migrate` first")
+        await require_migrated(db)
         endpoints = []
         port = settings.lorawan.metrics_port
         for index, (server, m) in enumerate(zip(servers, metrics, strict=True)):

@@ -27,9 +27,9 @@ from cityops.settings import IngestSettings, LorawanSettings, NetworkServer
 from cityops.storage import Database
 from cityops.storage.database import DB_ERRORS, Connection, translate_query_error
 from cityops.storage.devices import lock_devices
-from cityops.storage.readings import DeadLetter, insert_dead_letters
-from ingest.accept import Receipts
-from ingest.limits import device_of, stored_payload
+from cityops.storage.readings import insert_dead_letters
+from ingest.accept import Receipts, dead_letter
+from ingest.limits import device_of
 from ingest.lorawan import store
 from ingest.lorawan.accept import LorawanDevice, Message, Plan, judge, read
 from ingest.lorawan.downlinks import send_interval_changes
@@ -79,12 +79,8 @@ class LorawanService(IngestService):
     def _new_batch(self) -> Batch:
         return LorawanBatch()
 
-    def _add(self, batch: Batch, message: Received) -> None:
+    def _take(self, batch: Batch, message: Received) -> None:
         assert isinstance(batch, LorawanBatch)
-        if not batch.messages:
-            batch.opened = time.monotonic()
-        batch.messages.append(message)
-        batch.bytes += len(message.payload)
         arrived = datetime.now(UTC)
         if self._rate.allow(device_of(message.topic), time.monotonic()):
             event = read(self.server.kind, message.topic, message.payload, arrived)
@@ -126,7 +122,7 @@ class LorawanService(IngestService):
         mappings = await self._current_mappings()
         window = self.lorawan.duplicate_window
         registry = await self.lorawan_registry.lookup(m.dev_eui for m in batch.events if m.dev_eui)
-        devices = {m.dev_eui: registry[m.dev_eui] for m in batch.events if m.dev_eui in registry}
+        devices = {eui: registry[eui] for m in batch.events if (eui := m.dev_eui) is not None and eui in registry}
         ids = sorted({d.device_id for d in devices.values()})
         uplinks = [m.event for m in batch.events if isinstance(m.event, Uplink) and m.event.dev_eui in devices]
         try:
@@ -190,8 +186,8 @@ class LorawanService(IngestService):
             except StorageError as exc:
                 if exc.transient:
                     raise
-                kept, why = stored_payload(message.payload, f"database refused: {exc}")
-                await insert_dead_letters(self.db, [DeadLetter(message.topic, kept, why, None, message.arrived)])
+                await insert_dead_letters(self.db, [dead_letter(message.topic, message.payload,
+                                                                f"database refused: {exc}", None, message.arrived)])
                 self.metrics.dead_letters.inc()
         return Receipts()  # a network server's devices get no receipts
 

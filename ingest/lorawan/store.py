@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -25,9 +24,10 @@ import asyncpg
 from cityops.storage import Database, insert_readings
 from cityops.storage.database import DB_ERRORS, Connection, translate_query_error
 from cityops.storage.devices import DeviceState, update_device_states
-from cityops.storage.readings import DeadLetter, insert_dead_letters
-from ingest.limits import stored_payload
+from cityops.storage.readings import insert_dead_letters
+from ingest.accept import dead_letter
 from ingest.lorawan.accept import LorawanDevice, Plan
+from ingest.registry import CachedRegistry
 from lorawan.codecs import FieldMapping, parse_mapping
 from lorawan.errors import MappingError
 from lorawan.frames import SeenUplink, Session
@@ -36,7 +36,6 @@ log = logging.getLogger("ingest.lorawan.store")
 
 # our downlinks' ids: ChirpStack's queue item id is one; The Things Stack's correlation id "cityops:<id>" holds one
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-UNKNOWN_RETRY_S = 5.0  # a DevEUI the registry did not know is asked for again after this long
 
 _REGISTRY = (
     "SELECT l.device_id, d.kind, d.registered_at, d.status = 'retired' AS retired, l.dev_eui, l.network_server, "
@@ -46,36 +45,22 @@ _REGISTRY = (
 _LEARNT = ("rejoined_at", "battery_pct", "external_power", "status_at", "application_id", "ns_device_id", "heard_via")
 
 
-class LorawanRegistry:
-    """LoRaWAN devices by DevEUI, reloaded every `refresh_s`; unknown DevEUIs looked up once per
-    UNKNOWN_RETRY_S (a stream from an unregistered sensor costs one query, not one each)."""
+class LorawanRegistry(CachedRegistry[LorawanDevice]):
+    """LoRaWAN devices by DevEUI, cached as native ingest's registry is (ingest/registry.py)."""
 
     def __init__(self, db: Database, refresh_s: float):
-        self._db = db
-        self._refresh_s = refresh_s
-        self._devices: dict[str, LorawanDevice] = {}
-        self._loaded_at = float("-inf")
-        self._unknown_until: dict[str, float] = {}
+        async def load_all() -> dict[str, LorawanDevice]:
+            return {row["dev_eui"]: _device(row) for row in await db.fetch(_REGISTRY)}
 
-    async def lookup(self, dev_euis: Iterable[str]) -> dict[str, LorawanDevice]:
-        now = time.monotonic()
-        if now - self._loaded_at > self._refresh_s:
-            self._devices = {row["dev_eui"]: _device(row) for row in await self._db.fetch(_REGISTRY)}
-            self._loaded_at = now
-            self._unknown_until.clear()
-        missing = [e for e in set(dev_euis) if e not in self._devices and self._unknown_until.get(e, 0.0) <= now]
-        if missing:
-            for row in await self._db.fetch(_REGISTRY + " WHERE l.dev_eui = ANY($1::text[])", missing):
-                self._devices[row["dev_eui"]] = _device(row)
-            for dev_eui in missing:
-                if dev_eui not in self._devices:
-                    self._unknown_until[dev_eui] = now + UNKNOWN_RETRY_S
-        return self._devices
+        async def load_some(dev_euis: Sequence[str]) -> dict[str, LorawanDevice]:
+            rows = await db.fetch(_REGISTRY + " WHERE l.dev_eui = ANY($1::text[])", list(dev_euis))
+            return {row["dev_eui"]: _device(row) for row in rows}
+        super().__init__(refresh_s, load_all, load_some)
 
     def learnt(self, devices: Iterable[LorawanDevice]) -> None:
         """What a commit wrote: the cache holds it too."""
         for device in devices:
-            self._devices[device.dev_eui] = device
+            self.remember(device.dev_eui, device)
 
 
 def _device(row: asyncpg.Record) -> LorawanDevice:
@@ -120,7 +105,7 @@ async def write(conn: Connection, plan: Plan, server: str, before: Mapping[str, 
             if rows:
                 counts[kind] = (await insert_readings(conn, kind, rows), len(rows))
         await _log_uplinks(conn, plan, server)
-        await insert_dead_letters(conn, [_dead_letter(r.topic, r.payload, r.reason, r.device_id, r.arrived)
+        await insert_dead_letters(conn, [dead_letter(r.topic, r.payload, r.reason, r.device_id, r.arrived)
                                          for r in plan.refused])
         await _write_learnt(conn, [d for eui, d in plan.devices.items() if _changed(before.get(eui), d)])
         await update_device_states(conn, [
@@ -136,11 +121,6 @@ def _changed(before: LorawanDevice | None, after: LorawanDevice) -> bool:
     if after is before:  # judge hands back the same object when nothing changed: the usual uplink
         return False
     return before is None or any(getattr(before, name) != getattr(after, name) for name in _LEARNT)
-
-
-def _dead_letter(topic: str, payload: bytes, reason: str, device_id: str | None, arrived: datetime) -> DeadLetter:
-    kept, why = stored_payload(payload, reason)
-    return DeadLetter(topic, kept, why, device_id, arrived)
 
 
 _LOG_COLUMNS = ["device_id", "received_at", "f_cnt", "dedup_id", "network_server", "dev_addr", "f_port", "gateways",
